@@ -1,0 +1,78 @@
+"""A data directory in the canonical schema: reading, writing, readable errors."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import polars as pl
+
+from vidrec.data.schema import TABLES
+from vidrec.errors import DataError
+
+TABLE_NAMES: tuple[str, ...] = ("events", "videos", "users")
+
+
+@dataclass
+class Dataset:
+    """The three canonical tables held in memory as Polars frames."""
+
+    events: pl.DataFrame
+    videos: pl.DataFrame
+    users: pl.DataFrame
+
+    def table(self, name: str) -> pl.DataFrame:
+        """Return a table by its canonical name (``events``, ``videos`` or ``users``)."""
+        if name not in TABLE_NAMES:
+            raise KeyError(f"unknown table {name!r}; expected one of {TABLE_NAMES}")
+        return getattr(self, name)
+
+    def conform(self) -> "Dataset":
+        """Cast the documented columns to their canonical types (extra columns kept)."""
+        return Dataset(*(conform_table(self.table(n), n) for n in TABLE_NAMES))
+
+
+def conform_table(df: pl.DataFrame, name: str) -> pl.DataFrame:
+    """Cast present documented columns of ``df`` to the types in :mod:`vidrec.data.schema`."""
+    required, optional = TABLES[name]
+    spec = {**required, **optional}
+    casts = [pl.col(c).cast(t) for c, t in spec.items() if c in df.columns and df.schema[c] != t]
+    return df.with_columns(casts) if casts else df
+
+
+def read_table(path: Path, table: str) -> pl.DataFrame:
+    """Read one Parquet table, turning a missing or unreadable file into a clear error."""
+    if not path.exists():
+        raise DataError(
+            f"{path}: file not found (the {table} table)",
+            f"a data directory needs {', '.join(n + '.parquet' for n in TABLE_NAMES)}; "
+            "create one with `vidrec ingest` or `vidrec simulate`",
+        )
+    try:
+        return pl.read_parquet(path)
+    except Exception as exc:  # polars raises several types for a corrupt file
+        raise DataError(
+            f"{path}: cannot be read as Parquet ({type(exc).__name__}: {exc})",
+            "write the table as Parquet, or ingest CSV files with `vidrec ingest table`",
+        ) from None
+
+
+def read_dataset(directory: str | Path) -> Dataset:
+    """Read ``events``, ``videos`` and ``users`` Parquet tables from ``directory``."""
+    root = Path(directory)
+    if not root.is_dir():
+        raise DataError(
+            f"{root}: not a directory",
+            "pass a folder holding events.parquet, videos.parquet and users.parquet",
+        )
+    tables = {name: read_table(root / f"{name}.parquet", name) for name in TABLE_NAMES}
+    return Dataset(**tables)
+
+
+def write_dataset(ds: Dataset, directory: str | Path) -> Path:
+    """Write the three tables as Parquet into ``directory`` (created if needed)."""
+    root = Path(directory)
+    root.mkdir(parents=True, exist_ok=True)
+    for name in TABLE_NAMES:
+        ds.table(name).write_parquet(root / f"{name}.parquet")
+    return root

@@ -1,0 +1,111 @@
+"""The canonical data model: three tables and the derived signals, defined once.
+
+A data directory holds ``events.parquet``, ``videos.parquet`` and ``users.parquet``.
+Every other part of vidrec reads these tables through this module's constants, so a
+column name or type is spelled in exactly one place.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+
+import polars as pl
+
+TIMESTAMP = pl.Datetime("us", "UTC")
+
+EVENT_KINDS: tuple[str, ...] = ("impression", "watch", "like", "dislike")
+"""What a user can do to a video. ``watch`` carries ``watch_seconds``."""
+
+EVENTS_REQUIRED: dict[str, pl.DataType] = {
+    "user_id": pl.String(),
+    "video_id": pl.String(),
+    "ts": TIMESTAMP,
+    "event": pl.String(),
+    "watch_seconds": pl.Float64(),
+}
+EVENTS_OPTIONAL: dict[str, pl.DataType] = {}
+
+VIDEOS_REQUIRED: dict[str, pl.DataType] = {
+    "video_id": pl.String(),
+    "creator_id": pl.String(),
+    "category": pl.String(),
+    "tags": pl.List(pl.String()),
+    "duration_seconds": pl.Float64(),
+    "uploaded_at": TIMESTAMP,
+    "available": pl.Boolean(),
+}
+VIDEOS_OPTIONAL: dict[str, pl.DataType] = {
+    "title": pl.String(),
+    "language": pl.String(),
+}
+
+USERS_REQUIRED: dict[str, pl.DataType] = {"user_id": pl.String()}
+USERS_OPTIONAL: dict[str, pl.DataType] = {
+    "country": pl.String(),
+    "age_bucket": pl.String(),
+    "signed_up_at": TIMESTAMP,
+}
+
+TABLES: dict[str, tuple[dict[str, pl.DataType], dict[str, pl.DataType]]] = {
+    "events": (EVENTS_REQUIRED, EVENTS_OPTIONAL),
+    "videos": (VIDEOS_REQUIRED, VIDEOS_OPTIONAL),
+    "users": (USERS_REQUIRED, USERS_OPTIONAL),
+}
+"""Table name -> (required columns, optional columns). Extra columns are kept."""
+
+KEYS: dict[str, str] = {"videos": "video_id", "users": "user_id"}
+
+COMPLETION_THRESHOLD = 0.8
+"""Default share of a video that counts as 'completed' (the scoring objective)."""
+
+EARLIEST_TS = datetime(1970, 1, 1, tzinfo=timezone.utc)
+"""Timestamps before this are rejected as out of range (0 or negative epochs)."""
+
+
+def completion(watch_seconds: pl.Expr, duration_seconds: pl.Expr) -> pl.Expr:
+    """Raw completion, ``watch_seconds / duration_seconds``; above 1 means a rewatch or loop."""
+    return (watch_seconds / duration_seconds).alias("completion")
+
+
+def with_derived(
+    events: pl.DataFrame, videos: pl.DataFrame, threshold: float = COMPLETION_THRESHOLD
+) -> pl.DataFrame:
+    """Add ``completion``, ``interacted``, ``completed`` and ``disliked`` to each event.
+
+    ``interacted`` is any watch or like; ``completed`` is a watch with completion at or
+    above ``threshold``; ``disliked`` is a dislike event. Non-watch events have a null
+    completion and ``completed`` false.
+    """
+    if not 0.0 < threshold:
+        raise ValueError(f"completion threshold must be positive, got {threshold}")
+    durations = videos.select("video_id", "duration_seconds")
+    out = events.join(durations, on="video_id", how="left")
+    ev = pl.col("event")
+    return out.with_columns(
+        completion(pl.col("watch_seconds"), pl.col("duration_seconds")),
+    ).with_columns(
+        interacted=ev.is_in(["watch", "like"]),
+        completed=(ev == "watch") & (pl.col("completion") >= threshold).fill_null(False),
+        disliked=ev == "dislike",
+    ).drop("duration_seconds")
+
+
+def interactions(
+    events: pl.DataFrame, videos: pl.DataFrame, threshold: float = COMPLETION_THRESHOLD
+) -> pl.DataFrame:
+    """One row per (user, video) the user acted on, with what happened.
+
+    Columns: ``user_id, video_id, first_ts, last_ts, watches, max_completion,
+    interacted, completed, liked, disliked``. Impressions alone do not make a row.
+    """
+    ev = with_derived(events.filter(pl.col("event") != "impression"), videos, threshold)
+    return ev.group_by("user_id", "video_id").agg(
+        first_ts=pl.col("ts").min(),
+        last_ts=pl.col("ts").max(),
+        watches=(pl.col("event") == "watch").sum().cast(pl.Int32),
+        max_completion=pl.col("completion").max(),
+        interacted=pl.col("interacted").any(),
+        completed=pl.col("completed").any(),
+        liked=(pl.col("event") == "like").any(),
+        disliked=pl.col("disliked").any(),
+    )
