@@ -59,7 +59,10 @@ COMPLETION_THRESHOLD = 0.8
 """Default share of a video that counts as 'completed' (the scoring objective)."""
 
 EARLIEST_TS = datetime(1970, 1, 1, tzinfo=timezone.utc)
-"""Timestamps before this are rejected as out of range (0 or negative epochs)."""
+"""Event times at or before this are rejected: a zero or negative epoch is a logging bug."""
+
+EARLIEST_UPLOAD = datetime(1900, 1, 1, tzinfo=timezone.utc)
+"""Upload and sign-up times before this are rejected (films from the 1930s are fine)."""
 
 
 def completion(watch_seconds: pl.Expr, duration_seconds: pl.Expr) -> pl.Expr:

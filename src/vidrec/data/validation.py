@@ -15,15 +15,18 @@ import polars as pl
 
 from vidrec.data import coerce
 from vidrec.data.dataset import TABLE_NAMES, Dataset
-from vidrec.data.schema import EARLIEST_TS, EVENT_KINDS, TABLES
+from vidrec.data.schema import EARLIEST_TS, EARLIEST_UPLOAD, EVENT_KINDS, TABLES
 from vidrec.errors import DataError
 
 ROW = "__source_row__"
 """Optional column an adapter sets to the 1-based row number in its source file."""
+PARSE_ERROR = "__parse_error__"
+"""Optional column an adapter sets to why a source line could not be parsed."""
 _RAW = "__raw__"
 _CHECK = "__check__"
 
 REASONS: dict[str, str] = {
+    "unparseable": "the source line could not be parsed; fix the line at the source",
     "wrong_type": "the value cannot be read as the documented type; fix it or the column mapping",
     "missing_field": "a required field is empty; fill it in",
     "unknown_event": f"event must be one of {', '.join(EVENT_KINDS)}; map other kinds when ingesting",
@@ -31,8 +34,8 @@ REASONS: dict[str, str] = {
     "missing_watch_seconds": "a watch event needs watch_seconds (seconds watched)",
     "unexpected_watch_seconds": "only watch events carry watch_seconds; leave it empty for other kinds",
     "invalid_watch_seconds": "watch_seconds must be a finite number of seconds, 0 or more",
-    "timestamp_out_of_range": "timestamps must lie between 1970-01-01 and now; check the unit "
-    "(seconds vs milliseconds) and the year",
+    "timestamp_out_of_range": "event times must lie after 1970-01-01 and upload or sign-up times "
+    "after 1900-01-01, and none in the future; check the unit (seconds vs milliseconds) and the year",
     "unknown_video": "the event's video is not in the videos table (or its row was quarantined); "
     "add the video",
     "unknown_user": "the event's user is not in the users table (or its row was quarantined); "
@@ -62,6 +65,7 @@ class ValidationConfig:
     now: datetime | None = None
     max_future: timedelta = timedelta(days=1)
     earliest: datetime = EARLIEST_TS
+    earliest_upload: datetime = EARLIEST_UPLOAD
 
     def __post_init__(self) -> None:
         if self.now is not None and self.now.tzinfo is None:
@@ -150,6 +154,8 @@ def _type_checks(df: pl.DataFrame, table: str) -> list[_Check]:
     """wrong_type and missing_field checks for the documented columns present."""
     required, optional = TABLES[table]
     checks = []
+    if PARSE_ERROR in df.columns:
+        checks.append(_Check("unparseable", PARSE_ERROR, pl.col(PARSE_ERROR).is_not_null()))
     for c in [c for c in {**required, **optional} if c in df.columns]:
         raw = pl.col(_RAW + c)
         checks.append(_Check("wrong_type", c, raw.is_not_null() & pl.col(c).is_null()))
@@ -164,7 +170,8 @@ def _type_checks(df: pl.DataFrame, table: str) -> list[_Check]:
 
 def _ts_range(c: str, cfg: ValidationConfig) -> _Check:
     col = pl.col(c)
-    bad = (col < pl.lit(cfg.earliest)) | (col > pl.lit(cfg.latest()))
+    too_early = (col < pl.lit(cfg.earliest_upload)) if c != "ts" else (col <= pl.lit(cfg.earliest))
+    bad = too_early | (col > pl.lit(cfg.latest()))
     return _Check("timestamp_out_of_range", c, bad.fill_null(False))
 
 
@@ -180,7 +187,8 @@ def _split(
     df: pl.DataFrame, checks: list[_Check], table: str, source: str
 ) -> tuple[pl.DataFrame, pl.DataFrame]:
     """Separate tagged rows into (clean canonical rows, quarantine rows)."""
-    raw_cols = [c for c in df.columns if not c.startswith(_RAW) and c not in (ROW, _CHECK)]
+    internal = lambda c: c.startswith(_RAW) or (c.startswith("__") and c.endswith("__"))  # noqa: E731
+    raw_cols = [c for c in df.columns if not internal(c)]
     bad = df.filter(pl.col(_CHECK).is_not_null())
     clean = df.filter(pl.col(_CHECK).is_null()).select(raw_cols)
     if bad.height == 0:

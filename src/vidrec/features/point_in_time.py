@@ -1,0 +1,282 @@
+"""Point-in-time features of (user, video, ts) rows: only events strictly before ts count.
+
+One code path serves training and request time. :class:`EventTables` turns an event
+log into cumulative counts per key (global, video, user, user x category, category,
+user x creator, user completions), each with one row per (key, ts). A query row then
+reads every table with ``join_asof(strategy="backward", allow_exact_matches=False)``:
+the counts of the last timestamp strictly before its own ts. Training examples use
+their event time; serving uses ``ts = now`` for every candidate.
+
+For serving, :meth:`EventTables.compact` keeps only the last row per key (what any
+``ts`` after the last event would read) so the tables stored with a model stay small.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+
+from vidrec.data.schema import COMPLETION_THRESHOLD, TIMESTAMP, with_derived
+from vidrec.features.user_state import completed_pairs
+
+COUNTS = ("impressions", "views", "completions", "likes", "dislikes")
+"""Event counts kept per video, per user and globally."""
+
+_TABLES = ("glob", "video", "user", "user_cat", "cat", "user_creator", "history", "completions")
+_KEYS: dict[str, list[str]] = {
+    "glob": [],
+    "video": ["video_id"],
+    "user": ["user_id"],
+    "user_cat": ["user_id", "category"],
+    "cat": ["category"],
+    "user_creator": ["user_id", "creator_id"],
+    "history": ["user_id"],
+    "completions": ["user_id", "rank"],
+}
+
+FEATURE_COLUMNS: tuple[str, ...] = (
+    "v_impressions", "v_views", "v_completions", "v_likes", "v_dislikes",
+    "v_completion_rate", "v_like_rate", "v_dislike_rate",
+    "video_age_days", "duration_seconds",
+    "u_impressions", "u_views", "u_completions", "u_likes", "u_dislikes",
+    "u_completion_rate", "u_mean_completion",
+    "uc_views", "uc_affinity", "uc_completion_rate",
+    "creator_views", "creator_disliked",
+)  # fmt: skip
+"""Numeric columns :func:`point_in_time_features` adds (raw, before any transform)."""
+
+
+@dataclass(frozen=True)
+class PointInTimeConfig:
+    """Smoothing priors and the history length of the point-in-time features."""
+
+    prior_weight: float = 20.0  # pseudo-views of the global rate in every video rate
+    user_prior_weight: float = 5.0  # pseudo-watches of the global rate in user / affinity rates
+    history_len: int = 50  # completed videos kept per example for the user tower
+    threshold: float = COMPLETION_THRESHOLD  # completion that counts as completed
+    completion_cap: float = 1.0  # completion is capped here in a user's mean completion
+
+    def __post_init__(self) -> None:
+        for name in ("prior_weight", "user_prior_weight"):
+            if not getattr(self, name) >= 0:
+                raise ValueError(f"PointInTimeConfig.{name} must be >= 0, got {getattr(self, name)}")
+        if not isinstance(self.history_len, int) or self.history_len < 1:
+            raise ValueError(f"PointInTimeConfig.history_len must be an integer >= 1, got {self.history_len!r}")
+        if not self.threshold > 0:
+            raise ValueError(f"PointInTimeConfig.threshold must be positive, got {self.threshold}")
+        if not self.completion_cap > 0:
+            raise ValueError(f"PointInTimeConfig.completion_cap must be positive, got {self.completion_cap}")
+
+
+def _cumulate(ev: pl.DataFrame, keys: list[str], aggs: dict[str, pl.Expr]) -> pl.DataFrame:
+    """Per (keys, ts): running totals of ``aggs`` up to and including ts, sorted by ts."""
+    per_ts = ev.group_by(*keys, "ts").agg(**aggs).sort(*keys, "ts")
+    cols = list(aggs)
+    running = [pl.col(c).cum_sum().over(keys) if keys else pl.col(c).cum_sum() for c in cols]
+    return per_ts.with_columns(running).sort("ts")
+
+
+@dataclass
+class EventTables:
+    """Cumulative event counts per key and time, read as of any ts by :func:`point_in_time_features`."""
+
+    config: PointInTimeConfig
+    tables: dict[str, pl.DataFrame]
+    n_categories: int
+    compacted_at: datetime | None = None  # set by compact(): valid only for ts after this
+
+    @classmethod
+    def build(cls, events: pl.DataFrame, videos: pl.DataFrame, config: PointInTimeConfig | None = None) -> "EventTables":
+        """Index ``events`` (canonical schema) using ``videos`` for durations, categories, creators."""
+        cfg = config or PointInTimeConfig()
+        ev = with_derived(events, videos, cfg.threshold).with_columns(pl.col("ts").cast(TIMESTAMP))
+        meta = videos.select("video_id", "category", "creator_id")
+        ev = ev.join(meta, on="video_id", how="left")
+        e = pl.col("event")
+        counts = {
+            "impressions": (e == "impression").sum(),
+            "views": (e == "watch").sum(),
+            "completions": pl.col("completed").sum(),
+            "likes": (e == "like").sum(),
+            "dislikes": (e == "dislike").sum(),
+        }
+        capped = pl.col("completion").clip(0.0, cfg.completion_cap).fill_null(0.0)
+        watch = ev.filter(e == "watch")
+        pairs = completed_pairs(events, videos, None, cfg.threshold).with_columns(pl.col("ts").cast(TIMESTAMP))
+        tables = {
+            "glob": _cumulate(ev, [], {**counts, "completion_sum": capped.sum()}),
+            "video": _cumulate(ev, ["video_id"], counts),
+            "user": _cumulate(ev, ["user_id"], {**counts, "completion_sum": capped.sum()}),
+            "user_cat": _cumulate(watch, ["user_id", "category"], {k: counts[k] for k in ("views", "completions")}),
+            "cat": _cumulate(watch, ["category"], {"views": counts["views"]}),
+            "user_creator": _cumulate(
+                ev.filter(e.is_in(["watch", "dislike"])), ["user_id", "creator_id"],
+                {k: counts[k] for k in ("views", "dislikes")},
+            ),
+        }
+        tables["history"], tables["completions"] = _history_tables(pairs)
+        n_cat = max(int(videos["category"].n_unique()), 1)
+        return cls(cfg, tables, n_cat)
+
+    def compact(self) -> "EventTables":
+        """Keep the last row per key: the same answers for every ts after the last event."""
+        if self.compacted_at is not None:
+            return self
+        last = self.tables["glob"]["ts"].max()
+        out = {}
+        for name, df in self.tables.items():
+            keys = _KEYS[name]
+            out[name] = df.tail(1) if not keys else df.unique(subset=keys, keep="last", maintain_order=True)
+        comp = self.tables["completions"]
+        top = pl.col("rank").max().over("user_id")
+        out["completions"] = comp.filter(pl.col("rank") > top - self.config.history_len)
+        return EventTables(self.config, out, self.n_categories, last)
+
+    def save(self, directory: str | Path) -> Path:
+        """Write every table as Parquet plus ``tables.json`` (config, categories, compaction time)."""
+        root = Path(directory)
+        root.mkdir(parents=True, exist_ok=True)
+        for name, df in self.tables.items():
+            df.write_parquet(root / f"{name}.parquet")
+        meta: dict[str, Any] = {
+            "config": asdict(self.config),
+            "n_categories": self.n_categories,
+            "compacted_at": None if self.compacted_at is None else self.compacted_at.isoformat(),
+        }
+        (root / "tables.json").write_text(json.dumps(meta, indent=2))
+        return root
+
+    @classmethod
+    def load(cls, directory: str | Path) -> "EventTables":
+        """Read tables written by :meth:`save`."""
+        root = Path(directory)
+        meta = json.loads((root / "tables.json").read_text())
+        tables = {name: pl.read_parquet(root / f"{name}.parquet") for name in _TABLES}
+        at = meta["compacted_at"]
+        return cls(PointInTimeConfig(**meta["config"]), tables, meta["n_categories"],
+                   None if at is None else datetime.fromisoformat(at))  # fmt: skip
+
+
+def _history_tables(pairs: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """Completions so far per (user, ts) (``rank``), and each completion's rank per user.
+
+    Completions are ranked in the order of :func:`completed_pairs` (first completion
+    time, then video id), the order of ``recent_completed`` in the serving user state.
+    """
+    ordered = pairs.sort("user_id", "ts", "video_id").with_columns(
+        rank=pl.int_range(1, pl.len() + 1, dtype=pl.Int64).over("user_id")
+    )
+    ranks = ordered.group_by("user_id", "ts").agg(rank=pl.col("rank").max()).sort("ts")
+    return ranks, ordered.select("user_id", "rank", "video_id")
+
+
+def _histories(df: pl.DataFrame, completions: pl.DataFrame, n: int) -> pl.DataFrame:
+    """Add ``history``: the completions ranked (k - n, k] of the row's user, oldest first.
+
+    Deduplicated by (user, k) and exploded to at most ``n`` slots per state, so the
+    cost is linear in the number of distinct states, never in a user's full history.
+    """
+    k = pl.col("h_rank").cast(pl.Int64)
+    states = df.select("user_id", k.alias("h_rank")).unique().filter(pl.col("h_rank") > 0)
+    slots = states.with_columns(
+        rank=pl.int_ranges((k - n + 1).clip(lower_bound=1), k + 1, dtype=pl.Int64)
+    ).explode("rank")
+    lists = (
+        slots.join(completions, on=["user_id", "rank"], how="inner")
+        .sort("user_id", "h_rank", "rank")
+        .group_by("user_id", "h_rank", maintain_order=True)
+        .agg(history=pl.col("video_id"))
+    )
+    empty = pl.lit([], dtype=pl.List(pl.String()))
+    out = df.with_columns(k.alias("h_rank")).join(lists, on=["user_id", "h_rank"], how="left", maintain_order="left")
+    return out.with_columns(pl.col("history").fill_null(empty))
+
+
+def _asof(left: pl.DataFrame, right: pl.DataFrame, keys: list[str], prefix: str, cols: list[str]) -> pl.DataFrame:
+    """Attach ``cols`` of the last ``right`` row with ts strictly before each left row's ts."""
+    r = right.select(*keys, pl.col("ts").alias("_ts"), *[pl.col(c).alias(prefix + c) for c in cols])
+    return left.join_asof(
+        r, left_on="ts", right_on="_ts", by=keys or None, strategy="backward",
+        allow_exact_matches=False, check_sortedness=False,
+    ).drop("_ts")  # fmt: skip
+
+
+def _rate(count: str, total: str, prior: pl.Expr, weight: float) -> pl.Expr:
+    """Beta-binomial smoothing: ``(count + weight * prior) / (total + weight)``."""
+    return (pl.col(count) + weight * prior) / (pl.col(total) + weight).clip(lower_bound=1e-9)
+
+
+def point_in_time_features(
+    rows: pl.DataFrame, tables: EventTables, videos: pl.DataFrame, with_history: bool = False
+) -> pl.DataFrame:
+    """``rows`` (user_id, video_id, ts, any extra columns) with :data:`FEATURE_COLUMNS` added.
+
+    Each feature uses only events strictly before the row's ``ts``. Video metadata
+    (category, creator, duration, upload time) comes from ``videos``, so new uploads
+    unknown to ``tables`` get zero counts and prior rates. With ``with_history`` a
+    ``history`` column (the user's last ``history_len`` completed videos before ts,
+    most recent last) is added too. The row order of ``rows`` is kept.
+    """
+    cfg = tables.config
+    if tables.compacted_at is not None and rows.height:
+        earliest = rows["ts"].min()
+        if earliest <= tables.compacted_at:  # type: ignore[operator]
+            raise ValueError(
+                f"compacted feature tables answer only for ts after {tables.compacted_at}; "
+                f"got a row at {earliest}: build EventTables from the event log for past timestamps"
+            )
+    t = tables.tables
+    meta = videos.select("video_id", "category", "creator_id", "duration_seconds", "uploaded_at")
+    df = (
+        rows.with_row_index("_row")
+        .with_columns(pl.col("ts").cast(TIMESTAMP))
+        .join(meta, on="video_id", how="left", maintain_order="left")
+        .sort("ts")
+    )
+    reads = [  # (table, keys, prefix, columns)
+        ("glob", [], "g_", [*COUNTS, "completion_sum"]),
+        ("video", ["video_id"], "v_", list(COUNTS)),
+        ("user", ["user_id"], "u_", [*COUNTS, "completion_sum"]),
+        ("user_cat", ["user_id", "category"], "uc_", ["views", "completions"]),
+        ("cat", ["category"], "cat_", ["views"]),
+        ("user_creator", ["user_id", "creator_id"], "creator_", ["views", "dislikes"]),
+        ("history", ["user_id"], "h_", ["rank"]),
+    ]
+    for name, keys, prefix, cols in reads:
+        df = _asof(df, t[name], keys, prefix, cols)
+    counts = [prefix + c for _, _, prefix, cols in reads for c in cols]
+    df = _derive(df.with_columns(pl.col(c).fill_null(0).cast(pl.Float64) for c in counts), cfg, tables.n_categories)
+    if with_history:
+        df = _histories(df, t["completions"], cfg.history_len)
+    keep = [*rows.columns, *(c for c in FEATURE_COLUMNS if c not in rows.columns)]
+    if with_history:
+        keep.append("history")
+    return df.sort("_row").select(keep)
+
+
+def _derive(df: pl.DataFrame, cfg: PointInTimeConfig, n_categories: int) -> pl.DataFrame:
+    """Rates, affinity and age from the raw as-of counts."""
+    w, wu = cfg.prior_weight, cfg.user_prior_weight
+    g_views = pl.col("g_views")
+    g_rate = {c: (pl.col(f"g_{c}") + 1.0) / (g_views + 2.0) for c in ("completions", "likes", "dislikes")}
+    g_mean = (pl.col("g_completion_sum") + 0.5) / (g_views + 1.0)
+    u_rate = _rate("u_completions", "u_views", g_rate["completions"], wu)
+    cat_share = (pl.col("cat_views") + 1.0) / (g_views + n_categories)
+    age = (pl.col("ts") - pl.col("uploaded_at")).dt.total_seconds() / 86_400.0
+    return df.with_columns(
+        v_completion_rate=_rate("v_completions", "v_views", g_rate["completions"], w),
+        v_like_rate=_rate("v_likes", "v_views", g_rate["likes"], w),
+        v_dislike_rate=_rate("v_dislikes", "v_views", g_rate["dislikes"], w),
+        video_age_days=age.cast(pl.Float64).fill_null(0.0),
+        duration_seconds=pl.col("duration_seconds").fill_null(0.0),
+        u_completion_rate=u_rate,
+        u_mean_completion=_rate("u_completion_sum", "u_views", g_mean, wu),
+        uc_affinity=_rate("uc_views", "u_views", cat_share, wu),
+        uc_completion_rate=_rate("uc_completions", "uc_views", u_rate, wu),
+        creator_disliked=(pl.col("creator_dislikes") > 0).cast(pl.Float64),
+    )

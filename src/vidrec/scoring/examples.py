@@ -1,0 +1,146 @@
+"""Training examples for the completion model: (user_id, video_id, ts, label).
+
+The label asks the question scoring answers at request time: "shown this video now,
+will the user watch at least ``threshold`` of it?". Two logs, two constructions:
+
+* **With impressions** (the simulated platform, real feeds): every impression of
+  (user, video) at ``ts`` is an example. Its label is 1 when the user watched that
+  video with completion >= ``threshold`` in ``[ts, ts + session_window)`` and before
+  the next impression of the same pair (a watch answers the latest impression before
+  it, so two impressions never share one watch). Watches never shown (search, links)
+  make no example: they do not answer the question asked of the ranker.
+* **Without impressions** (MovieLens): every watch is an example labelled by its own
+  completion, so low completions are real negatives; on top, ``negatives_per_watch``
+  videos the user never interacted with are drawn per watch at the watch's ``ts``,
+  labelled 0: a share ``popularity_share`` weighted by interaction count ** 0.75,
+  the rest uniform. Only videos uploaded at or before ``ts`` are drawn. Without
+  them a model learns only "given a watch, was it completed", never "is this worth
+  showing", which is what it is asked at serving.
+
+Examples carry no features: :mod:`vidrec.features.point_in_time` adds them from events
+strictly before ``ts``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import timedelta
+
+import numpy as np
+import polars as pl
+
+from vidrec.data.schema import COMPLETION_THRESHOLD, TIMESTAMP, with_derived
+
+MODES = ("auto", "impressions", "watches")
+EXAMPLE_SCHEMA: dict[str, pl.DataType] = {
+    "user_id": pl.String(),
+    "video_id": pl.String(),
+    "ts": TIMESTAMP,
+    "label": pl.Float32(),
+}
+
+
+@dataclass(frozen=True)
+class ExampleConfig:
+    """How examples and labels are made from an event log."""
+
+    threshold: float = COMPLETION_THRESHOLD  # completion that makes a positive
+    session_window: timedelta = timedelta(hours=1)  # a watch this long after an impression still answers it
+    mode: str = "auto"  # "impressions", "watches", or "auto": impressions when the log has any
+    negatives_per_watch: int = 2  # sampled non-watched videos per watch (watch mode only)
+    popularity_share: float = 0.5  # share of sampled negatives drawn by popularity ** 0.75
+    seed: int = 0  # negative sampling seed
+
+    def __post_init__(self) -> None:
+        if not self.threshold > 0:
+            raise ValueError(f"ExampleConfig.threshold must be positive, got {self.threshold}")
+        if self.session_window <= timedelta(0):
+            raise ValueError(f"ExampleConfig.session_window must be positive, got {self.session_window}")
+        if self.mode not in MODES:
+            raise ValueError(f"ExampleConfig.mode must be one of {MODES}, got {self.mode!r}")
+        if not isinstance(self.negatives_per_watch, int) or self.negatives_per_watch < 0:
+            raise ValueError(f"ExampleConfig.negatives_per_watch must be an integer >= 0, got {self.negatives_per_watch!r}")
+        if not 0.0 <= self.popularity_share <= 1.0:
+            raise ValueError(f"ExampleConfig.popularity_share must be in [0, 1], got {self.popularity_share}")
+
+
+def build_examples(events: pl.DataFrame, videos: pl.DataFrame, config: ExampleConfig | None = None) -> pl.DataFrame:
+    """Labelled examples ``user_id, video_id, ts, label`` sorted by ``ts`` (see the module docstring)."""
+    cfg = config or ExampleConfig()
+    has_impressions = bool((events["event"] == "impression").any())
+    mode = cfg.mode if cfg.mode != "auto" else ("impressions" if has_impressions else "watches")
+    out = impression_examples(events, videos, cfg) if mode == "impressions" else watch_examples(events, videos, cfg)
+    return out.sort("ts", "user_id", "video_id")
+
+
+def impression_examples(events: pl.DataFrame, videos: pl.DataFrame, cfg: ExampleConfig) -> pl.DataFrame:
+    """One example per impression, labelled by a completed watch answering it."""
+    imp = (
+        events.filter(pl.col("event") == "impression")
+        .select("user_id", "video_id", pl.col("ts").cast(TIMESTAMP))
+        .sort("user_id", "video_id", "ts")
+        .with_columns(next_ts=pl.col("ts").shift(-1).over("user_id", "video_id"))
+        .with_row_index("_row")
+        .sort("ts")
+    )
+    done = (
+        with_derived(events.filter(pl.col("event") == "watch"), videos, cfg.threshold)
+        .filter(pl.col("completed"))
+        .select("user_id", "video_id", watch_ts=pl.col("ts").cast(TIMESTAMP))
+        .sort("watch_ts")
+    )
+    matched = imp.join_asof(
+        done, left_on="ts", right_on="watch_ts", by=["user_id", "video_id"],
+        strategy="forward", allow_exact_matches=True, check_sortedness=False,
+    )  # fmt: skip
+    end = pl.col("ts") + cfg.session_window
+    answered = pl.col("watch_ts").is_not_null() & (pl.col("watch_ts") < end)
+    answered &= pl.col("next_ts").is_null() | (pl.col("watch_ts") < pl.col("next_ts"))
+    return matched.sort("_row").select(
+        "user_id", "video_id", "ts", label=answered.cast(pl.Float32)
+    )
+
+
+def watch_examples(events: pl.DataFrame, videos: pl.DataFrame, cfg: ExampleConfig) -> pl.DataFrame:
+    """One example per watch labelled by its completion, plus sampled unwatched negatives."""
+    watches = with_derived(events.filter(pl.col("event") == "watch"), videos, cfg.threshold).select(
+        "user_id", "video_id", pl.col("ts").cast(TIMESTAMP), label=pl.col("completed").cast(pl.Float32)
+    )
+    if cfg.negatives_per_watch == 0 or watches.is_empty():
+        return watches
+    return pl.concat([watches, sampled_negatives(events, videos, watches, cfg)])
+
+
+def sampled_negatives(
+    events: pl.DataFrame, videos: pl.DataFrame, watches: pl.DataFrame, cfg: ExampleConfig, rounds: int = 8
+) -> pl.DataFrame:
+    """``negatives_per_watch`` label-0 examples per watch: videos the user never touched, already uploaded.
+
+    Rejected draws (interacted, or uploaded after ``ts``) are redrawn up to ``rounds``
+    times, uniformly after the first two (a heavy user has touched most popular
+    videos); the few still rejected are dropped rather than kept as false negatives.
+    """
+    rng = np.random.default_rng(cfg.seed)
+    vids = videos.select("video_id", uploaded=pl.col("uploaded_at").cast(TIMESTAMP))
+    pop = events.filter(pl.col("event") != "impression").group_by("video_id").len()
+    counts = vids.join(pop, on="video_id", how="left")["len"].fill_null(0).to_numpy().astype(np.float64)
+    weights = counts**0.75 if counts.sum() > 0 else np.ones_like(counts)
+    p_pop = weights / weights.sum()
+    touched = events.filter(pl.col("event") != "impression").select("user_id", "video_id").unique()
+    want = watches.select("user_id", "ts").with_columns(
+        _k=pl.lit(list(range(cfg.negatives_per_watch)), dtype=pl.List(pl.Int32))
+    ).explode("_k").drop("_k").with_row_index("_i")
+    kept: list[pl.DataFrame] = []
+    for r in range(rounds):  # a few vectorised redraw rounds, not a loop over rows
+        if want.is_empty():
+            break
+        n = want.height
+        by_pop = rng.random(n) < (cfg.popularity_share if r < 2 else 0.0)
+        idx = np.where(by_pop, rng.choice(len(p_pop), size=n, p=p_pop), rng.integers(0, len(p_pop), size=n))
+        draw = want.with_columns(video_id=vids["video_id"].gather(idx), _up=vids["uploaded"].gather(idx))
+        draw = draw.join(touched, on=["user_id", "video_id"], how="anti", maintain_order="left")
+        draw = draw.filter(pl.col("_up") <= pl.col("ts"))
+        kept.append(draw.select("user_id", "video_id", "ts"))
+        want = want.filter(~pl.col("_i").is_in(draw["_i"].implode()))
+    neg = pl.concat(kept) if kept else pl.DataFrame(schema={k: EXAMPLE_SCHEMA[k] for k in ("user_id", "video_id", "ts")})
+    return neg.with_columns(label=pl.lit(0.0, pl.Float32))

@@ -1,0 +1,117 @@
+"""Label construction, exact on tiny logs with and without impressions."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+
+import polars as pl
+import pytest
+
+from vidrec.data.schema import TIMESTAMP
+from vidrec.scoring.examples import ExampleConfig, build_examples
+
+T0 = datetime(2025, 1, 1, tzinfo=timezone.utc)
+
+
+def m(minutes: float) -> datetime:
+    return T0 + timedelta(minutes=minutes)
+
+
+def videos(n: int = 4, uploaded: list[datetime] | None = None) -> pl.DataFrame:
+    ids = [chr(ord("a") + i) for i in range(n)]
+    return pl.DataFrame({
+        "video_id": ids, "creator_id": ["x"] * n, "category": ["music"] * n, "tags": [[] for _ in ids],
+        "duration_seconds": [100.0] * n, "uploaded_at": pl.Series(uploaded or [m(-1000)] * n).cast(TIMESTAMP),
+        "available": [True] * n,
+    })  # fmt: skip
+
+
+def log(rows: list[tuple]) -> pl.DataFrame:
+    u, v, ts, e, w = zip(*rows)
+    return pl.DataFrame({"user_id": u, "video_id": v, "ts": pl.Series(ts).cast(TIMESTAMP), "event": e,
+                         "watch_seconds": pl.Series(w, dtype=pl.Float64)})  # fmt: skip
+
+
+def labels(out: pl.DataFrame) -> list[tuple[str, str, datetime, float]]:
+    return sorted((r["user_id"], r["video_id"], r["ts"], r["label"]) for r in out.to_dicts())
+
+
+def test_impression_labels_are_exact() -> None:
+    events = log([
+        ("u1", "a", m(0), "impression", None), ("u1", "a", m(10), "watch", 90.0),    # completed in session: 1
+        ("u1", "b", m(0), "impression", None), ("u1", "b", m(10), "watch", 50.0),    # abandoned: 0
+        ("u1", "c", m(0), "impression", None), ("u1", "c", m(120), "watch", 100.0),  # too late: 0
+        ("u1", "d", m(5), "impression", None), ("u1", "d", m(5), "watch", 80.0),     # same instant, 0.8 exactly: 1
+        ("u2", "a", m(0), "impression", None), ("u2", "a", m(20), "impression", None),
+        ("u2", "a", m(30), "watch", 100.0),                                          # answers the second only
+        ("u2", "b", m(0), "watch", 100.0), ("u2", "b", m(5), "impression", None),    # watched before: 0
+        ("u2", "c", m(50), "impression", None), ("u2", "c", m(55), "watch", 20.0),
+        ("u2", "c", m(58), "watch", 85.0),                                           # a later full watch: 1
+        ("u3", "a", m(0), "watch", 100.0), ("u3", "a", m(1), "like", None),          # never shown: no example
+    ])  # fmt: skip
+    out = build_examples(events, videos())
+    assert out.columns == ["user_id", "video_id", "ts", "label"]
+    assert out["ts"].is_sorted()
+    assert labels(out) == [
+        ("u1", "a", m(0), 1.0), ("u1", "b", m(0), 0.0), ("u1", "c", m(0), 0.0), ("u1", "d", m(5), 1.0),
+        ("u2", "a", m(0), 0.0), ("u2", "a", m(20), 1.0), ("u2", "b", m(5), 0.0), ("u2", "c", m(50), 1.0),
+    ]  # fmt: skip
+    # A longer session and a higher threshold change exactly the affected labels.
+    longer = build_examples(events, videos(), ExampleConfig(session_window=timedelta(hours=3)))
+    assert ("u1", "c", m(0), 1.0) in labels(longer)
+    strict = build_examples(events, videos(), ExampleConfig(threshold=0.9))
+    assert ("u1", "d", m(5), 0.0) in labels(strict) and ("u1", "a", m(0), 1.0) in labels(strict)
+
+
+WATCH_LOG = [
+    ("u1", "a", m(0), "watch", 100.0), ("u1", "a", m(0), "like", None),
+    ("u1", "b", m(10), "watch", 30.0), ("u1", "b", m(10), "dislike", None),
+    ("u2", "a", m(20), "watch", 80.0),
+    ("u2", "c", m(30), "watch", 60.0),
+]  # fmt: skip
+
+
+def test_watch_labels_without_negatives_are_exact() -> None:
+    out = build_examples(log(WATCH_LOG), videos(), ExampleConfig(negatives_per_watch=0))
+    assert labels(out) == [("u1", "a", m(0), 1.0), ("u1", "b", m(10), 0.0), ("u2", "a", m(20), 1.0), ("u2", "c", m(30), 0.0)]
+
+
+def test_watch_mode_samples_unwatched_uploaded_negatives() -> None:
+    n_videos = 30
+    ups = [m(-10)] * (n_videos - 5) + [m(1000)] * 5  # the last five are uploaded after every watch
+    vids = videos(n_videos, ups)
+    cfg = ExampleConfig(negatives_per_watch=3, seed=7)
+    out = build_examples(log(WATCH_LOG), vids, cfg)
+    neg = out.filter(pl.col("label") == 0.0).join(log(WATCH_LOG).select("user_id", "video_id", "ts", "event"),
+                                                 on=["user_id", "video_id", "ts"], how="anti")  # fmt: skip
+    assert neg.height == 3 * 4  # three per watch
+    touched = {("u1", "a"), ("u1", "b"), ("u2", "a"), ("u2", "c")}
+    assert not {(r["user_id"], r["video_id"]) for r in neg.to_dicts()} & touched
+    late = set(vids["video_id"].tail(5))
+    assert not set(neg["video_id"]) & late
+    # each watch's (user, ts) gets its negatives at the same ts
+    assert neg.group_by("user_id", "ts").len().sort("ts")["len"].to_list() == [3, 3, 3, 3]
+    assert build_examples(log(WATCH_LOG), vids, cfg).equals(out)  # seeded
+
+
+def test_popularity_negatives_favour_watched_videos() -> None:
+    crowd = [(f"w{i}", v, m(i), "watch", 90.0) for i in range(8) for v in ("a", "b")]
+    events = log(crowd + [("u1", "c", m(50), "watch", 90.0)])
+    cfg = ExampleConfig(negatives_per_watch=4, popularity_share=1.0, seed=3)
+    neg = build_examples(events, videos(20), cfg).filter((pl.col("user_id") == "u1") & (pl.col("label") == 0.0))
+    assert neg.height == 4 and set(neg["video_id"]) <= {"a", "b"}  # 18 never-watched videos never drawn
+
+
+def test_auto_mode_follows_the_log() -> None:
+    with_imp = log(WATCH_LOG + [("u1", "c", m(50), "impression", None)])
+    assert build_examples(with_imp, videos()).height == 1
+    assert build_examples(with_imp, videos(), ExampleConfig(mode="watches", negatives_per_watch=0)).height == 4
+
+
+@pytest.mark.parametrize("kwargs", [
+    {"threshold": 0.0}, {"session_window": timedelta(0)}, {"mode": "clicks"},
+    {"negatives_per_watch": -1}, {"popularity_share": 1.5},
+])  # fmt: skip
+def test_config_rejects_bad_values(kwargs: dict) -> None:
+    with pytest.raises(ValueError, match="ExampleConfig"):
+        ExampleConfig(**kwargs)

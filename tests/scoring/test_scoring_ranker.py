@@ -1,0 +1,158 @@
+"""MLPRanker on seeded synthetic logs: it learns a known signal, is calibrated, saves and serves."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from datetime import datetime, timedelta
+
+import numpy as np
+import polars as pl
+import pytest
+from scoring_synth import T0, FixedEmbeddings, split_by_time, synthetic_log
+
+from vidrec.data.schema import TIMESTAMP
+from vidrec.errors import VidrecError
+from vidrec.features.point_in_time import EventTables, point_in_time_features
+from vidrec.features.user_state import build_user_state
+from vidrec.scoring import EmbeddingSource, MLPRanker, Ranker, RankerConfig, build_examples
+from vidrec.scoring.calibration import expected_calibration_error, log_loss, roc_auc
+
+CUT = T0 + timedelta(days=16)
+NOW = T0 + timedelta(days=16, hours=1)
+FAST = RankerConfig(max_epochs=6, patience=1, batch_size=2048)
+
+
+@pytest.fixture(scope="module")
+def world():
+    ds = synthetic_log(users=300, videos=500, impressions=30_000, seed=0)
+    train, _ = split_by_time(ds, CUT)
+    return ds, train
+
+
+@pytest.fixture(scope="module")
+def ranker(world) -> MLPRanker:
+    return MLPRanker(FAST).fit(world[1], None)
+
+
+@pytest.fixture(scope="module")
+def emb_ranker(world) -> tuple[MLPRanker, FixedEmbeddings]:
+    emb = FixedEmbeddings(world[0].videos["video_id"], dim=8)
+    return MLPRanker(FAST).fit(world[1], emb), emb
+
+
+def future_examples(world, with_history: bool) -> tuple[pl.DataFrame, np.ndarray]:
+    """Examples after the training cut, with features from the full log (still point in time)."""
+    ds, _ = world
+    ex = build_examples(ds.events, ds.videos).filter(pl.col("ts") >= pl.lit(CUT).cast(TIMESTAMP))
+    feats = point_in_time_features(ex, EventTables.build(ds.events, ds.videos), ds.videos, with_history)
+    return feats, ex["label"].to_numpy()
+
+
+def test_learns_category_affinity_and_is_calibrated_on_future_examples(world, ranker) -> None:
+    feats, y = future_examples(world, with_history=False)
+    p = ranker.predict(feats)
+    assert roc_auc(p, y) > 0.8
+    assert log_loss(p, y) < 0.85 * log_loss(np.full_like(p, y.mean()), y)
+    assert expected_calibration_error(p, y) < 0.05
+    report = ranker.report
+    assert report["val_auc"] > 0.8 and report["val_ece"] < 0.06
+    assert report["train_examples"] + report["validation_examples"] == report["examples"]
+
+
+def test_embeddings_path_learns_too(world, emb_ranker) -> None:
+    ranker, _ = emb_ranker
+    feats, y = future_examples(world, with_history=True)
+    assert roc_auc(ranker.predict(feats), y) > 0.8
+    assert ranker.embedding_dim == 8 and isinstance(emb_ranker[1], EmbeddingSource)
+
+
+def candidates_for(world, user: str, n: int) -> pl.DataFrame:
+    vids = world[0].videos["video_id"].head(n)
+    return pl.DataFrame({
+        "user_id": [user] * n, "video_id": vids, "sources": [["two_tower"]] * n,
+        "retrieval_score": pl.Series([None] * n, dtype=pl.Float64), "rank_two_tower": np.arange(n),
+    })  # fmt: skip
+
+
+def state(world) -> pl.DataFrame:
+    return build_user_state(world[1].events, world[1].videos)
+
+
+def test_scores_500_candidates_for_one_user(world, ranker, emb_ranker) -> None:
+    cands = candidates_for(world, "u7", 500)
+    for r in (ranker, emb_ranker[0]):
+        out = r.score(cands, state(world), world[0].videos, NOW)
+        assert out.height == 500 and out.columns == [*cands.columns, "p_complete", "score"]
+        assert out.select(pl.exclude("p_complete", "score")).equals(cands)
+        p = out["p_complete"].to_numpy()
+        assert np.all((p >= 0) & (p <= 1)) and not np.isnan(p).any()
+        assert out["score"].equals(out["p_complete"].alias("score"))
+        assert p.std() > 0  # candidates are told apart
+
+
+def test_unknown_users_and_videos_get_prior_scores(world, ranker) -> None:
+    videos = pl.concat([world[0].videos, world[0].videos.head(1).with_columns(video_id=pl.lit("brand_new"))])
+    cands = pl.DataFrame({"user_id": ["nobody", "u1"], "video_id": ["v1", "brand_new"]})
+    out = ranker.score(cands, state(world), videos, NOW)
+    assert out["p_complete"].is_between(0, 1).all()
+
+
+def test_save_load_gives_identical_scores(tmp_path, world, ranker, emb_ranker) -> None:
+    cands = pl.concat([candidates_for(world, "u3", 50), candidates_for(world, "u11", 50)])
+    users = state(world)
+    for r, emb in ((ranker, None), emb_ranker):
+        path = r.save(tmp_path / f"r{emb is not None}")
+        loaded = MLPRanker.load(path, embeddings=emb)
+        assert loaded.config == r.config
+        a = r.score(cands, users, world[0].videos, NOW)["p_complete"]
+        b = loaded.score(cands, users, world[0].videos, NOW)["p_complete"]
+        assert a.equals(b)
+
+
+def test_embedding_ranker_needs_its_embeddings(tmp_path, world, emb_ranker) -> None:
+    path = emb_ranker[0].save(tmp_path / "e")
+    with pytest.raises(VidrecError, match="8-d two-tower embeddings"):
+        MLPRanker.load(path).score(candidates_for(world, "u1", 3), state(world), world[0].videos, NOW)
+    with pytest.raises(VidrecError, match="source given has 4"):
+        MLPRanker.load(path, embeddings=FixedEmbeddings(world[0].videos["video_id"], dim=4))
+
+
+def test_serving_history_comes_from_the_user_state(world, emb_ranker) -> None:
+    ranker, _ = emb_ranker
+    cands = candidates_for(world, "u5", 20)
+    users = state(world)
+    base = ranker.score(cands, users, world[0].videos, NOW)["p_complete"]
+    emptied = users.with_columns(recent_completed=pl.lit([], dtype=pl.List(pl.String())))
+    changed = ranker.score(cands, emptied, world[0].videos, NOW)["p_complete"]
+    assert not base.equals(changed)
+
+
+def test_scoring_before_the_training_log_ends_is_refused(world, ranker) -> None:
+    with pytest.raises(ValueError, match="compacted"):
+        ranker.score(candidates_for(world, "u1", 3), state(world), world[0].videos, T0)
+
+
+def test_fit_is_seeded(world) -> None:
+    cfg = replace(FAST, max_epochs=1, max_examples=3_000)
+    a = MLPRanker(cfg).fit(world[1], None)
+    b = MLPRanker(cfg).fit(world[1], None)
+    assert a.report == b.report
+
+
+def test_unfitted_and_untrainable_rankers_speak_to_the_user(world) -> None:
+    with pytest.raises(VidrecError, match="not fitted"):
+        MLPRanker().score(candidates_for(world, "u1", 2), state(world), world[0].videos, NOW)
+    ds = world[1]
+    only_positive = replace(ds, events=ds.events.filter(pl.col("event") == "impression").head(5))
+    with pytest.raises(VidrecError, match="cannot train"):
+        MLPRanker(FAST).fit(only_positive, None)
+    assert issubclass(MLPRanker, Ranker)
+
+
+def test_config_round_trips_and_rejects_bad_values() -> None:
+    cfg = RankerConfig(examples_since=datetime(2025, 1, 3, tzinfo=T0.tzinfo), hidden=(32,))
+    assert RankerConfig.from_dict(cfg.to_dict()) == cfg
+    for bad in ({"hidden": ()}, {"dropout": 1.0}, {"lr": 0.0}, {"batch_size": 0}, {"val_fraction": 0.6},
+                {"calibration": "beta"}, {"threads": 0}, {"examples_since": datetime(2025, 1, 1)}):  # fmt: skip
+        with pytest.raises(ValueError, match="RankerConfig"):
+            RankerConfig(**bad)
