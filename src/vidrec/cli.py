@@ -1,4 +1,4 @@
-"""The command line: ``vidrec ingest | simulate | split | stats | demo``.
+"""The command line: ``vidrec ingest | simulate | split | stats | train | recommend | evaluate | serve | demo``.
 
 Each subcommand is a thin shell over a library function; user mistakes surface as one
 readable message and a non-zero exit, never a traceback.
@@ -92,6 +92,91 @@ def _stats(args: argparse.Namespace) -> int:
     return 0
 
 
+def _load_training_data(data_dir: str, strict: bool):
+    """Read and validate a data directory as ``ingest`` does; returns (dataset, result)."""
+    from vidrec.data.dataset import read_dataset
+    from vidrec.data.validation import validate_dataset
+
+    result = validate_dataset(read_dataset(data_dir))
+    if not result.ok:
+        if strict:
+            listing = "\n".join("  " + e for e in result.errors(10))
+            raise VidrecError(
+                f"{data_dir} holds {result.quarantine.height:,} invalid rows; the first ones:\n{listing}",
+                "fix them, or train without --strict to use the valid rows only",
+            )
+        print(result.summary())
+        print(f"training on the valid rows; {result.quarantine.height:,} rows set aside")
+    return result.dataset, result
+
+
+def _train(args: argparse.Namespace) -> int:
+    import time
+
+    from vidrec.config import load_config
+    from vidrec.recommender import Recommender
+
+    config = load_config(args.config)
+    data, result = _load_training_data(args.data_dir, args.strict)
+    start = time.perf_counter()
+    rec = Recommender.train(data, config, log=lambda msg: print(msg, flush=True))
+    path = rec.save(args.out)
+    if not result.ok:
+        result.quarantine.write_parquet(path / "quarantine.parquet")
+    print(f"trained in {time.perf_counter() - start:.1f} s -> {path}")
+    return 0
+
+
+def _read_user_ids(path: str) -> list[str]:
+    p = Path(path)
+    if not p.is_file():
+        raise VidrecError(f"{p}: file not found", "pass a text file with one user id per line")
+    ids = [line.strip() for line in p.read_text().splitlines() if line.strip()]
+    if not ids:
+        raise VidrecError(f"{p}: no user ids in the file", "write one user id per line")
+    return ids
+
+
+def _recommend(args: argparse.Namespace) -> int:
+    from vidrec.recommender import Recommender
+
+    rec = Recommender.load(args.model_dir)
+    users = _read_user_ids(args.users)
+    out = rec.recommend_batch(users, k=args.k, stage=args.stage)
+    out.write_parquet(args.out)
+    print(f"{out.height:,} recommendations for {out['user_id'].n_unique():,} users -> {args.out}")
+    return 0
+
+
+def _evaluate(args: argparse.Namespace) -> int:
+    import json
+
+    from vidrec.evaluation.protocol import EvaluationData
+    from vidrec.evaluation.report import print_report, write_json
+    from vidrec.evaluation.system import evaluate_all
+    from vidrec.recommender import Recommender, resolve_version
+
+    rec = Recommender.load(args.model_dir)
+    data = EvaluationData.from_split(args.split)
+    table, per_user = evaluate_all(rec, data, baselines=not args.no_baselines)
+    print_report(table, data.summary(), title=f"evaluation of {resolve_version(args.model_dir)} on {args.split}")
+    print("recommendation time per user (ms): " + json.dumps({k: round(v * 1e3, 3) for k, v in per_user.items()}))
+    out = Path(args.out) if args.out else resolve_version(args.model_dir) / "evaluation.json"
+    write_json(table, out, meta={"split": str(args.split), **data.summary(), "seconds_per_user": per_user})
+    print(f"wrote {out}")
+    return 0
+
+
+def _serve(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from vidrec.serving.runtime import load_service
+
+    app = load_service(args.model_dir, args.events_db)
+    uvicorn.run(app, host=args.host, port=args.port, log_level="info")
+    return 0
+
+
 def _demo(args: argparse.Namespace) -> int:
     from vidrec.demo import run_demo
 
@@ -131,6 +216,35 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("stats", help="print summary statistics of a data directory")
     p.add_argument("dir")
     p.set_defaults(func=_stats)
+
+    p = sub.add_parser("train", help="train all stages on a data directory")
+    p.add_argument("data_dir")
+    p.add_argument("--out", required=True, help="model directory (a new version is added)")
+    p.add_argument("--config", help="TOML file overriding the default settings")
+    p.add_argument("--strict", action="store_true", help="refuse data with invalid rows")
+    p.set_defaults(func=_train)
+
+    p = sub.add_parser("recommend", help="batch recommendations for a list of users")
+    p.add_argument("model_dir")
+    p.add_argument("--users", required=True, help="text file, one user id per line")
+    p.add_argument("--k", type=int, default=10)
+    p.add_argument("--stage", choices=["candidates", "scored", "final"], default="final")
+    p.add_argument("--out", required=True, help="output Parquet file")
+    p.set_defaults(func=_recommend)
+
+    p = sub.add_parser("evaluate", help="per-stage metrics beside tuned baselines on a split")
+    p.add_argument("model_dir")
+    p.add_argument("--split", required=True, help="split directory (from `vidrec split`)")
+    p.add_argument("--out", help="JSON file for the results (default: in the model version)")
+    p.add_argument("--no-baselines", action="store_true", help="skip most-popular, iALS and EASE")
+    p.set_defaults(func=_evaluate)
+
+    p = sub.add_parser("serve", help="run the HTTP service")
+    p.add_argument("model_dir")
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=8000)
+    p.add_argument("--events-db", help="SQLite file for posted events (default: MODEL_DIR/events.sqlite)")
+    p.set_defaults(func=_serve)
 
     p = sub.add_parser("demo", help="run the main job on the built-in simulated platform")
     p.add_argument("--out", default="runs/demo")

@@ -90,7 +90,7 @@ def test_ml100k_canonical_types_and_mapping(ml100k):
     toy = ml100k.videos.filter(pl.col("video_id") == "1").row(0, named=True)
     assert toy["title"] == "Toy Story (1995)"
     assert toy["tags"] == ["Animation", "Children's", "Comedy"]
-    assert toy["category"] == "Animation" and toy["creator_id"] == "ml-creator-Animation"
+    assert toy["category"] == "Animation" and toy["creator_id"] == "ml-creator-" + toy["video_id"]
     assert toy["uploaded_at"] == datetime(1995, 1, 1, tzinfo=UTC)
     assert set(ml100k.videos["duration_seconds"].unique()) == {NOMINAL_DURATION_SECONDS}
     assert ml100k.videos["available"].all()
@@ -172,7 +172,7 @@ def test_ml_latest_fixture_exact():
 
     videos = {r["video_id"]: r for r in tables.videos.iter_rows(named=True)}
     assert videos["11"]["title"] == "American President, The (1995)"
-    assert videos["200"]["tags"] == [] and videos["200"]["creator_id"] == "ml-creator-unknown"
+    assert videos["200"]["tags"] == [] and videos["200"]["creator_id"] == "ml-creator-200"
     assert videos["200"]["uploaded_at"] == utc(1445715000)
     assert videos["318"]["uploaded_at"] == datetime(1994, 1, 1, tzinfo=UTC)
     assert videos["1"]["tags"] == ["Adventure", "Animation", "Children", "Comedy", "Fantasy"]

@@ -13,6 +13,7 @@ from vidrec.features.point_in_time import (
     FEATURE_COLUMNS,
     EventTables,
     PointInTimeConfig,
+    histories_at,
     point_in_time_features,
 )
 from vidrec.features.user_state import build_user_state
@@ -140,6 +141,31 @@ def test_history_matches_the_serving_user_state() -> None:
     cfg = PointInTimeConfig(history_len=4)
     out = point_in_time_features(rows, EventTables.build(events, videos, cfg), videos, with_history=True)
     assert out["history"].to_list() == state["recent_completed"].to_list()
+
+
+@pytest.mark.parametrize("seed", [6, 7])
+def test_histories_at_equal_the_feature_history_and_read_only_the_past(seed: int) -> None:
+    events, videos = random_log(seed)
+    cfg = PointInTimeConfig(history_len=3)
+    rows = sample_rows(events, seed).with_columns(extra=pl.int_range(pl.len()))
+    got = histories_at(rows, EventTables.build(events, videos, cfg))
+    assert got.columns == [*rows.columns, "history"] and got.drop("history").equals(rows)
+    full = point_in_time_features(rows, EventTables.build(events, videos, cfg), videos, with_history=True)
+    assert got["history"].to_list() == full["history"].to_list()
+    for i in range(rows.height):  # oracle: the log cut strictly before each row's ts
+        row = rows.slice(i, 1)
+        past = events.filter(pl.col("ts") < row["ts"][0])
+        assert histories_at(row, EventTables.build(past, videos, cfg))["history"].to_list() == got["history"].to_list()[i : i + 1]
+
+
+def test_histories_at_exact_tiny_case() -> None:
+    rows = pl.DataFrame({"user_id": ["u", "u", "u", "w"], "ts": [t(1), t(1.5), t(7), t(7)]}).with_columns(
+        pl.col("ts").cast(TIMESTAMP)
+    )
+    got = histories_at(rows, EventTables.build(EVENTS, VIDEOS))
+    # a completed at t(1) is not history at t(1) (strictly before); b was abandoned; c (50 s
+    # of 50) completed at t(6); w has none
+    assert got["history"].to_list() == [[], ["a"], ["a", "c"], []]
 
 
 def test_compacted_tables_answer_like_the_full_ones_after_the_last_event() -> None:

@@ -15,6 +15,7 @@ from vidrec.errors import VidrecError
 from vidrec.features.point_in_time import EventTables, point_in_time_features
 from vidrec.features.user_state import build_user_state
 from vidrec.scoring import EmbeddingSource, MLPRanker, Ranker, RankerConfig, build_examples
+from vidrec.scoring.ranker import TIE_BREAK
 from vidrec.scoring.calibration import expected_calibration_error, log_loss, roc_auc
 
 CUT = T0 + timedelta(days=16)
@@ -49,7 +50,7 @@ def future_examples(world, with_history: bool) -> tuple[pl.DataFrame, np.ndarray
 
 
 def test_learns_category_affinity_and_is_calibrated_on_future_examples(world, ranker) -> None:
-    feats, y = future_examples(world, with_history=False)
+    feats, y = future_examples(world, with_history=True)
     p = ranker.predict(feats)
     assert roc_auc(p, y) > 0.8
     assert log_loss(p, y) < 0.85 * log_loss(np.full_like(p, y.mean()), y)
@@ -82,11 +83,14 @@ def test_scores_500_candidates_for_one_user(world, ranker, emb_ranker) -> None:
     cands = candidates_for(world, "u7", 500)
     for r in (ranker, emb_ranker[0]):
         out = r.score(cands, state(world), world[0].videos, NOW)
-        assert out.height == 500 and out.columns == [*cands.columns, "p_complete", "score"]
-        assert out.select(pl.exclude("p_complete", "score")).equals(cands)
+        assert out.height == 500 and out.columns == [*cands.columns, "p_complete", "p_raw", "score"]
+        assert out.select(pl.exclude("p_complete", "p_raw", "score")).equals(cands)
         p = out["p_complete"].to_numpy()
         assert np.all((p >= 0) & (p <= 1)) and not np.isnan(p).any()
-        assert out["score"].equals(out["p_complete"].alias("score"))
+        assert np.abs(out["score"].to_numpy() - p).max() <= TIE_BREAK
+        # score orders by p_complete, ties broken by the raw output
+        by_score = out.sort("score", descending=True)["video_id"]
+        assert by_score.equals(out.sort("p_complete", "p_raw", descending=True)["video_id"])
         assert p.std() > 0  # candidates are told apart
 
 

@@ -197,6 +197,19 @@ def _histories(df: pl.DataFrame, completions: pl.DataFrame, n: int) -> pl.DataFr
     return out.with_columns(pl.col("history").fill_null(empty))
 
 
+def histories_at(rows: pl.DataFrame, tables: EventTables) -> pl.DataFrame:
+    """``rows`` (user_id, ts, ...) with ``history``: the user's last completed videos strictly before ts.
+
+    The same history :func:`point_in_time_features` attaches with ``with_history``, without
+    the count features; used where only the user's state is needed (e.g. to retrieve
+    hard negatives as the first stage would have at ts). Row order is kept.
+    """
+    df = rows.with_row_index("_row").with_columns(pl.col("ts").cast(TIMESTAMP)).sort("ts")
+    df = _asof(df, tables.tables["history"], ["user_id"], "h_", ["rank"])
+    df = _histories(df.with_columns(pl.col("h_rank").fill_null(0)), tables.tables["completions"], tables.config.history_len)
+    return df.sort("_row").select(*rows.columns, "history")
+
+
 def _asof(left: pl.DataFrame, right: pl.DataFrame, keys: list[str], prefix: str, cols: list[str]) -> pl.DataFrame:
     """Attach ``cols`` of the last ``right`` row with ts strictly before each left row's ts."""
     r = right.select(*keys, pl.col("ts").alias("_ts"), *[pl.col(c).alias(prefix + c) for c in cols])

@@ -29,6 +29,9 @@ class RankerConfig:
     threads: int | None = 1  # torch threads during fit, restored after (None: torch's default); a small MLP gains little from more
     examples_since: datetime | None = None  # train only on examples at/after this: the two-tower cutoff (see ranker.py)
     max_examples: int | None = None  # keep only the latest this many examples (None: all)
+    similarity: bool = True  # item-to-item features: candidate vs recent completions (similarity.py)
+    similarity_recent: int = 20  # recent completed videos the similarity features compare with
+    cooc_min_count: int = 2  # co-occurrence pairs completed together by fewer users are dropped
     examples: ExampleConfig = field(default_factory=ExampleConfig)
     features: PointInTimeConfig = field(default_factory=PointInTimeConfig)
 
@@ -53,6 +56,10 @@ class RankerConfig:
             raise ValueError(f"RankerConfig.threads must be None or >= 1, got {self.threads}")
         if self.max_examples is not None and self.max_examples < 10:
             raise ValueError(f"RankerConfig.max_examples must be None or >= 10, got {self.max_examples}")
+        for name in ("similarity_recent", "cooc_min_count"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or value < 1:
+                raise ValueError(f"RankerConfig.{name} must be a positive integer, got {value!r}")
         if self.examples_since is not None and self.examples_since.tzinfo is None:
             raise ValueError("RankerConfig.examples_since must be timezone-aware (UTC)")
 
@@ -67,13 +74,16 @@ class RankerConfig:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "RankerConfig":
         """Inverse of :meth:`to_dict`."""
-        d = dict(data)
-        ex = dict(d.pop("examples"))
-        ex["session_window"] = timedelta(seconds=ex["session_window"])
-        since = d.pop("examples_since")
-        features = PointInTimeConfig(**d.pop("features"))
+        d = dict(data)  # a partial dict (e.g. from a config file) keeps the other defaults
+        ex = dict(d.pop("examples", {}))
+        if "session_window" in ex:
+            ex["session_window"] = timedelta(seconds=ex["session_window"])
+        since = d.pop("examples_since", None)
+        features = PointInTimeConfig(**d.pop("features", {}))
+        if "hidden" in d:
+            d["hidden"] = tuple(d["hidden"])
         return cls(
-            **{**d, "hidden": tuple(d["hidden"])},
+            **d,
             examples_since=None if since is None else datetime.fromisoformat(since),
             examples=ExampleConfig(**ex),
             features=features,

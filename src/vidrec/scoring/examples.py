@@ -15,7 +15,10 @@ will the user watch at least ``threshold`` of it?". Two logs, two constructions:
   labelled 0: a share ``popularity_share`` weighted by interaction count ** 0.75,
   the rest uniform. Only videos uploaded at or before ``ts`` are drawn. Without
   them a model learns only "given a watch, was it completed", never "is this worth
-  showing", which is what it is asked at serving.
+  showing", which is what it is asked at serving. Sampled negatives are easy; with
+  ``hard_negatives_per_watch`` the ranker adds negatives retrieved by the two-tower
+  at the watch's ``ts`` (:mod:`vidrec.scoring.hard_negatives`), the candidates it
+  actually re-sorts at serving.
 
 Examples carry no features: :mod:`vidrec.features.point_in_time` adds them from events
 strictly before ``ts``.
@@ -49,6 +52,8 @@ class ExampleConfig:
     mode: str = "auto"  # "impressions", "watches", or "auto": impressions when the log has any
     negatives_per_watch: int = 2  # sampled non-watched videos per watch (watch mode only)
     popularity_share: float = 0.5  # share of sampled negatives drawn by popularity ** 0.75
+    hard_negatives_per_watch: int = 0  # retrieved negatives per watch (watch mode; see hard_negatives.py)
+    hard_pool: int = 200  # they are drawn among the user's top this many by the two-tower at ts
     seed: int = 0  # negative sampling seed
 
     def __post_init__(self) -> None:
@@ -60,6 +65,12 @@ class ExampleConfig:
             raise ValueError(f"ExampleConfig.mode must be one of {MODES}, got {self.mode!r}")
         if not isinstance(self.negatives_per_watch, int) or self.negatives_per_watch < 0:
             raise ValueError(f"ExampleConfig.negatives_per_watch must be an integer >= 0, got {self.negatives_per_watch!r}")
+        if not isinstance(self.hard_negatives_per_watch, int) or self.hard_negatives_per_watch < 0:
+            raise ValueError(
+                f"ExampleConfig.hard_negatives_per_watch must be an integer >= 0, got {self.hard_negatives_per_watch!r}"
+            )
+        if not isinstance(self.hard_pool, int) or self.hard_pool < 1:
+            raise ValueError(f"ExampleConfig.hard_pool must be an integer >= 1, got {self.hard_pool!r}")
         if not 0.0 <= self.popularity_share <= 1.0:
             raise ValueError(f"ExampleConfig.popularity_share must be in [0, 1], got {self.popularity_share}")
 
@@ -67,10 +78,16 @@ class ExampleConfig:
 def build_examples(events: pl.DataFrame, videos: pl.DataFrame, config: ExampleConfig | None = None) -> pl.DataFrame:
     """Labelled examples ``user_id, video_id, ts, label`` sorted by ``ts`` (see the module docstring)."""
     cfg = config or ExampleConfig()
-    has_impressions = bool((events["event"] == "impression").any())
-    mode = cfg.mode if cfg.mode != "auto" else ("impressions" if has_impressions else "watches")
+    mode = example_mode(events, cfg)
     out = impression_examples(events, videos, cfg) if mode == "impressions" else watch_examples(events, videos, cfg)
     return out.sort("ts", "user_id", "video_id")
+
+
+def example_mode(events: pl.DataFrame, config: ExampleConfig) -> str:
+    """The construction ``build_examples`` uses on ``events``: "impressions" or "watches"."""
+    if config.mode != "auto":
+        return config.mode
+    return "impressions" if bool((events["event"] == "impression").any()) else "watches"
 
 
 def impression_examples(events: pl.DataFrame, videos: pl.DataFrame, cfg: ExampleConfig) -> pl.DataFrame:

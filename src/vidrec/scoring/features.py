@@ -18,6 +18,7 @@ import polars as pl
 
 from vidrec.features.point_in_time import FEATURE_COLUMNS
 from vidrec.scoring.base import EmbeddingSource
+from vidrec.scoring.similarity import SIMILARITY_FEATURES, CoOccurrence, similarity_features
 
 LOG1P_FEATURES: tuple[str, ...] = (
     "v_impressions", "v_views", "v_completions", "v_likes", "v_dislikes",
@@ -27,9 +28,11 @@ LOG1P_FEATURES: tuple[str, ...] = (
 """Heavy-tailed counts and times, fed as ``log1p(max(x, 0))``; the rest are rates in [0, 1]."""
 
 
-def dense_names(embedding_dim: int) -> list[str]:
+def dense_names(embedding_dim: int, similarity: bool = False) -> list[str]:
     """Column names of the model input, in order."""
     names = list(FEATURE_COLUMNS)
+    if similarity:
+        names += list(SIMILARITY_FEATURES)
     if embedding_dim:
         names += [f"user_emb_{i}" for i in range(embedding_dim)]
         names += [f"video_emb_{i}" for i in range(embedding_dim)]
@@ -92,9 +95,19 @@ class Standardizer:
         return cls(list(data["mean"]), list(data["std"]))
 
 
-def feature_matrix(frame: pl.DataFrame, embeddings: EmbeddingSource | None) -> np.ndarray:
-    """The model input before standardisation: float32 ``(n, len(dense_names(d)))``."""
-    dense = point_features(frame)
-    if embeddings is None:
-        return dense
-    return np.concatenate([dense, embedding_features(frame, embeddings)], axis=1)
+def feature_matrix(
+    frame: pl.DataFrame,
+    embeddings: EmbeddingSource | None,
+    cooc: CoOccurrence | None = None,
+    recent: int = 20,
+) -> np.ndarray:
+    """The model input before standardisation: float32 ``(n, len(dense_names(d, cooc is not None)))``.
+
+    ``frame`` needs a ``history`` column when ``embeddings`` or ``cooc`` is given.
+    """
+    parts = [point_features(frame)]
+    if cooc is not None:
+        parts.append(similarity_features(frame, cooc, embeddings, recent))
+    if embeddings is not None:
+        parts.append(embedding_features(frame, embeddings))
+    return np.concatenate(parts, axis=1) if len(parts) > 1 else parts[0]

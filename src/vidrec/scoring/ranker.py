@@ -15,6 +15,7 @@ trust the embeddings on interactions they never saw, as at serving.
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from datetime import datetime
 from pathlib import Path
 from typing import Any, Self
@@ -30,14 +31,25 @@ from vidrec.features.point_in_time import EventTables, point_in_time_features
 from vidrec.scoring.base import EmbeddingSource, Ranker
 from vidrec.scoring.calibration import Calibrator, cross_fitted, expected_calibration_error, log_loss, roc_auc
 from vidrec.scoring.config import RankerConfig
-from vidrec.scoring.examples import build_examples
+from vidrec.scoring.examples import build_examples, example_mode, watch_examples
 from vidrec.scoring.features import Standardizer, dense_names, feature_matrix
+from vidrec.scoring.hard_negatives import retrieved_negatives
+from vidrec.scoring.similarity import CoOccurrence
 from vidrec.scoring.model import CompletionMLP
 from vidrec.scoring.train import time_split, train_classifier
 
 
+TIE_BREAK = 1e-4
+"""``score = p_complete + TIE_BREAK * p_raw``. Isotonic calibration maps whole ranges of raw
+scores to one value, so many candidates share a ``p_complete``; the raw output orders
+them. Calibrators are non-decreasing, so a larger ``p_complete`` always has a raw
+output at least as large, and ``score`` can never reverse two distinct calibrated
+values: sorting by ``score`` is sorting by ``p_complete``, ties broken by ``p_raw``.
+``score`` stays within ``TIE_BREAK`` of the probability the value model adds up."""
+
+
 class MLPRanker(Ranker):
-    """Calibrated P(completion >= threshold) from an MLP; ``score`` equals ``p_complete`` for now."""
+    """Calibrated P(completion >= threshold) from an MLP; ``score`` is ``p_complete`` with ties broken by ``p_raw``."""
 
     def __init__(self, config: RankerConfig | None = None) -> None:
         self.config = config or RankerConfig()
@@ -47,6 +59,7 @@ class MLPRanker(Ranker):
         self.tables: EventTables | None = None
         self.embeddings: EmbeddingSource | None = None
         self.embedding_dim = 0
+        self.cooc: CoOccurrence | None = None
         self.report: dict[str, Any] = {}
 
     def fit(self, train: Dataset, embeddings: EmbeddingSource | None = None) -> Self:
@@ -61,10 +74,11 @@ class MLPRanker(Ranker):
 
     def _fit(self, train: Dataset, embeddings: EmbeddingSource | None) -> Self:
         cfg = self.config
-        examples = self._examples(train)
         tables = EventTables.build(train.events, train.videos, cfg.features)
-        feats = point_in_time_features(examples, tables, train.videos, with_history=embeddings is not None)
-        x = feature_matrix(feats, embeddings)  # (n, f)
+        examples = self._examples(train, tables, embeddings)
+        self.cooc = self._cooccurrence(train) if cfg.similarity else None
+        feats = point_in_time_features(examples, tables, train.videos, with_history=self._needs_history(embeddings))
+        x = feature_matrix(feats, embeddings, self.cooc, cfg.similarity_recent)  # (n, f)
         y = examples["label"].to_numpy().astype(np.float32)
         cut = time_split(examples["ts"].to_numpy(), cfg.val_fraction)
         self.scaler = Standardizer().fit(x[:cut])
@@ -86,11 +100,27 @@ class MLPRanker(Ranker):
         }  # fmt: skip
         return self
 
-    def _examples(self, train: Dataset) -> pl.DataFrame:
+    def _needs_history(self, embeddings: EmbeddingSource | None) -> bool:
+        return embeddings is not None or self.cooc is not None
+
+    def _cooccurrence(self, train: Dataset) -> CoOccurrence:
+        """Co-occurrence of completions before ``examples_since`` (empty without it: no pre-period)."""
         cfg = self.config
-        examples = build_examples(train.events, train.videos, cfg.examples)
-        if cfg.examples_since is not None:
-            examples = examples.filter(pl.col("ts") >= pl.lit(cfg.examples_since).cast(TIMESTAMP))
+        return CoOccurrence.build(
+            train.events, train.videos, cfg.examples_since, cfg.examples.threshold, cfg.cooc_min_count
+        )
+
+    def _examples(self, train: Dataset, tables: EventTables, embeddings: EmbeddingSource | None) -> pl.DataFrame:
+        cfg = self.config
+        examples = self._since(build_examples(train.events, train.videos, cfg.examples))
+        ex = cfg.examples
+        if ex.hard_negatives_per_watch and embeddings is not None and example_mode(train.events, ex) == "watches":
+            watches = self._since(watch_examples(train.events, train.videos, replace(ex, negatives_per_watch=0)))
+            hard = retrieved_negatives(
+                watches, train.events, train.videos, tables, embeddings,
+                ex.hard_negatives_per_watch, ex.hard_pool, ex.seed + 1,
+            )  # fmt: skip
+            examples = pl.concat([examples, hard]).sort("ts", "user_id", "video_id")
         if cfg.max_examples is not None:
             examples = examples.tail(cfg.max_examples)
         if examples.height < 10 or examples["label"].n_unique() < 2:
@@ -100,17 +130,25 @@ class MLPRanker(Ranker):
             )
         return examples
 
+    def _since(self, examples: pl.DataFrame) -> pl.DataFrame:
+        since = self.config.examples_since
+        return examples if since is None else examples.filter(pl.col("ts") >= pl.lit(since).cast(TIMESTAMP))
+
     def refresh(self, events: pl.DataFrame, videos: pl.DataFrame) -> Self:
         """Recompute the serving statistics from a newer event log (the model is unchanged)."""
         self.tables = EventTables.build(events, videos, self.config.features).compact()
         return self
 
     def predict(self, frame: pl.DataFrame) -> np.ndarray:
-        """Calibrated probabilities for a frame of point-in-time features (+ ``history`` with embeddings)."""
+        """Calibrated probabilities for a frame of point-in-time features (+ ``history`` with embeddings or similarity)."""
+        return self.calibrator(self.predict_raw(frame))
+
+    def predict_raw(self, frame: pl.DataFrame) -> np.ndarray:
+        """The model's uncalibrated probabilities (same input as :meth:`predict`)."""
         if self.model is None:
             raise VidrecError("the ranker is not fitted", "call fit() or MLPRanker.load() first")
-        x = self.scaler(feature_matrix(frame, self.embeddings))
-        return self.calibrator(self.model.predict_proba(torch.from_numpy(x)).numpy())
+        x = self.scaler(feature_matrix(frame, self.embeddings, self.cooc, self.config.similarity_recent))
+        return self.model.predict_proba(torch.from_numpy(x)).numpy()
 
     def score(self, candidates: pl.DataFrame, users: pl.DataFrame, videos: pl.DataFrame, now: datetime) -> pl.DataFrame:
         """``candidates`` with ``p_complete`` and ``score`` (see :meth:`Ranker.score`)."""
@@ -122,15 +160,17 @@ class MLPRanker(Ranker):
                 "pass the two-tower embedding source: MLPRanker.load(directory, embeddings=...)",
             )
         if candidates.is_empty():
-            return candidates.with_columns(p_complete=pl.lit(None, pl.Float64), score=pl.lit(None, pl.Float64))
+            none = pl.lit(None, pl.Float64)
+            return candidates.with_columns(p_complete=none, p_raw=none, score=none)
         rows = candidates.select("user_id", "video_id").with_columns(ts=pl.lit(now).cast(TIMESTAMP))
-        feats = point_in_time_features(rows, self.tables, videos, with_history=self.embeddings is not None)
-        if self.embeddings is not None:
+        history = self._needs_history(self.embeddings)
+        feats = point_in_time_features(rows, self.tables, videos, with_history=history)
+        if history:
             feats = _history_from_state(feats, users, self.config.features.history_len)
-        p = self.predict(feats)
-        return candidates.with_columns(p_complete=pl.Series(p, dtype=pl.Float64)).with_columns(
-            score=pl.col("p_complete")
-        )
+        raw = self.predict_raw(feats)
+        return candidates.with_columns(
+            p_complete=pl.Series(self.calibrator(raw), dtype=pl.Float64), p_raw=pl.Series(raw, dtype=pl.Float64)
+        ).with_columns(score=pl.col("p_complete") + TIE_BREAK * pl.col("p_raw"))
 
     def save(self, directory: str | Path) -> Path:
         """Write ``ranker.json`` (config, scaler, calibrator, report), ``model.pt`` and ``tables/``."""
@@ -140,12 +180,14 @@ class MLPRanker(Ranker):
         root.mkdir(parents=True, exist_ok=True)
         meta = {
             "config": self.config.to_dict(), "embedding_dim": self.embedding_dim,
-            "features": dense_names(self.embedding_dim), "scaler": self.scaler.to_dict(),
+            "features": dense_names(self.embedding_dim, self.cooc is not None), "scaler": self.scaler.to_dict(),
             "calibrator": self.calibrator.to_dict(), "report": self.report,
         }  # fmt: skip
         (root / "ranker.json").write_text(json.dumps(meta, indent=2))
         torch.save(self.model.state_dict(), root / "model.pt")
         self.tables.save(root / "tables")
+        if self.cooc is not None:
+            self.cooc.save(root / "similarity")
         return root
 
     @classmethod
@@ -171,6 +213,8 @@ class MLPRanker(Ranker):
         model.load_state_dict(torch.load(root / "model.pt", weights_only=True))
         ranker.model = model.eval()
         ranker.tables = EventTables.load(root / "tables")
+        if (root / "similarity").exists():
+            ranker.cooc = CoOccurrence.load(root / "similarity")
         return ranker
 
 

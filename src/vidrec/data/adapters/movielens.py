@@ -15,7 +15,8 @@ mapped onto our events by one fixed rule:
 * videos: ``duration_seconds`` is a nominal 6000 s (100 minutes) for every movie,
   since MovieLens has no durations. ``category`` is the first listed genre ("unknown"
   if none) and ``tags`` all genres. MovieLens has no creators, so ``creator_id`` is the
-  stand-in ``"ml-creator-" + category``. ``title`` comes from the item file; there is
+  stand-in ``"ml-creator-" + video_id``: one creator per movie, so creator rules (caps,
+  fatigue, fairness) neither bite nor mislead, as a genre stand-in would. ``title`` comes from the item file; there is
   no ``language``. ``uploaded_at`` is the earlier of the release date and the movie's
   first rating (the first rating if there is no date), because release dates are coarse
   and some ratings predate them; ML-1M and ML-latest only give a year in the title,
@@ -268,7 +269,7 @@ def _assemble(
         f"duration: MovieLens has none, every movie is given a nominal {NOMINAL_DURATION_SECONDS:.0f} s "
         "(100 min); watch_seconds = 1.0 / 0.6 / 0.3 x duration for ratings >= 4 / >= 3 / below 3"
     )
-    notes.append(f"creator_id: MovieLens has none, stand-in '{CREATOR_PREFIX}' + first genre")
+    notes.append(f"creator_id: MovieLens has none, stand-in '{CREATOR_PREFIX}' + movie id (one per movie)")
     videos = _videos(ratings, items, notes)
     users_out = _users(ratings, users, notes)
     return RawTables(events=events, videos=videos, users=users_out, notes=notes)
@@ -301,7 +302,7 @@ def _videos(ratings: pl.DataFrame, items: pl.DataFrame, notes: list[str]) -> pl.
     videos = videos.with_columns(
         category=category,
         tags=pl.col("genres").fill_null([]).cast(pl.List(pl.String)),
-        creator_id=pl.lit(CREATOR_PREFIX) + category,
+        creator_id=pl.lit(CREATOR_PREFIX) + pl.col("video_id"),
         duration_seconds=pl.lit(NOMINAL_DURATION_SECONDS),
         uploaded_at=earliest.cast(TIMESTAMP),
         available=pl.lit(True),

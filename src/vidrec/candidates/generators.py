@@ -1,0 +1,221 @@
+"""Candidate generators: the two-tower retriever behind a top-K index, and trending videos."""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import asdict, dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Self
+
+import numpy as np
+import polars as pl
+
+from vidrec.candidates.base import CANDIDATE_SCHEMA, CandidateGenerator, check_k
+from vidrec.candidates.index import ExactIndex, Exclusions, FaissIndex, IndexConfig, TopKIndex, build_index
+from vidrec.candidates.two_tower.config import TwoTowerConfig
+from vidrec.candidates.two_tower.data import shifted_index_lists
+from vidrec.candidates.two_tower.export import save_video_embeddings, user_embeddings, video_embeddings
+from vidrec.candidates.two_tower.model import TwoTowerModel
+from vidrec.candidates.two_tower.train import Logger, TrainReport, fit_two_tower
+from vidrec.data.dataset import Dataset
+from vidrec.data.schema import TIMESTAMP
+
+
+def _ts(now: datetime) -> pl.Expr:
+    return pl.lit(now).cast(TIMESTAMP)
+
+
+def _excluded_lists(users: pl.DataFrame) -> pl.Series:
+    """Per user, the union of ``seen`` and ``disliked`` (the videos never to return)."""
+    return users.select(pl.concat_list("seen", "disliked").list.unique().alias("x"))["x"]
+
+
+class TwoTowerGenerator(CandidateGenerator):
+    """Retrieves by inner product of the user's current embedding with offline video embeddings."""
+
+    name = "two_tower"
+
+    def __init__(
+        self,
+        config: TwoTowerConfig | None = None,
+        index_config: IndexConfig | None = None,
+        exact: bool = False,
+        log: Logger = print,
+    ) -> None:
+        self.config = config or TwoTowerConfig()
+        self.index_config = index_config or IndexConfig()
+        self.exact = exact
+        self.log = log
+        self.model: TwoTowerModel | None = None
+        self.index: TopKIndex | None = None
+        self.report: TrainReport | None = None
+        self._uploaded = np.zeros(0, dtype=np.int64)  # upload time (us) by shifted video index
+
+    def fit(self, train: Dataset, now: datetime) -> Self:
+        events = train.events.filter(pl.col("ts") < _ts(now))
+        self.model, self.report = fit_two_tower(events, train.videos, self.config, self.log)
+        self.index_videos(train.videos)
+        return self
+
+    def index_videos(self, videos: pl.DataFrame) -> None:
+        """(Re)build the index from the model's embeddings of ``videos``; unavailable ones masked."""
+        model = self._require_model()
+        ids, vectors = video_embeddings(model, videos)
+        idx = model.vocab.video_index(ids)
+        known = idx > 0
+        self.index = build_index(model.config.embedding_dim, self.index_config, self.exact)
+        self.index.add(idx[known], vectors[known])
+        self.index.remove(idx[known & ~videos["available"].to_numpy()])
+        self._uploaded = np.zeros(len(model.vocab.videos) + 1, dtype=np.int64)
+        self._uploaded[idx[known]] = videos["uploaded_at"].dt.epoch("us").to_numpy()[known]
+        self._embeddings = (ids.filter(pl.Series(known)), vectors[known])
+
+    def generate(self, users: pl.DataFrame, k: int, now: datetime) -> pl.DataFrame:
+        check_k(k)
+        model, index = self._require_model(), self.index
+        if users.height == 0 or index is None:
+            return pl.DataFrame(schema=CANDIDATE_SCHEMA)
+        excl = Exclusions(*shifted_index_lists(_excluded_lists(users), model.vocab.videos))
+        now_us = int(pl.select(_ts(now).dt.epoch("us")).item())
+        not_yet = np.flatnonzero(self._uploaded > now_us)
+        scores, idx = index.search(user_embeddings(model, users), k, excl, blocked=not_yet)
+        n, kk = idx.shape
+        flat = pl.DataFrame(
+            {
+                "user_id": users["user_id"].gather(np.repeat(np.arange(n), kk)),
+                "v": idx.reshape(-1),
+                "score": (scores.reshape(-1) / model.config.temperature).astype(np.float64),
+                "rank": np.tile(np.arange(1, kk + 1, dtype=np.int64), n),
+            }
+        ).filter(pl.col("v") > 0)
+        video_id = model.vocab.videos.to_ids(flat["v"].to_numpy() - 1)
+        return flat.with_columns(video_id=video_id, source=pl.lit(self.name)).select(list(CANDIDATE_SCHEMA))
+
+    def _require_model(self) -> TwoTowerModel:
+        if self.model is None:
+            raise RuntimeError("TwoTowerGenerator: call fit() or load() before generate()")
+        return self.model
+
+    def save(self, directory: str | Path) -> Path:
+        root = Path(directory)
+        self._require_model().save(root / "model")
+        if self.index is None:
+            raise RuntimeError("TwoTowerGenerator: nothing to save before fit()")
+        self.index.save(root / "index")
+        save_video_embeddings(root / "video_embeddings.parquet", *self._embeddings)
+        np.save(root / "uploaded_us.npy", self._uploaded)
+        meta = {"exact": self.exact, "index": asdict(self.index_config)}
+        (root / "generator.json").write_text(json.dumps(meta))
+        return root
+
+    @classmethod
+    def load(cls, directory: str | Path) -> Self:
+        root = Path(directory)
+        meta = json.loads((root / "generator.json").read_text())
+        model = TwoTowerModel.load(root / "model")
+        gen = cls(model.config, IndexConfig(**meta["index"]), meta["exact"])
+        gen.model = model
+        gen.index = ExactIndex.load(root / "index") if meta["exact"] else FaissIndex.load(root / "index")
+        gen._uploaded = np.load(root / "uploaded_us.npy")
+        frame = pl.read_parquet(root / "video_embeddings.parquet")
+        gen._embeddings = (frame["video_id"], frame["embedding"].to_numpy())
+        return gen
+
+
+@dataclass(frozen=True)
+class TrendingConfig:
+    """Time-decayed popularity: each watch counts ``2^(-age / half_life)``."""
+
+    half_life_days: float = 3.0
+    window_days: float = 30.0  # events older than this are ignored
+    watch_weight: float = 1.0
+    completion_weight: float = 1.0  # extra weight of a completed watch
+
+    def __post_init__(self) -> None:
+        if not (self.half_life_days > 0 and self.window_days > 0):
+            raise ValueError("TrendingConfig: half_life_days and window_days must be positive")
+        if self.watch_weight < 0 or self.completion_weight < 0:
+            raise ValueError("TrendingConfig: weights must be non-negative")
+
+
+class TrendingGenerator(CandidateGenerator):
+    """What many people watched and completed recently; answers cold users too."""
+
+    name = "trending"
+
+    def __init__(self, config: TrendingConfig | None = None) -> None:
+        self.config = config or TrendingConfig()
+        self._scores: pl.DataFrame | None = None  # video_id, score, uploaded_at; best first
+        self._fitted_at: datetime | None = None
+
+    def fit(self, train: Dataset, now: datetime) -> Self:
+        from vidrec.data.schema import with_derived
+
+        cfg = self.config
+        ev = train.events.filter(
+            (pl.col("event") == "watch")
+            & (pl.col("ts") < _ts(now))
+            & (pl.col("ts") >= _ts(now) - pl.duration(seconds=cfg.window_days * 86400))
+        )
+        ev = with_derived(ev, train.videos)
+        age_days = (_ts(now) - pl.col("ts")).dt.total_seconds() / 86400.0
+        weight = cfg.watch_weight + cfg.completion_weight * pl.col("completed").cast(pl.Float64)
+        decay = (-math.log(2.0) * age_days / cfg.half_life_days).exp()
+        scores = ev.group_by("video_id").agg(score=(weight * decay).sum())
+        self._scores = (
+            train.videos.filter(pl.col("available"))
+            .select("video_id", "uploaded_at")
+            .join(scores, on="video_id", how="inner")
+            .filter(pl.col("score") > 0)
+            .sort(["score", "video_id"], descending=[True, False])
+        )
+        self._fitted_at = now
+        return self
+
+    def generate(self, users: pl.DataFrame, k: int, now: datetime) -> pl.DataFrame:
+        check_k(k)
+        if self._scores is None or self._fitted_at is None:
+            raise RuntimeError("TrendingGenerator: call fit() or load() before generate()")
+        excluded = users.select("user_id", x=pl.concat_list("seen", "disliked").list.unique())
+        longest = int(excluded["x"].list.len().max() or 0)
+        # Decay is multiplicative, so later requests only rescale scores fitted earlier.
+        shift = (now - self._fitted_at).total_seconds() / 86400.0
+        scale = math.exp(-math.log(2.0) * shift / self.config.half_life_days)
+        pool = (
+            self._scores.filter(pl.col("uploaded_at") <= _ts(now))
+            .head(k + longest)
+            .select("video_id", score=pl.col("score") * scale)
+        )
+        seen = excluded.explode("x").drop_nulls("x").rename({"x": "video_id"})
+        out = (
+            users.select("user_id")
+            .join(pool, how="cross")
+            .join(seen, on=["user_id", "video_id"], how="anti")
+            .sort(["user_id", "score", "video_id"], descending=[False, True, False])
+            .with_columns(rank=pl.int_range(1, pl.len() + 1, dtype=pl.Int64).over("user_id"))
+            .filter(pl.col("rank") <= k)
+        )
+        return out.with_columns(source=pl.lit(self.name)).select(
+            pl.col(c).cast(t) for c, t in CANDIDATE_SCHEMA.items()
+        )
+
+    def save(self, directory: str | Path) -> Path:
+        if self._scores is None or self._fitted_at is None:
+            raise RuntimeError("TrendingGenerator: nothing to save before fit()")
+        root = Path(directory)
+        root.mkdir(parents=True, exist_ok=True)
+        self._scores.write_parquet(root / "trending.parquet")
+        meta = {"config": asdict(self.config), "fitted_at": self._fitted_at.isoformat()}
+        (root / "trending.json").write_text(json.dumps(meta))
+        return root
+
+    @classmethod
+    def load(cls, directory: str | Path) -> Self:
+        root = Path(directory)
+        meta = json.loads((root / "trending.json").read_text())
+        gen = cls(TrendingConfig(**meta["config"]))
+        gen._scores = pl.read_parquet(root / "trending.parquet")
+        gen._fitted_at = datetime.fromisoformat(meta["fitted_at"])
+        return gen

@@ -1,0 +1,101 @@
+"""The two-tower model's one config object, validated on construction and saved with the model."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+
+@dataclass
+class TwoTowerConfig:
+    """Model shape, negative sampling and training schedule of the two-tower retriever."""
+
+    # --- model ---
+    embedding_dim: int = 64  # width of every embedding and of both tower outputs
+    user_hidden: tuple[int, ...] = (128,)  # user-tower MLP hidden sizes
+    video_hidden: tuple[int, ...] = (128,)  # video-tower MLP hidden sizes
+    user_hash_buckets: int = 32_768  # hashed user-id rows; unseen users still hash somewhere
+    user_hash_functions: int = 2  # user id hashed this many times, embeddings summed (fewer collisions)
+    history_len: int = 50  # recently completed videos pooled into the user tower
+    temperature: float = 0.1  # score = <u, v> / temperature on L2-normalised towers
+    dropout: float = 0.0  # dropout inside the MLPs
+    user_id_dropout: float = 0.2  # share of training examples whose user-id embedding is zeroed,
+    # so the tower learns to read the history too (cold users and fresh histories rely on it)
+    # --- binary objective and negatives ---
+    negatives_per_positive: int = 4
+    popularity_negative_share: float = 0.5  # the rest are uniform over the corpus
+    popularity_exponent: float = 0.75  # popularity sampler draws videos with prob ~ count^exponent
+    # --- training ---
+    epochs: int = 30
+    batch_size: int = 1024
+    lr: float = 3e-3
+    weight_decay: float = 1e-5
+    seed: int = 0
+    # --- validation carve and early stopping ---
+    val_fraction: float = 0.1  # each user's last share of interactions (by time) held out
+    val_min_interactions: int = 5  # users with fewer interactions are not carved
+    eval_k: int = 100  # recall@eval_k drives early stopping
+    patience: int = 3  # epochs without improvement before stopping
+    refit_full: bool = True  # retrain on all data for the best number of epochs
+    threads: int = 0  # torch intra-op threads; 0 leaves torch's default
+    extra: dict[str, Any] = field(default_factory=dict)  # free-form notes saved with the model
+
+    def __post_init__(self) -> None:
+        self.user_hidden = tuple(int(h) for h in self.user_hidden)
+        self.video_hidden = tuple(int(h) for h in self.video_hidden)
+        positive_ints = (
+            "embedding_dim", "user_hash_buckets", "user_hash_functions", "history_len",
+            "epochs", "batch_size", "eval_k", "patience",
+        )
+        for name in positive_ints:
+            if int(getattr(self, name)) < 1:
+                raise ValueError(f"TwoTowerConfig.{name} must be at least 1, got {getattr(self, name)}")
+        if any(h < 1 for h in self.user_hidden + self.video_hidden):
+            raise ValueError(
+                f"TwoTowerConfig.user_hidden/video_hidden sizes must all be >= 1, got "
+                f"{self.user_hidden} and {self.video_hidden}"
+            )
+        if self.negatives_per_positive < 0:
+            raise ValueError(
+                f"TwoTowerConfig.negatives_per_positive must be >= 0, got {self.negatives_per_positive}"
+            )
+        for name in ("popularity_negative_share", "dropout", "user_id_dropout"):
+            value = getattr(self, name)
+            if not 0.0 <= value <= 1.0 or (name != "popularity_negative_share" and value == 1.0):
+                raise ValueError(f"TwoTowerConfig.{name} must be in [0, 1), got {value}")
+        if not 0.0 <= self.val_fraction < 1.0:
+            raise ValueError(f"TwoTowerConfig.val_fraction must be in [0, 1), got {self.val_fraction}")
+        for name in ("temperature", "lr"):
+            if not getattr(self, name) > 0.0:
+                raise ValueError(f"TwoTowerConfig.{name} must be positive, got {getattr(self, name)}")
+        if self.weight_decay < 0 or self.popularity_exponent < 0:
+            raise ValueError("TwoTowerConfig.weight_decay and popularity_exponent must be >= 0")
+        if self.val_min_interactions < 2 or self.threads < 0:
+            raise ValueError("TwoTowerConfig.val_min_interactions must be >= 2 and threads >= 0")
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready dict of every field (tuples as lists)."""
+        out = asdict(self)
+        out["user_hidden"] = list(self.user_hidden)
+        out["video_hidden"] = list(self.video_hidden)
+        return out
+
+    def save(self, path: str | Path) -> None:
+        """Write the resolved config as JSON."""
+        Path(path).write_text(json.dumps(self.to_dict(), indent=2, sort_keys=True))
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "TwoTowerConfig":
+        """Build from a dict, refusing unknown keys so a typo is not silently ignored."""
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise ValueError(f"TwoTowerConfig: unknown fields {unknown}; known: {sorted(known)}")
+        return cls(**data)
+
+    @classmethod
+    def load(cls, path: str | Path) -> "TwoTowerConfig":
+        """Read a config written by :meth:`save`."""
+        return cls.from_dict(json.loads(Path(path).read_text()))

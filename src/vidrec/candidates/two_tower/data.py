@@ -1,0 +1,287 @@
+"""Two-tower training data in columns: vocabularies, hashed user ids, point-in-time histories,
+negative sampling and tensor batches.
+
+Video indices used by the model are shifted by one: index 0 means "unknown or padding",
+so an unseen video or an empty history slot contributes nothing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+import pyarrow as pa
+import torch
+
+from vidrec.data.ids import IdMap
+from vidrec.data.schema import COMPLETION_THRESHOLD
+from vidrec.features.user_state import completed_pairs
+
+_FNV_OFFSET = np.uint64(0xCBF29CE484222325)
+_FNV_PRIME = np.uint64(0x100000001B3)
+
+
+def hash_ids(ids: pl.Series | list[str], buckets: int, n_functions: int = 1) -> np.ndarray:
+    """Stable FNV-1a hashes of string ids into ``buckets``: int64 array (n, n_functions).
+
+    Stable across processes and library versions (unlike Python's ``hash``), so a saved
+    model maps a user to the same rows at serving time. Vectorised over ids; the only
+    loop runs over character positions.
+    """
+    arr = pa.array(pl.Series(ids, dtype=pl.String).to_arrow()).cast(pa.large_binary())
+    arr = pa.concat_arrays([arr]) if arr.offset else arr
+    offsets = np.frombuffer(arr.buffers()[1], dtype=np.int64)[: len(arr) + 1]
+    data = np.frombuffer(arr.buffers()[2], dtype=np.uint8) if arr.buffers()[2] else np.zeros(1, np.uint8)
+    lengths = np.diff(offsets)
+    out = np.empty((len(arr), n_functions), dtype=np.int64)
+    with np.errstate(over="ignore"):
+        for f in range(n_functions):
+            h = np.full(len(arr), _FNV_OFFSET ^ np.uint64(f * 0x9E3779B97F4A7C15 % 2**64), np.uint64)
+            for pos in range(int(lengths.max(initial=0))):
+                live = lengths > pos
+                byte = data[np.where(live, offsets[:-1] + pos, 0)].astype(np.uint64)
+                h = np.where(live, (h ^ byte) * _FNV_PRIME, h)
+            out[:, f] = (h % np.uint64(buckets)).astype(np.int64)
+    return out
+
+
+def padded_indices(lists: pl.Series, vocab: IdMap, width: int) -> np.ndarray:
+    """Map a list[str] column to an int64 matrix (n, width) of shifted indices, keeping the
+    last ``width`` entries of each list; unknown ids and padding are 0."""
+    n = len(lists)
+    out = np.zeros((n, width), dtype=np.int64)
+    frame = pl.DataFrame({"v": lists.list.tail(width)}).with_row_index("row")
+    flat = frame.explode("v").drop_nulls("v")
+    if flat.height == 0:
+        return out
+    flat = flat.with_columns(pos=pl.int_range(pl.len()).over("row"))
+    rows = flat["row"].to_numpy().astype(np.int64)
+    out[rows, flat["pos"].to_numpy()] = vocab.to_index(flat["v"]) + 1
+    return out
+
+
+@dataclass
+class Vocabulary:
+    """The id vocabularies of a trained model: videos, categories, tags and creators."""
+
+    videos: IdMap
+    categories: IdMap
+    tags: IdMap
+    creators: IdMap
+
+    @classmethod
+    def from_videos(cls, videos: pl.DataFrame) -> "Vocabulary":
+        """Build every vocabulary from the videos table (sorted, so it is repeatable)."""
+        tags = videos["tags"].explode().drop_nulls().unique().sort()
+        return cls(
+            videos=IdMap(videos["video_id"].unique(maintain_order=True)),
+            categories=IdMap(videos["category"].drop_nulls().unique().sort()),
+            tags=IdMap(tags),
+            creators=IdMap(videos["creator_id"].drop_nulls().unique().sort()),
+        )
+
+    def video_index(self, ids: pl.Series | list[str]) -> np.ndarray:
+        """Shifted video indices (0 = unknown video)."""
+        return self.videos.to_index(ids) + 1
+
+    def encode_videos(self, videos: pl.DataFrame, max_tags: int = 16) -> dict[str, torch.Tensor]:
+        """Video-tower inputs of each row of ``videos``: id, category, creator (n,), tags (n, T)."""
+        return {
+            "video": torch.from_numpy(self.video_index(videos["video_id"])),
+            "category": torch.from_numpy(self.categories.to_index(videos["category"]) + 1),
+            "creator": torch.from_numpy(self.creators.to_index(videos["creator_id"]) + 1),
+            "tags": torch.from_numpy(padded_indices(videos["tags"], self.tags, max_tags)),
+        }
+
+    def save(self, directory: str | Path) -> None:
+        """Write each vocabulary as ``vocab_<name>.parquet``."""
+        for name in ("videos", "categories", "tags", "creators"):
+            getattr(self, name).save(Path(directory) / f"vocab_{name}.parquet")
+
+    @classmethod
+    def load(cls, directory: str | Path) -> "Vocabulary":
+        """Read vocabularies written by :meth:`save`."""
+        names = ("videos", "categories", "tags", "creators")
+        return cls(**{n: IdMap.load(Path(directory) / f"vocab_{n}.parquet") for n in names})
+
+
+def interacted_pairs(events: pl.DataFrame) -> pl.DataFrame:
+    """Positive pairs of the binary objective: (user_id, video_id, ts of first watch or like)."""
+    return (
+        events.filter(pl.col("event").is_in(["watch", "like"]))
+        .group_by("user_id", "video_id")
+        .agg(ts=pl.col("ts").min())
+    )
+
+
+def history_before(
+    user: np.ndarray,
+    ts: np.ndarray,
+    hist_user: np.ndarray,
+    hist_ts: np.ndarray,
+    hist_video: np.ndarray,
+    width: int,
+) -> np.ndarray:
+    """For each example (user, ts): the last ``width`` videos that user completed strictly before ts.
+
+    ``hist_*`` describe completions (dense user index, int64 time, shifted video index).
+    Returns (n, width) shifted indices, oldest first, left-padded with 0. Vectorised:
+    (user, time-rank) keys are sorted and located with ``searchsorted``.
+    """
+    _, ranks = np.unique(np.concatenate([hist_ts, ts]), return_inverse=True)
+    n_ranks = np.int64(ranks.max(initial=0) + 1)
+    key_h = hist_user.astype(np.int64) * n_ranks + ranks[: len(hist_ts)]
+    order = np.argsort(key_h, kind="stable")
+    key_h, videos = key_h[order], hist_video[order]
+    key_e = user.astype(np.int64) * n_ranks + ranks[len(hist_ts) :]
+    end = np.searchsorted(key_h, key_e, side="left")  # first completion at or after ts
+    start = np.searchsorted(key_h, user.astype(np.int64) * n_ranks, side="left")
+    window = end[:, None] - width + np.arange(width)[None, :]  # (n, width)
+    valid = window >= start[:, None]
+    if len(videos) == 0:
+        return np.zeros((len(user), width), dtype=np.int64)
+    return np.where(valid, videos[np.clip(window, 0, None)], 0)
+
+
+@dataclass
+class Examples:
+    """Positive examples as columns; negatives are drawn per epoch by :class:`NegativeSampler`."""
+
+    user: np.ndarray  # (N,) dense user index, for rejecting interacted negatives
+    user_buckets: torch.Tensor  # (N, n_hash) hashed user-id rows
+    history: torch.Tensor  # (N, H) shifted indices of videos completed before the example
+    video: torch.Tensor  # (N,) shifted index of the positive video
+    users: IdMap  # dense user index -> user id
+    interacted_keys: np.ndarray  # sorted user * (n_videos + 1) + video of every interacted pair
+
+    def __len__(self) -> int:
+        return len(self.user)
+
+
+def build_examples(
+    events: pl.DataFrame,
+    videos: pl.DataFrame,
+    vocab: Vocabulary,
+    history_len: int,
+    hash_buckets: int,
+    hash_functions: int,
+    threshold: float = COMPLETION_THRESHOLD,
+) -> Examples:
+    """Turn an event log into positive examples with point-in-time user histories."""
+    pos = interacted_pairs(events)
+    pos = pos.with_columns(v=pl.Series(vocab.video_index(pos["video_id"]))).filter(pl.col("v") > 0)
+    pos = pos.sort("user_id", "ts", "video_id")
+    users = IdMap(pos["user_id"].unique(maintain_order=True))
+    comp = completed_pairs(events, videos, None, threshold)
+    comp = comp.with_columns(
+        u=pl.Series(users.to_index(comp["user_id"])), v=pl.Series(vocab.video_index(comp["video_id"]))
+    ).filter((pl.col("u") >= 0) & (pl.col("v") > 0))
+    user = users.to_index(pos["user_id"])
+    history = history_before(
+        user,
+        pos["ts"].dt.epoch("us").to_numpy(),
+        comp["u"].to_numpy(),
+        comp["ts"].dt.epoch("us").to_numpy(),
+        comp["v"].to_numpy(),
+        history_len,
+    )
+    video = pos["v"].to_numpy().astype(np.int64)
+    n_v = np.int64(len(vocab.videos) + 1)
+    return Examples(
+        user=user,
+        user_buckets=torch.from_numpy(hash_ids(pos["user_id"], hash_buckets, hash_functions)),
+        history=torch.from_numpy(history),
+        video=torch.from_numpy(video),
+        users=users,
+        interacted_keys=np.unique(user * n_v + video),
+    )
+
+
+class NegativeSampler:
+    """Draws videos a user did not interact with: a mix of uniform and count^alpha samplers.
+
+    Interacted draws are redrawn a few rounds; any left are marked invalid and masked out
+    of the loss, so a negative is never a video the user interacted with.
+    """
+
+    def __init__(
+        self,
+        n_videos: int,
+        positive_videos: np.ndarray,
+        interacted_keys: np.ndarray,
+        popularity_share: float,
+        exponent: float,
+        rng: np.random.Generator,
+        max_rounds: int = 10,
+    ) -> None:
+        counts = np.bincount(positive_videos, minlength=n_videos + 1)[1:].astype(np.float64)
+        weights = counts**exponent if counts.sum() > 0 else np.ones(n_videos)
+        self._cdf = np.cumsum(weights) / weights.sum()
+        self._n = n_videos
+        self._keys = interacted_keys
+        self._share = popularity_share
+        self._rng = rng
+        self._rounds = max_rounds
+
+    def _draw(self, size: int) -> np.ndarray:
+        """Shifted video indices (1..n) from the mixture."""
+        uniform = self._rng.integers(0, self._n, size=size)
+        popular = np.searchsorted(self._cdf, self._rng.random(size), side="right")
+        use_pop = self._rng.random(size) < self._share
+        return np.where(use_pop, np.minimum(popular, self._n - 1), uniform) + 1
+
+    def _interacted(self, user: np.ndarray, video: np.ndarray) -> np.ndarray:
+        keys = user.astype(np.int64) * np.int64(self._n + 1) + video
+        pos = np.clip(np.searchsorted(self._keys, keys), 0, max(len(self._keys) - 1, 0))
+        return self._keys[pos] == keys if len(self._keys) else np.zeros(keys.shape, bool)
+
+    def sample(self, user: np.ndarray, per_positive: int) -> tuple[np.ndarray, np.ndarray]:
+        """Negatives (N, per_positive) as shifted indices and a validity mask of the same shape."""
+        users = np.repeat(user, per_positive)
+        neg = self._draw(len(users))
+        bad = self._interacted(users, neg)
+        for _ in range(self._rounds):
+            if not bad.any():
+                break
+            idx = np.flatnonzero(bad)
+            neg[idx] = self._draw(len(idx))
+            bad[idx] = self._interacted(users[idx], neg[idx])
+        shape = (len(user), per_positive)
+        return neg.reshape(shape), ~bad.reshape(shape)
+
+
+def iterate_batches(
+    examples: Examples,
+    negatives: np.ndarray,
+    valid: np.ndarray,
+    batch_size: int,
+    rng: np.random.Generator,
+) -> Iterator[dict[str, torch.Tensor]]:
+    """Shuffled tensor batches: user_buckets, history, video (B,), negatives and neg_valid (B, n)."""
+    order = torch.from_numpy(rng.permutation(len(examples)))
+    neg_t, valid_t = torch.from_numpy(negatives), torch.from_numpy(valid)
+    for start in range(0, len(examples), batch_size):
+        idx = order[start : start + batch_size]
+        yield {
+            "user_buckets": examples.user_buckets[idx],
+            "history": examples.history[idx],
+            "video": examples.video[idx],
+            "negatives": neg_t[idx],
+            "neg_valid": valid_t[idx],
+        }
+
+
+def shifted_index_lists(lists: pl.Series, vocab: IdMap) -> tuple[np.ndarray, np.ndarray]:
+    """A list[str] column as CSR arrays of shifted video indices: (offsets (n+1,), indices).
+
+    Unknown ids are dropped. Used to turn ``seen``/``disliked`` into index exclusions.
+    """
+    frame = pl.DataFrame({"v": lists}).with_row_index("row").explode("v").drop_nulls("v")
+    idx = vocab.to_index(frame["v"]) + 1
+    keep = idx > 0
+    rows = frame["row"].to_numpy()[keep]
+    counts = np.bincount(rows, minlength=len(lists)).astype(np.int64)
+    return np.concatenate([[0], np.cumsum(counts)]), idx[keep]

@@ -1,0 +1,208 @@
+"""Training loop of the two-tower model: binary cross-entropy on observed pairs and sampled
+negatives, recall@K on a per-user temporal validation carve, early stopping, optional refit.
+"""
+
+from __future__ import annotations
+
+import copy
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+import polars as pl
+import torch
+from torch.nn import functional as F
+
+from vidrec.candidates.index import ExactIndex, Exclusions
+from vidrec.candidates.two_tower.config import TwoTowerConfig
+from vidrec.candidates.two_tower.data import (
+    NegativeSampler,
+    Vocabulary,
+    build_examples,
+    interacted_pairs,
+    iterate_batches,
+    shifted_index_lists,
+)
+from vidrec.candidates.two_tower.export import user_embeddings
+from vidrec.candidates.two_tower.model import TwoTowerModel
+from vidrec.errors import DataError
+from vidrec.features.user_state import build_user_state
+
+Logger = Callable[[str], None]
+
+
+@dataclass
+class TrainReport:
+    """What training did: per-epoch figures, the chosen epoch and the time it took."""
+
+    epochs: list[dict[str, float]] = field(default_factory=list)
+    best_epoch: int = 0
+    best_recall: float = float("nan")
+    seconds: float = 0.0
+    refit_seconds: float = 0.0
+
+
+def carve_validation(
+    events: pl.DataFrame, fraction: float, min_interactions: int
+) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """Hold out each user's last ``fraction`` of interacted videos by time.
+
+    Returns (events strictly before each carved user's cutoff, truth pairs ``user_id,
+    video_id`` first interacted at or after the cutoff).
+    """
+    pairs = interacted_pairs(events).sort("user_id", "ts", "video_id")
+    n = pl.len().over("user_id")
+    pos = pl.int_range(pl.len()).over("user_id")
+    n_val = (n.cast(pl.Float64) * fraction).floor().cast(pl.Int64).clip(lower_bound=1)
+    pairs = pairs.with_columns(val=(pos >= n - n_val) & (n >= min_interactions))
+    cutoff = pairs.filter("val").group_by("user_id").agg(cutoff=pl.col("ts").min())
+    fit = events.join(cutoff, on="user_id", how="left").filter(
+        pl.col("cutoff").is_null() | (pl.col("ts") < pl.col("cutoff"))
+    ).drop("cutoff")
+    truth = pairs.join(cutoff, on="user_id").filter(pl.col("ts") >= pl.col("cutoff"))
+    truth = truth.join(interacted_pairs(fit), on=["user_id", "video_id"], how="anti")
+    return fit, truth.select("user_id", "video_id")
+
+
+def recall_at_k(
+    model: TwoTowerModel, state: pl.DataFrame, truth: pl.DataFrame, k: int
+) -> float:
+    """Mean over users of |top-k ∩ truth| / |truth|, ranking all videos the user has not seen.
+
+    ``state`` holds ``build_user_state`` rows of the truth users (their state at the cutoff).
+    """
+    index = ExactIndex()
+    with torch.no_grad():
+        model.eval()
+        ids = torch.arange(1, len(model.vocab.videos) + 1)
+        index.add(ids.numpy(), model.catalogue_tower(ids).numpy())
+    seen = Exclusions(*shifted_index_lists(state["seen"], model.vocab.videos))
+    _, top = index.search(user_embeddings(model, state), k, seen)
+    got = pl.DataFrame({"user_id": state["user_id"], "video": pl.Series(top.tolist())}).explode("video")
+    truth_idx = truth.with_columns(video=pl.Series(model.vocab.video_index(truth["video_id"])))
+    hits = truth_idx.join(got, on=["user_id", "video"], how="left", coalesce=False)
+    per_user = hits.group_by("user_id").agg(rec=pl.col("video_right").is_not_null().sum() / pl.len())
+    return float(per_user["rec"].mean())
+
+
+def validation_state(
+    events: pl.DataFrame, videos: pl.DataFrame, truth: pl.DataFrame, history_len: int
+) -> pl.DataFrame:
+    """The state of every truth user built from ``events`` (cold users get empty lists)."""
+    state = build_user_state(events, videos, history_len=history_len)
+    users = truth.select("user_id").unique().sort("user_id")
+    return users.join(state, on="user_id", how="left").with_columns(
+        pl.col(c).fill_null(pl.lit([], dtype=pl.List(pl.String)))
+        for c in ("recent_completed", "recent_watched", "seen", "disliked")
+    )
+
+
+def _train(
+    events: pl.DataFrame,
+    videos: pl.DataFrame,
+    vocab: Vocabulary,
+    config: TwoTowerConfig,
+    epochs: int,
+    evaluate: Callable[[TwoTowerModel], float] | None,
+    log: Logger,
+) -> tuple[TwoTowerModel, list[dict[str, float]], int]:
+    """Train from a fresh seeded initialisation; keep the best epoch when ``evaluate`` is given."""
+    torch.manual_seed(config.seed)
+    rng = np.random.default_rng(config.seed)
+    model = TwoTowerModel(config, vocab)
+    model.set_catalogue(vocab.encode_videos(videos))
+    ex = build_examples(
+        events, videos, vocab, config.history_len, config.user_hash_buckets, config.user_hash_functions
+    )
+    if len(ex) == 0:
+        raise DataError("two-tower training: no watch or like events on known videos", "check the events table")
+    sampler = NegativeSampler(
+        len(vocab.videos), ex.video.numpy(), ex.interacted_keys,
+        config.popularity_negative_share, config.popularity_exponent, rng,
+    )
+    opt = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+    stats: list[dict[str, float]] = []
+    best, best_epoch, best_state, stale = -1.0, epochs, None, 0
+    for epoch in range(1, epochs + 1):
+        model.train()
+        t0 = time.perf_counter()
+        neg, valid = sampler.sample(ex.user, config.negatives_per_positive)
+        total, weight = 0.0, 0.0
+        for batch in iterate_batches(ex, neg, valid, config.batch_size, rng):
+            logits = model.logits(batch)  # (B, 1 + n_neg)
+            labels = torch.zeros_like(logits)
+            labels[:, 0] = 1.0
+            w = torch.cat([torch.ones_like(logits[:, :1]), batch["neg_valid"].float()], dim=1)
+            loss = (F.binary_cross_entropy_with_logits(logits, labels, reduction="none") * w).sum() / w.sum()
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            total += float(loss.detach()) * float(w.sum())
+            weight += float(w.sum())
+        secs = time.perf_counter() - t0
+        row = {"epoch": epoch, "loss": total / weight, "seconds": secs, "examples_per_s": weight / secs}
+        if evaluate is not None:
+            row["val_recall"] = evaluate(model)
+        stats.append(row)
+        log(
+            f"epoch {epoch:3d}  loss {row['loss']:.4f}  {row['examples_per_s']:,.0f} examples/s"
+            + (f"  val recall@{config.eval_k} {row['val_recall']:.4f}" if evaluate else "")
+        )
+        if evaluate is None:
+            continue
+        if row["val_recall"] > best:
+            best, best_epoch, best_state, stale = row["val_recall"], epoch, copy.deepcopy(model.state_dict()), 0
+        else:
+            stale += 1
+            if stale >= config.patience:
+                log(f"early stop: no improvement for {config.patience} epochs (best epoch {best_epoch})")
+                break
+    if best_state is not None:
+        model.load_state_dict(best_state)
+    model.eval()
+    return model, stats, best_epoch
+
+
+def fit_two_tower(
+    events: pl.DataFrame, videos: pl.DataFrame, config: TwoTowerConfig | None = None, log: Logger = print
+) -> tuple[TwoTowerModel, TrainReport]:
+    """Train a two-tower model on an event log and the videos table.
+
+    With ``val_fraction > 0`` the epoch count is chosen by recall@``eval_k`` on each user's
+    last interactions, then (``refit_full``) the model is retrained on all events for
+    that many epochs, so the most recent interactions are not lost to validation.
+    """
+    config = config or TwoTowerConfig()
+    previous_threads = torch.get_num_threads()
+    if config.threads:
+        torch.set_num_threads(config.threads)
+    try:
+        return _fit(events, videos, config, log)
+    finally:
+        torch.set_num_threads(previous_threads)
+
+
+def _fit(
+    events: pl.DataFrame, videos: pl.DataFrame, config: TwoTowerConfig, log: Logger
+) -> tuple[TwoTowerModel, TrainReport]:
+    vocab = Vocabulary.from_videos(videos)
+    report = TrainReport()
+    t0 = time.perf_counter()
+    if config.val_fraction > 0:
+        fit, truth = carve_validation(events, config.val_fraction, config.val_min_interactions)
+    if config.val_fraction > 0 and truth.height:
+        state = validation_state(fit, videos, truth, config.history_len)
+        evaluate = lambda m: recall_at_k(m, state, truth, config.eval_k)  # noqa: E731
+        model, report.epochs, report.best_epoch = _train(fit, videos, vocab, config, config.epochs, evaluate, log)
+        report.best_recall = max(r["val_recall"] for r in report.epochs)
+        report.seconds = time.perf_counter() - t0
+        if config.refit_full:
+            t1 = time.perf_counter()
+            log(f"refit on all events for {report.best_epoch} epochs")
+            model, _, _ = _train(events, videos, vocab, config, report.best_epoch, None, log)
+            report.refit_seconds = time.perf_counter() - t1
+    else:
+        model, report.epochs, report.best_epoch = _train(events, videos, vocab, config, config.epochs, None, log)
+        report.seconds = time.perf_counter() - t0
+    return model, report

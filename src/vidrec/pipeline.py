@@ -1,0 +1,184 @@
+"""The orchestrator: candidate generation -> scoring -> re-ranking.
+
+Each stage sits behind its interface (``CandidateGenerator``, ``Ranker``, ``ReRanker``);
+the pipeline only composes them, so swapping an implementation never touches this file.
+Every row that leaves carries its provenance: the generators that nominated it, its
+retrieval score, the ranker's probability and the re-ranker's adjustments.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import replace
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Callable, Literal
+
+import polars as pl
+
+from vidrec.candidates.base import CandidateGenerator
+from vidrec.candidates.generators import TrendingGenerator, TwoTowerGenerator
+from vidrec.candidates.merge import merge_candidates
+from vidrec.candidates.two_tower.model import TwoTowerModel
+from vidrec.candidates.two_tower.source import TwoTowerEmbeddings
+from vidrec.candidates.two_tower.train import fit_two_tower
+from vidrec.config import PipelineConfig
+from vidrec.data.dataset import Dataset
+from vidrec.reranking.base import ReRanker
+from vidrec.reranking.config import ReRankConfig
+from vidrec.reranking.reranker import DefaultReRanker
+from vidrec.scoring.base import Ranker
+from vidrec.scoring.ranker import MLPRanker
+
+Stage = Literal["candidates", "scored", "final"]
+STAGES: tuple[str, ...] = ("candidates", "scored", "final")
+Logger = Callable[[str], None]
+GENERATOR_TYPES: dict[str, type[CandidateGenerator]] = {
+    "two_tower": TwoTowerGenerator,
+    "trending": TrendingGenerator,
+}
+OUTPUT_LEAD = ["user_id", "rank", "video_id", "score", "source"]
+
+
+def ranker_cut(events: pl.DataFrame, period: float) -> datetime:
+    """The time from which the ranker learns: the last ``period`` of watches by time."""
+    watches = events.filter(pl.col("event") == "watch")["ts"].sort()
+    if watches.len() == 0:
+        raise ValueError("the training data holds no watch event")
+    return watches.gather(int((1.0 - period) * (watches.len() - 1))).item()
+
+
+class Pipeline:
+    """Composes the three stages; ``fit`` trains them all, ``run`` serves a batch of users."""
+
+    def __init__(
+        self,
+        config: PipelineConfig,
+        generators: list[CandidateGenerator],
+        ranker: Ranker,
+        reranker: ReRanker,
+        feature_model: TwoTowerModel | None = None,
+    ) -> None:
+        self.config = config
+        self.generators = generators
+        self.ranker = ranker
+        self.reranker = reranker
+        self.feature_model = feature_model
+        self.timings: dict[str, float] = {}
+
+    @classmethod
+    def fit(cls, train: Dataset, config: PipelineConfig | None = None, log: Logger = print) -> "Pipeline":
+        """Train every stage on ``train``; the clock is the end of its events."""
+        config = config or PipelineConfig()
+        now = train.events["ts"].max() + timedelta(microseconds=1)
+        timings: dict[str, float] = {}
+        generators = []
+        for name in config.candidates.generators:
+            t0 = time.perf_counter()
+            log(f"[candidates] training {name}")
+            gen = _new_generator(name, config, log).fit(train, now)
+            generators.append(gen)
+            timings[f"candidates.{name}"] = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        cut = ranker_cut(train.events, config.ranker_period)
+        log(f"[scoring] two-tower for ranking features on events before {cut:%Y-%m-%d %H:%M}")
+        early = train.events.filter(pl.col("ts") < cut)
+        feature_model, _ = fit_two_tower(early, train.videos, config.two_tower, log)
+        embeddings = TwoTowerEmbeddings(feature_model, train.videos)
+        log(f"[scoring] training the ranker on examples from {cut:%Y-%m-%d %H:%M}")
+        ranker = MLPRanker(replace(config.ranker, examples_since=cut)).fit(train, embeddings)
+        timings["scoring"] = time.perf_counter() - t0
+        pipe = cls(config, generators, ranker, DefaultReRanker(config.rerank), feature_model)
+        pipe.timings = timings
+        return pipe
+
+    def candidates(self, users: pl.DataFrame, now: datetime) -> pl.DataFrame:
+        """Stage 1: every generator nominates, the merger deduplicates and attributes."""
+        cc = self.config.candidates
+        frames = [g.generate(users, cc.per_generator, now) for g in self.generators]
+        return merge_candidates(frames, quotas=cc.quotas, target=cc.target)
+
+    def run(
+        self,
+        users: pl.DataFrame,
+        videos: pl.DataFrame,
+        now: datetime,
+        k: int = 10,
+        stage: Stage = "final",
+        debug: bool = False,
+    ) -> pl.DataFrame:
+        """Recommendations for the users in ``users`` (their current state), up to ``stage``.
+
+        Returns ``user_id, rank, video_id, score, source`` and the per-stage columns
+        (``sources``, ``retrieval_score``, ``p_complete``, ``final_score``, ``adjustments``).
+        """
+        if stage not in STAGES:
+            raise ValueError(f"stage must be one of {STAGES}, got {stage!r}")
+        if k < 1:
+            raise ValueError(f"k must be at least 1, got {k}")
+        cands = self.candidates(users, now)
+        if stage == "candidates":
+            out = cands.filter(pl.col("rank") <= k).with_columns(
+                score=pl.coalesce(pl.col("retrieval_score"), *_source_scores(cands))
+            )
+            return _finish(out)
+        cands = cands.rename({"rank": "candidate_rank"})
+        scored = self.ranker.score(cands, users, videos, now)
+        if stage == "scored":
+            out = scored.sort("user_id", "p_complete", descending=[False, True]).with_columns(
+                rank=pl.int_range(1, pl.len() + 1, dtype=pl.Int64).over("user_id")
+            )
+            return _finish(out.filter(pl.col("rank") <= k).with_columns(score=pl.col("p_complete")))
+        final = self.reranker.rerank(scored, users, videos, now, k, debug=debug)
+        return _finish(final.with_columns(score=pl.col("final_score")))
+
+    def save(self, directory: str | Path) -> Path:
+        """Write every stage into ``directory`` (``candidates/``, ``scoring/``, ``reranking/``)."""
+        root = Path(directory)
+        for gen in self.generators:
+            gen.save(_mkdir(root / "candidates" / gen.name))
+        self.ranker.save(_mkdir(root / "scoring" / "ranker"))
+        if self.feature_model is not None:
+            self.feature_model.save(_mkdir(root / "scoring" / "two_tower_features"))
+        self.config.rerank.save(_mkdir(root / "reranking") / "config.json")
+        self.config.save(root / "config.json")
+        (root / "timings.json").write_text(json.dumps(self.timings, indent=2))
+        return root
+
+    @classmethod
+    def load(cls, directory: str | Path, videos: pl.DataFrame) -> "Pipeline":
+        """Rebuild a pipeline written by :meth:`save`; ``videos`` is the catalogue."""
+        root = Path(directory)
+        config = PipelineConfig.from_dict(json.loads((root / "config.json").read_text()))
+        generators = [
+            GENERATOR_TYPES[name].load(root / "candidates" / name) for name in config.candidates.generators
+        ]
+        feature_dir = root / "scoring" / "two_tower_features"
+        feature_model = TwoTowerModel.load(feature_dir) if feature_dir.exists() else None
+        embeddings = TwoTowerEmbeddings(feature_model, videos) if feature_model else None
+        ranker = MLPRanker.load(root / "scoring" / "ranker", embeddings)
+        rerank_cfg = ReRankConfig.load(root / "reranking" / "config.json")
+        return cls(config, generators, ranker, DefaultReRanker(rerank_cfg), feature_model)
+
+
+def _new_generator(name: str, config: PipelineConfig, log: Logger) -> CandidateGenerator:
+    if name == "two_tower":
+        return TwoTowerGenerator(config.two_tower, config.index, log=log)
+    return TrendingGenerator(config.trending)
+
+
+def _source_scores(cands: pl.DataFrame) -> list[pl.Expr]:
+    return [pl.col(c) for c in cands.columns if c.startswith("score_")]
+
+
+def _finish(frame: pl.DataFrame) -> pl.DataFrame:
+    """Put the common output columns first and the source as a readable string."""
+    out = frame.with_columns(source=pl.col("sources").list.join("+"))
+    rest = [c for c in out.columns if c not in OUTPUT_LEAD]
+    return out.select(OUTPUT_LEAD + rest).sort("user_id", "rank", nulls_last=True)
+
+
+def _mkdir(path: Path) -> Path:
+    path.mkdir(parents=True, exist_ok=True)
+    return path

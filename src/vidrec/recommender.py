@@ -1,0 +1,147 @@
+"""A trained vidrec model as one object: load it, ask for recommendations, feed it events.
+
+A model directory holds versioned artifact folders (``v<UTC time>``) and a ``LATEST``
+file naming the current one. Each version holds the resolved config, the trained stages,
+the data they were trained on (the user state is rebuilt from it at request time) and a
+manifest.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from typing import Callable
+
+import polars as pl
+
+from vidrec import __version__
+from vidrec.config import PipelineConfig
+from vidrec.data.dataset import Dataset, read_dataset, write_dataset
+from vidrec.data.schema import TIMESTAMP
+from vidrec.errors import VidrecError
+from vidrec.features.user_state import build_user_state, empty_user_state
+from vidrec.pipeline import Pipeline, Stage
+
+LATEST = "LATEST"
+
+
+def resolve_version(model_dir: str | Path) -> Path:
+    """The artifact folder to load: ``model_dir`` itself or the version named in ``LATEST``."""
+    root = Path(model_dir)
+    if (root / "manifest.json").exists():
+        return root
+    if (root / LATEST).exists():
+        return root / (root / LATEST).read_text().strip()
+    raise VidrecError(
+        f"{root}: no trained model here (no {LATEST} file or manifest.json)",
+        "train one with `vidrec train DATA_DIR --out MODEL_DIR`",
+    )
+
+
+class Recommender:
+    """Serves a trained :class:`Pipeline` over the training data plus events observed since."""
+
+    def __init__(self, pipeline: Pipeline, data: Dataset, trained_until: datetime, path: Path | None = None):
+        self.pipeline = pipeline
+        self.videos = data.videos
+        self.users = data.users
+        self.events = data.events
+        self.trained_until = trained_until
+        self.path = path
+        self._video_ids = set(self.videos["video_id"].to_list())
+
+    @classmethod
+    def train(
+        cls, train: Dataset, config: PipelineConfig | None = None, log: Callable[[str], None] = print
+    ) -> "Recommender":
+        """Train all stages on ``train`` (already validated)."""
+        pipeline = Pipeline.fit(train, config, log)
+        until = train.events["ts"].max() + timedelta(microseconds=1)
+        return cls(pipeline, train, until)
+
+    def save(self, model_dir: str | Path) -> Path:
+        """Write a new version folder under ``model_dir`` and point ``LATEST`` at it."""
+        root = Path(model_dir)
+        version = "v" + datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S%f")
+        path = root / version
+        self.pipeline.save(path)
+        write_dataset(Dataset(self.events, self.videos, self.users), path / "data")
+        manifest = {
+            "version": version,
+            "vidrec": __version__,
+            "created_at": datetime.now(timezone.utc).isoformat(),
+            "trained_until": self.trained_until.isoformat(),
+            "events": self.events.height,
+            "videos": self.videos.height,
+            "users": self.users.height,
+            "timings_seconds": self.pipeline.timings,
+        }
+        (path / "manifest.json").write_text(json.dumps(manifest, indent=2))
+        (root / LATEST).write_text(version + "\n")
+        self.path = path
+        return path
+
+    @classmethod
+    def load(cls, model_dir: str | Path) -> "Recommender":
+        """Load the latest version in ``model_dir`` (or the version folder given)."""
+        path = resolve_version(model_dir)
+        manifest = json.loads((path / "manifest.json").read_text())
+        data = read_dataset(path / "data")
+        pipeline = Pipeline.load(path, data.videos)
+        return cls(pipeline, data, datetime.fromisoformat(manifest["trained_until"]), path)
+
+    @property
+    def now(self) -> datetime:
+        """The model's clock: the later of the training end and the last event observed."""
+        last = self.events["ts"].max()
+        return max(self.trained_until, last + timedelta(microseconds=1)) if last else self.trained_until
+
+    def user_state(self, user_ids: list[str]) -> pl.DataFrame:
+        """Current state of the given users (history, seen, disliked); unknown users are empty."""
+        ids = pl.Series("user_id", user_ids, dtype=pl.String).unique(maintain_order=True)
+        mine = self.events.filter(pl.col("user_id").is_in(ids.implode()))
+        state = build_user_state(mine, self.videos, history_len=self.pipeline.config.history_len)
+        missing = ids.filter(~ids.is_in(state["user_id"].implode()))
+        if missing.len():
+            state = pl.concat([state, empty_user_state(missing)], how="diagonal_relaxed")
+        return state
+
+    def recommend_batch(
+        self,
+        user_ids: list[str],
+        k: int = 10,
+        stage: Stage = "final",
+        now: datetime | None = None,
+        debug: bool = False,
+    ) -> pl.DataFrame:
+        """Recommendations for many users at once (one vectorised pass per stage)."""
+        if not user_ids:
+            raise ValueError("no user ids given")
+        state = self.user_state(user_ids)
+        return self.pipeline.run(state, self.videos, now or self.now, k, stage, debug)
+
+    def recommend(self, user_id: str, k: int = 10, now: datetime | None = None, stage: Stage = "final") -> pl.DataFrame:
+        """The top ``k`` videos for one user, with provenance."""
+        return self.recommend_batch([user_id], k, stage, now)
+
+    def observe(self, events: pl.DataFrame) -> None:
+        """Add new (validated) events; the next request of those users reflects them."""
+        cols = self.events.columns
+        new = events.with_columns(pl.col("ts").cast(TIMESTAMP))
+        for c in cols:
+            if c not in new.columns:
+                new = new.with_columns(pl.lit(None, dtype=self.events.schema[c]).alias(c))
+        self.events = pl.concat([self.events, new.select(cols)], how="vertical_relaxed")
+
+    def known_video(self, video_id: str) -> bool:
+        """Whether ``video_id`` is in the catalogue."""
+        return video_id in self._video_ids
+
+
+def timed(fn: Callable[[], object]) -> tuple[object, float]:
+    """Run ``fn`` and return its result with the wall time in seconds."""
+    t0 = time.perf_counter()
+    out = fn()
+    return out, time.perf_counter() - t0

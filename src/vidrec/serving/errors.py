@@ -1,0 +1,85 @@
+"""Turn bad requests into readable 4xx JSON: which field, what is wrong, what to do."""
+
+from __future__ import annotations
+
+import logging
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+
+from vidrec.serving.schemas import BODY_TAGS, ErrorResponse, Problem
+
+log = logging.getLogger(__name__)
+_SHOWN = 5  # problems spelled out in the one-line detail
+
+
+class RequestProblem(Exception):
+    """A request the routes refuse after schema validation (e.g. an unknown video)."""
+
+    def __init__(self, problems: list[Problem], status_code: int = 422) -> None:
+        self.problems = problems
+        self.status_code = status_code
+        super().__init__("; ".join(f"{p.field}: {p.message}" for p in problems))
+
+
+def field_path(loc: tuple | list) -> str:
+    """``('body', 'many', 2, 'ts')`` -> ``body[2].ts``; union tags are dropped."""
+    out = ""
+    for part in loc:
+        if part in BODY_TAGS:
+            continue
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out or "request"
+
+
+def _message(error: dict) -> str:
+    """Pydantic's message, reworded where it would puzzle a client."""
+    kind, msg = error.get("type", ""), str(error.get("msg", ""))
+    if kind == "json_invalid":
+        reason = (error.get("ctx") or {}).get("error", "invalid JSON")
+        at = error.get("loc", ("body", 0))[-1]
+        return (
+            f"the body is not valid JSON ({reason}, at character {at}); "
+            "send one event object or a list of them"
+        )
+    if kind == "missing":
+        return "is required but was not given"
+    if kind == "extra_forbidden":
+        return "is not a known field; check its spelling"
+    return msg.removeprefix("Value error, ")
+
+
+def _answer(problems: list[Problem], status_code: int) -> JSONResponse:
+    shown = "; ".join(f"{p.field}: {p.message}" for p in problems[:_SHOWN])
+    more = f" (and {len(problems) - _SHOWN} more)" if len(problems) > _SHOWN else ""
+    body = ErrorResponse(detail=f"invalid request: {shown}{more}", errors=problems)
+    return JSONResponse(status_code=status_code, content=body.model_dump())
+
+
+async def _on_validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
+    problems = [
+        Problem(field="body" if e.get("type") == "json_invalid" else field_path(e.get("loc", ())),
+                message=_message(e))
+        for e in exc.errors()
+    ]
+    return _answer(problems, 422)
+
+
+async def _on_request_problem(request: Request, exc: RequestProblem) -> JSONResponse:
+    return _answer(exc.problems, exc.status_code)
+
+
+async def _on_unexpected(request: Request, exc: Exception) -> JSONResponse:
+    log.exception("request %s %s failed", request.method, request.url.path)
+    body = ErrorResponse(
+        detail=f"the service failed to answer ({type(exc).__name__}); it has been logged"
+    )
+    return JSONResponse(status_code=500, content=body.model_dump())
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    """Register the handlers that give every error the :class:`ErrorResponse` shape."""
+    app.add_exception_handler(RequestValidationError, _on_validation_error)
+    app.add_exception_handler(RequestProblem, _on_request_problem)
+    app.add_exception_handler(Exception, _on_unexpected)

@@ -1,0 +1,129 @@
+"""Request and response bodies of the HTTP API, validated by pydantic.
+
+Events follow the same rules as ingestion (:mod:`vidrec.data.validation`): a watch
+carries ``watch_seconds`` >= 0 and nothing else does, times lie between 1970 and
+a day from now; a time without an offset is taken as UTC.
+"""
+
+from __future__ import annotations
+
+import math
+from datetime import datetime, timedelta, timezone
+from typing import Annotated, Literal
+
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Discriminator,
+    Field,
+    Tag,
+    ValidationInfo,
+    field_validator,
+)
+
+from vidrec.data.schema import EARLIEST_TS
+from vidrec.data.validation import REASONS
+
+MAX_K = 500
+MAX_BATCH = 10_000
+MAX_FUTURE = timedelta(days=1)
+ID = Annotated[str, Field(min_length=1, max_length=256)]
+
+
+class EventIn(BaseModel):
+    """One thing a user did to a video."""
+
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+    user_id: ID
+    video_id: ID
+    event: Literal["watch", "like", "dislike", "impression"]
+    watch_seconds: float | None = Field(
+        default=None, validate_default=True, description="seconds watched; watch events only"
+    )
+    ts: datetime | None = Field(default=None, description="when it happened (UTC); default: now")
+
+    @field_validator("watch_seconds")
+    @classmethod
+    def _seconds_only_on_watch(cls, value: float | None, info: ValidationInfo) -> float | None:
+        kind = info.data.get("event")  # absent when the event kind itself was invalid
+        if kind == "watch" and value is None:
+            raise ValueError(REASONS["missing_watch_seconds"])
+        if kind is not None and kind != "watch" and value is not None:
+            raise ValueError(REASONS["unexpected_watch_seconds"])
+        if value is not None and (not math.isfinite(value) or value < 0):
+            raise ValueError(REASONS["invalid_watch_seconds"])
+        return value
+
+    @field_validator("ts")
+    @classmethod
+    def _utc_in_range(cls, value: datetime | None) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            value = value.replace(tzinfo=timezone.utc)  # no offset: UTC, as in ingestion
+        value = value.astimezone(timezone.utc)
+        if not EARLIEST_TS <= value <= datetime.now(timezone.utc) + MAX_FUTURE:
+            raise ValueError(REASONS["timestamp_out_of_range"])
+        return value
+
+
+def _one_or_many(value: object) -> str:
+    return "many" if isinstance(value, list) else "one"
+
+
+EventBatch = Annotated[list[EventIn], Field(min_length=1, max_length=MAX_BATCH)]
+EventsBody = Annotated[
+    Annotated[EventIn, Tag("one")] | Annotated[EventBatch, Tag("many")],
+    Discriminator(_one_or_many),
+]
+"""``POST /events`` takes one event object or a list of them."""
+BODY_TAGS = ("one", "many")
+"""Union tags pydantic puts in error locations; dropped when errors are reported."""
+
+
+class EventsAccepted(BaseModel):
+    """How many events were stored and passed to the recommender."""
+
+    accepted: int
+
+
+class RecommendationItem(BaseModel):
+    """One recommended video with the scores and reasons that placed it."""
+
+    rank: int
+    video_id: str
+    score: float = Field(description="final score after re-ranking")
+    sources: list[str] = Field(description="candidate generators that proposed the video")
+    retrieval_score: float | None
+    p_complete: float | None = Field(description="predicted probability of completing the video")
+    adjustments: list[str] = Field(description="re-ranking reasons, e.g. fresh_boost:x1.18")
+
+
+class RecommendationsResponse(BaseModel):
+    """A user's slate."""
+
+    user_id: str
+    k: int
+    items: list[RecommendationItem]
+
+
+class Health(BaseModel):
+    """Liveness answer."""
+
+    status: Literal["ok"] = "ok"
+    version: str
+
+
+class Problem(BaseModel):
+    """One thing wrong with a request: where, and what to do."""
+
+    field: str
+    message: str
+
+
+class ErrorResponse(BaseModel):
+    """Body of every 4xx answer: a readable summary and the problems one by one."""
+
+    detail: str
+    errors: list[Problem] = []

@@ -1,0 +1,48 @@
+"""train / recommend / evaluate from the command line on a tiny platform."""
+
+from __future__ import annotations
+
+import json
+
+import polars as pl
+
+from vidrec.cli import main
+from vidrec.data.dataset import write_dataset
+from tests.tiny_platform import SMALL_CONFIG, two_audiences
+
+
+def test_train_recommend_evaluate(tmp_path, capsys) -> None:
+    write_dataset(two_audiences(), tmp_path / "data")
+    (tmp_path / "config.json").write_text(json.dumps(SMALL_CONFIG))
+    assert main(["split", str(tmp_path / "data"), "--out", str(tmp_path / "split")]) == 0
+    args = ["train", str(tmp_path / "split" / "train"), "--out", str(tmp_path / "model"),
+            "--config", str(tmp_path / "config.json")]  # fmt: skip
+    assert main(args) == 0
+    version = (tmp_path / "model" / "LATEST").read_text().strip()
+    resolved = json.loads((tmp_path / "model" / version / "config.json").read_text())
+    assert resolved["two_tower"]["embedding_dim"] == 16  # the resolved config is saved
+    (tmp_path / "users.txt").write_text("u0\nu1\n\nnew-user\n")
+    for stage in ("candidates", "scored", "final"):
+        out = tmp_path / f"{stage}.parquet"
+        args = ["recommend", str(tmp_path / "model"), "--users", str(tmp_path / "users.txt"),
+                "--k", "5", "--stage", stage, "--out", str(out)]  # fmt: skip
+        assert main(args) == 0
+        recs = pl.read_parquet(out)
+        assert recs.columns[:5] == ["user_id", "rank", "video_id", "score", "source"]
+        assert sorted(recs["user_id"].unique()) == ["new-user", "u0", "u1"]
+    capsys.readouterr()
+    assert main(["evaluate", str(tmp_path / "model"), "--split", str(tmp_path / "split")]) == 0
+    printed = capsys.readouterr().out
+    for name in ("most-popular", "EASE", "iALS", "vidrec candidates", "vidrec final"):
+        assert name in printed
+    results = json.loads((tmp_path / "model" / version / "evaluation.json").read_text())["results"]
+    assert {r["model"] for r in results} >= {"EASE", "vidrec final"}
+
+
+def test_readable_errors(tmp_path, capsys) -> None:
+    assert main(["recommend", str(tmp_path), "--users", "x", "--out", "y"]) == 2
+    assert "no trained model here" in capsys.readouterr().err
+    (tmp_path / "bad.toml").write_text("[two_tower]\nembedding_dim = -3\n")
+    write_dataset(two_audiences(n_users=4), tmp_path / "d")
+    assert main(["train", str(tmp_path / "d"), "--out", str(tmp_path / "m"), "--config", str(tmp_path / "bad.toml")]) == 2
+    assert "embedding_dim" in capsys.readouterr().err
