@@ -6,7 +6,7 @@ from datetime import timedelta
 
 import polars as pl
 import pytest
-from rerank_frames import NOW, old, scored_frame, users_frame, videos_frame
+from tests.reranking.rerank_frames import NOW, old, scored_frame, users_frame, videos_frame
 
 from vidrec.reranking import DefaultReRanker, ReRankConfig
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import polars as pl
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from rerank_frames import NOW, scored_frame, users_frame, videos_frame
+from tests.reranking.rerank_frames import NOW, scored_frame, users_frame, videos_frame
 
 from vidrec.reranking import DefaultReRanker, ReRankConfig
 

@@ -8,7 +8,7 @@ from datetime import timedelta
 import numpy as np
 import polars as pl
 import pytest
-from scoring_synth import T0, FixedEmbeddings, synthetic_log
+from tests.scoring.scoring_synth import T0, FixedEmbeddings, synthetic_log
 
 from vidrec.data.dataset import Dataset
 from vidrec.data.schema import TIMESTAMP

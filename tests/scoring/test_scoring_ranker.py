@@ -8,7 +8,7 @@ from datetime import datetime, timedelta
 import numpy as np
 import polars as pl
 import pytest
-from scoring_synth import T0, FixedEmbeddings, split_by_time, synthetic_log
+from tests.scoring.scoring_synth import T0, FixedEmbeddings, split_by_time, synthetic_log
 
 from vidrec.data.schema import TIMESTAMP
 from vidrec.errors import VidrecError

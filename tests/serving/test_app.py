@@ -7,7 +7,7 @@ from datetime import datetime, timezone
 import polars as pl
 import pytest
 from fastapi.testclient import TestClient
-from serving_fakes import CatalogueRecommender
+from tests.serving.serving_fakes import CatalogueRecommender
 
 from vidrec.serving import SQLiteEventStore, create_app
 from vidrec.serving.routers import slate_items
