@@ -20,6 +20,7 @@ import polars as pl
 from vidrec.candidates.base import CandidateGenerator
 from vidrec.candidates.generators import TrendingGenerator, TwoTowerGenerator
 from vidrec.candidates.merge import merge_candidates
+from vidrec.candidates.two_tower.config import TwoTowerConfig
 from vidrec.candidates.two_tower.model import TwoTowerModel
 from vidrec.candidates.two_tower.source import TwoTowerEmbeddings
 from vidrec.candidates.two_tower.train import fit_two_tower
@@ -84,7 +85,7 @@ class Pipeline:
         cut = ranker_cut(train.events, config.ranker_period)
         log(f"[scoring] two-tower for ranking features on events before {cut:%Y-%m-%d %H:%M}")
         early = train.events.filter(pl.col("ts") < cut)
-        feature_model, _ = fit_two_tower(early, train.videos, config.two_tower, log)
+        feature_model, _ = fit_two_tower(early, train.videos, _feature_config(config, generators), log)
         embeddings = TwoTowerEmbeddings(feature_model, train.videos)
         log(f"[scoring] training the ranker on examples from {cut:%Y-%m-%d %H:%M}")
         ranker = MLPRanker(replace(config.ranker, examples_since=cut)).fit(train, embeddings)
@@ -126,10 +127,10 @@ class Pipeline:
         cands = cands.rename({"rank": "candidate_rank"})
         scored = self.ranker.score(cands, users, videos, now)
         if stage == "scored":
-            out = scored.sort("user_id", "p_complete", descending=[False, True]).with_columns(
+            out = scored.sort("user_id", "score", descending=[False, True]).with_columns(
                 rank=pl.int_range(1, pl.len() + 1, dtype=pl.Int64).over("user_id")
             )
-            return _finish(out.filter(pl.col("rank") <= k).with_columns(score=pl.col("p_complete")))
+            return _finish(out.filter(pl.col("rank") <= k))
         final = self.reranker.rerank(scored, users, videos, now, k, debug=debug)
         return _finish(final.with_columns(score=pl.col("final_score")))
 
@@ -166,6 +167,15 @@ def _new_generator(name: str, config: PipelineConfig, log: Logger) -> CandidateG
     if name == "two_tower":
         return TwoTowerGenerator(config.two_tower, config.index, log=log)
     return TrendingGenerator(config.trending)
+
+
+def _feature_config(config: PipelineConfig, generators: list[CandidateGenerator]) -> TwoTowerConfig:
+    """The ranker's feature two-tower reuses the epoch count early stopping chose for retrieval."""
+    for gen in generators:
+        report = getattr(gen, "report", None)
+        if isinstance(gen, TwoTowerGenerator) and report is not None and report.best_epoch:
+            return replace(config.two_tower, val_fraction=0.0, epochs=report.best_epoch)
+    return config.two_tower
 
 
 def _source_scores(cands: pl.DataFrame) -> list[pl.Expr]:

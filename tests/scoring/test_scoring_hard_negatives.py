@@ -13,6 +13,7 @@ from tests.scoring.scoring_synth import T0, FixedEmbeddings, synthetic_log
 from vidrec.data.dataset import Dataset
 from vidrec.data.schema import TIMESTAMP
 from vidrec.features.point_in_time import EventTables, histories_at
+from vidrec.features.user_state import build_user_state
 from vidrec.scoring import MLPRanker, RankerConfig
 from vidrec.scoring.examples import ExampleConfig, watch_examples
 from vidrec.scoring.hard_negatives import retrieved_negatives
@@ -94,3 +95,17 @@ def test_ranker_fits_with_hard_negatives(world) -> None:
     assert hard.report["positive_rate"] < plain.report["positive_rate"]
     with pytest.raises(ValueError, match="hard_pool"):
         ExampleConfig(hard_pool=0)
+
+
+def test_similarity_table_and_scores_survive_save_and_load(tmp_path, world) -> None:
+    ds, emb = world
+    cfg = RankerConfig(max_epochs=2, patience=0, hidden=(16,), examples_since=T0 + timedelta(days=10))
+    ranker = MLPRanker(cfg).fit(ds, emb)
+    assert ranker.cooc is not None and ranker.cooc.matrix.nnz > 0  # counted before examples_since
+    now = ds.events["ts"].max() + timedelta(seconds=1)
+    users = build_user_state(ds.events, ds.videos)
+    cands = users.select("user_id").head(5).join(ds.videos.select("video_id").head(40), how="cross")
+    a = ranker.score(cands, users, ds.videos, now)
+    loaded = MLPRanker.load(ranker.save(tmp_path / "r"), embeddings=emb)
+    b = loaded.score(cands, users, ds.videos, now)
+    assert a.equals(b) and a["p_complete"].std() > 0

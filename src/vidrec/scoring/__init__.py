@@ -4,18 +4,22 @@ from vidrec.scoring.base import EmbeddingSource, Ranker
 from vidrec.scoring.calibration import Calibrator, expected_calibration_error, log_loss, roc_auc
 from vidrec.scoring.config import RankerConfig
 from vidrec.scoring.examples import ExampleConfig, build_examples
+from vidrec.scoring.similarity import SIMILARITY_FEATURES, CoOccurrence, similarity_features
 
 __all__ = [
     "Calibrator",
+    "CoOccurrence",
     "EmbeddingSource",
     "ExampleConfig",
     "MLPRanker",
     "Ranker",
     "RankerConfig",
+    "SIMILARITY_FEATURES",
     "build_examples",
     "expected_calibration_error",
     "log_loss",
     "roc_auc",
+    "similarity_features",
 ]
 
 

@@ -30,7 +30,7 @@ class RankerConfig:
     examples_since: datetime | None = None  # train only on examples at/after this: the two-tower cutoff (see ranker.py)
     max_examples: int | None = None  # keep only the latest this many examples (None: all)
     similarity: bool = True  # item-to-item features: candidate vs recent completions (similarity.py)
-    similarity_recent: int = 20  # recent completed videos the similarity features compare with
+    similarity_recent: int = 10  # recent completed videos the similarity features compare with
     cooc_min_count: int = 2  # co-occurrence pairs completed together by fewer users are dropped
     examples: ExampleConfig = field(default_factory=ExampleConfig)
     features: PointInTimeConfig = field(default_factory=PointInTimeConfig)

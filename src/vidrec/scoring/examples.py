@@ -50,10 +50,10 @@ class ExampleConfig:
     threshold: float = COMPLETION_THRESHOLD  # completion that makes a positive
     session_window: timedelta = timedelta(hours=1)  # a watch this long after an impression still answers it
     mode: str = "auto"  # "impressions", "watches", or "auto": impressions when the log has any
-    negatives_per_watch: int = 2  # sampled non-watched videos per watch (watch mode only)
+    negatives_per_watch: int = 4  # sampled non-watched videos per watch (watch mode only)
     popularity_share: float = 0.5  # share of sampled negatives drawn by popularity ** 0.75
-    hard_negatives_per_watch: int = 0  # retrieved negatives per watch (watch mode; see hard_negatives.py)
-    hard_pool: int = 200  # they are drawn among the user's top this many by the two-tower at ts
+    hard_negatives_per_watch: int = 2  # retrieved negatives per watch (watch mode, needs embeddings; hard_negatives.py)
+    hard_pool: int = 300  # drawn among the user's top this many by the two-tower at ts (~ the serving candidate count)
     seed: int = 0  # negative sampling seed
 
     def __post_init__(self) -> None:

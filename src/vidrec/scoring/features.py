@@ -1,4 +1,4 @@
-"""The scoring feature set: point-in-time features, two-tower embeddings, normalisation.
+"""The scoring feature set: point-in-time features, item-to-item similarity, two-tower embeddings.
 
 The same :class:`FeatureSet` builds the matrix of training examples and of request
 candidates. The retrieval signal is the dot product of the two-tower user and video
@@ -6,6 +6,8 @@ vectors, recomputed here for every row, so training examples (which never went
 through retrieval) and candidates see the same feature. Merge-time columns
 (``retrieval_score``, ``sources``) are passed through for explanations but are not
 model inputs: they do not exist for training rows and would be filled differently.
+The similarity features (:mod:`vidrec.scoring.similarity`) compare the candidate with
+the user's recent completions, the item-to-item signal neighbourhood models live on.
 """
 
 from __future__ import annotations

@@ -21,7 +21,7 @@ from vidrec.data.schema import TIMESTAMP
 from vidrec.features.point_in_time import EventTables, histories_at
 from vidrec.scoring.base import EmbeddingSource
 
-_CHUNK = 2048  # user states scored against the catalogue at once: (chunk, n_videos) floats
+_BLOCK = 1 << 24  # scores held at once: (states, n_videos) floats per block, about 64 MB
 
 
 def retrieved_negatives(
@@ -54,15 +54,16 @@ def retrieved_negatives(
     touched = _touched(events, states["user_id"], vids)  # (S, V) sparse
     top = np.empty((states.height, min(pool, len(vids))), dtype=np.int64)  # (S, pool)
     ts_us = states["ts"].dt.epoch("us").to_numpy()
-    for s in range(0, states.height, _CHUNK):
-        chunk = states.slice(s, _CHUNK)
+    step = max(1, _BLOCK // max(len(vids), 1))
+    for s in range(0, states.height, step):
+        chunk = states.slice(s, step)
         users = np.asarray(embeddings.user_vectors(chunk["user_id"], chunk["history"]), dtype=np.float32)
         scores = users @ vectors.T  # (chunk, V)
-        scores[touched[s : s + _CHUNK].toarray()] = -np.inf
-        scores[uploaded[None, :] > ts_us[s : s + _CHUNK, None]] = -np.inf
+        scores[touched[s : s + step].toarray()] = -np.inf
+        scores[uploaded[None, :] > ts_us[s : s + step, None]] = -np.inf
         part = np.argpartition(-scores, top.shape[1] - 1, axis=1)[:, : top.shape[1]]
         bad = ~np.isfinite(np.take_along_axis(scores, part, axis=1))
-        top[s : s + _CHUNK] = np.where(bad, -1, part)
+        top[s : s + step] = np.where(bad, -1, part)
     state_of = keyed.join(states.select("user_id", "ts", "_h", "_s"), on=["user_id", "ts", "_h"], how="left",
                           maintain_order="left")["_s"].to_numpy()  # fmt: skip
     pick = top[np.repeat(state_of, per_watch), rng.integers(0, top.shape[1], size=len(state_of) * per_watch)]

@@ -3,13 +3,17 @@
 Fitting: labelled examples from the log (:mod:`vidrec.scoring.examples`), features
 from events strictly before each example (:mod:`vidrec.features.point_in_time`),
 an MLP trained on all but the latest ``val_fraction`` of examples, and a calibrator
-fitted on that latest slice. Serving: the same feature code as of ``now`` against
-event tables compacted at the end of training (:meth:`MLPRanker.refresh` updates them).
+fitted on that latest slice. In a log without impressions the examples add, per watch,
+negatives the two-tower retrieves for the user at that time
+(:mod:`vidrec.scoring.hard_negatives`): the kind of candidate the ranker re-sorts at
+serving. Serving: the same feature code as of ``now`` against event tables compacted
+at the end of training (:meth:`MLPRanker.refresh` updates them).
 
 Leakage note: two-tower video vectors trained on the same period have seen every
 training example's interaction. Train the two-tower on events before a cutoff and
 set ``RankerConfig.examples_since`` to that cutoff, so the ranker learns how much to
-trust the embeddings on interactions they never saw, as at serving.
+trust the embeddings on interactions they never saw, as at serving. The co-occurrence
+table of the similarity features is counted on the same pre-cut events for the same reason.
 """
 
 from __future__ import annotations
@@ -135,7 +139,7 @@ class MLPRanker(Ranker):
         return examples if since is None else examples.filter(pl.col("ts") >= pl.lit(since).cast(TIMESTAMP))
 
     def refresh(self, events: pl.DataFrame, videos: pl.DataFrame) -> Self:
-        """Recompute the serving statistics from a newer event log (the model is unchanged)."""
+        """Recompute the serving statistics from a newer event log (model and co-occurrence are unchanged)."""
         self.tables = EventTables.build(events, videos, self.config.features).compact()
         return self
 
