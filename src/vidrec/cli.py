@@ -172,7 +172,7 @@ def _serve(args: argparse.Namespace) -> int:
 
     from vidrec.serving.runtime import load_service
 
-    app = load_service(args.model_dir, args.events_db)
+    app = load_service(args.model_dir, args.events_db, args.feature_store)
     uvicorn.run(app, host=args.host, port=args.port, log_level="info")
     return 0
 
@@ -244,6 +244,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, default=8000)
     p.add_argument("--events-db", help="SQLite file for posted events (default: MODEL_DIR/events.sqlite)")
+    p.add_argument("--feature-store", help="redis://host:port/db shared by replicas, or a SQLite path "
+                   "(default: the model's features.db)")
     p.set_defaults(func=_serve)
 
     p = sub.add_parser("demo", help="run the main job on the built-in simulated platform")

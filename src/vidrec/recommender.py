@@ -2,8 +2,9 @@
 
 A model directory holds versioned artifact folders (``v<UTC time>``) and a ``LATEST``
 file naming the current one. Each version holds the resolved config, the trained stages,
-the data they were trained on (the user state is rebuilt from it at request time) and a
-manifest.
+the data they were trained on, a manifest, and the online feature store (``features.db``,
+SQLite) that serves user state and takes new events incrementally; a ``redis://`` URL
+can replace it so that several service replicas share one store.
 """
 
 from __future__ import annotations
@@ -21,10 +22,12 @@ from vidrec.config import PipelineConfig
 from vidrec.data.dataset import Dataset, read_dataset, write_dataset
 from vidrec.data.schema import TIMESTAMP
 from vidrec.errors import VidrecError
-from vidrec.features.user_state import build_user_state, empty_user_state
+from vidrec.features.store import OnlineStore, StoreConfig, open_store
+from vidrec.features.user_state import STATE_SCHEMA
 from vidrec.pipeline import Pipeline, Stage
 
 LATEST = "LATEST"
+FEATURES_DB = "features.db"
 
 
 def resolve_version(model_dir: str | Path) -> Path:
@@ -43,7 +46,14 @@ def resolve_version(model_dir: str | Path) -> Path:
 class Recommender:
     """Serves a trained :class:`Pipeline` over the training data plus events observed since."""
 
-    def __init__(self, pipeline: Pipeline, data: Dataset, trained_until: datetime, path: Path | None = None):
+    def __init__(
+        self,
+        pipeline: Pipeline,
+        data: Dataset,
+        trained_until: datetime,
+        path: Path | None = None,
+        store: OnlineStore | None = None,
+    ):
         self.pipeline = pipeline
         self.videos = data.videos
         self.users = data.users
@@ -51,6 +61,35 @@ class Recommender:
         self.trained_until = trained_until
         self.path = path
         self._video_ids = set(self.videos["video_id"].to_list())
+        self.store = store
+        self.store_is_new = store is None
+
+    def _store_config(self) -> StoreConfig:
+        return StoreConfig(history_len=self.pipeline.config.history_len)
+
+    def attach_store(self, location: str | Path, rebuild: bool = False) -> OnlineStore:
+        """Serve user state from the store at ``location``, bulk-loading it when empty or asked.
+
+        Redis keys are namespaced by the model version, so replicas of one version share
+        state and two versions never mix.
+        """
+        loc = str(location)
+        options = {}
+        if loc.startswith(("redis://", "rediss://", "unix://")):
+            options["prefix"] = f"vidrec:{self.path.name if self.path else 'unsaved'}:"
+        self.store = open_store(loc, self._store_config(), **options)
+        fresh = rebuild or self._store_is_empty()
+        if fresh:
+            self.store.bulk_load(self.events, self.videos)
+        self.store_is_new = fresh
+        return self.store
+
+    def _store_is_empty(self) -> bool:
+        """True when the store has never been loaded (it does not know the catalogue)."""
+        if self.store is None or self.videos.height == 0:
+            return True
+        probe = self.store.get_video_stats([self.videos["video_id"][0]])
+        return bool(probe["age_days"].is_null().all())
 
     @classmethod
     def train(
@@ -68,6 +107,8 @@ class Recommender:
         path = root / version
         self.pipeline.save(path)
         write_dataset(Dataset(self.events, self.videos, self.users), path / "data")
+        self.path = path
+        self.attach_store(path / FEATURES_DB, rebuild=True)
         manifest = {
             "version": version,
             "vidrec": __version__,
@@ -80,17 +121,23 @@ class Recommender:
         }
         (path / "manifest.json").write_text(json.dumps(manifest, indent=2))
         (root / LATEST).write_text(version + "\n")
-        self.path = path
         return path
 
     @classmethod
-    def load(cls, model_dir: str | Path) -> "Recommender":
-        """Load the latest version in ``model_dir`` (or the version folder given)."""
+    def load(cls, model_dir: str | Path, store: str | None = None) -> "Recommender":
+        """Load the latest version in ``model_dir`` (or the version folder given).
+
+        ``store`` is the online feature store: a ``redis://`` URL shared by replicas, or a
+        SQLite path; by default the version's own ``features.db``. A Redis store is
+        bulk-loaded only when it holds nothing yet.
+        """
         path = resolve_version(model_dir)
         manifest = json.loads((path / "manifest.json").read_text())
         data = read_dataset(path / "data")
         pipeline = Pipeline.load(path, data.videos)
-        return cls(pipeline, data, datetime.fromisoformat(manifest["trained_until"]), path)
+        rec = cls(pipeline, data, datetime.fromisoformat(manifest["trained_until"]), path)
+        rec.attach_store(store or path / FEATURES_DB)
+        return rec
 
     @property
     def now(self) -> datetime:
@@ -101,12 +148,14 @@ class Recommender:
     def user_state(self, user_ids: list[str]) -> pl.DataFrame:
         """Current state of the given users (history, seen, disliked); unknown users are empty."""
         ids = pl.Series("user_id", user_ids, dtype=pl.String).unique(maintain_order=True)
-        mine = self.events.filter(pl.col("user_id").is_in(ids.implode()))
-        state = build_user_state(mine, self.videos, history_len=self.pipeline.config.history_len)
-        missing = ids.filter(~ids.is_in(state["user_id"].implode()))
-        if missing.len():
-            state = pl.concat([state, empty_user_state(missing)], how="diagonal_relaxed")
-        return state
+        if self.store is None:
+            from vidrec.features.user_state import build_user_state, empty_user_state
+
+            mine = self.events.filter(pl.col("user_id").is_in(ids.implode()))
+            state = build_user_state(mine, self.videos, history_len=self.pipeline.config.history_len)
+            missing = ids.filter(~ids.is_in(state["user_id"].implode()))
+            return pl.concat([state, empty_user_state(missing)], how="diagonal_relaxed")
+        return self.store.get_user_state(ids.to_list()).select(list(STATE_SCHEMA))
 
     def recommend_batch(
         self,
@@ -126,14 +175,21 @@ class Recommender:
         """The top ``k`` videos for one user, with provenance."""
         return self.recommend_batch([user_id], k, stage, now)
 
-    def observe(self, events: pl.DataFrame) -> None:
-        """Add new (validated) events; the next request of those users reflects them."""
+    def observe(self, events: pl.DataFrame, update_store: bool = True) -> None:
+        """Add new (validated) events; the next request of those users reflects them.
+
+        ``update_store=False`` only appends them to the in-memory log, for events the
+        feature store already holds (a service restarting on its own store).
+        """
         cols = self.events.columns
         new = events.with_columns(pl.col("ts").cast(TIMESTAMP))
         for c in cols:
             if c not in new.columns:
                 new = new.with_columns(pl.lit(None, dtype=self.events.schema[c]).alias(c))
-        self.events = pl.concat([self.events, new.select(cols)], how="vertical_relaxed")
+        new = new.select(cols)
+        if self.store is not None and update_store:
+            self.store.apply_events(new, self.videos)
+        self.events = pl.concat([self.events, new], how="vertical_relaxed")
 
     def known_video(self, video_id: str) -> bool:
         """Whether ``video_id`` is in the catalogue."""
