@@ -8,24 +8,31 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
+from vidrec.candidates.cowatch import CoWatchConfig
+from vidrec.candidates.creators import CreatorsConfig
+from vidrec.candidates.demographic import DemographicConfig
+from vidrec.candidates.fresh import FreshConfig
 from vidrec.candidates.generators import TrendingConfig
+from vidrec.candidates.merge import DEFAULT_QUOTAS
 from vidrec.candidates.index import IndexConfig
 from vidrec.candidates.two_tower.config import TwoTowerConfig
 from vidrec.errors import VidrecError
 from vidrec.reranking.config import ReRankConfig
 from vidrec.scoring.config import RankerConfig
 
-GENERATORS = ("two_tower", "trending")
+GENERATORS = ("two_tower", "trending", "cowatch", "fresh", "creators", "demographic")
+"""Every generator the pipeline knows; each has a config section of the same name."""
 
 
 @dataclass(frozen=True)
 class CandidatesConfig:
     """Which generators run, how many each nominates, and the merged list size."""
 
-    generators: tuple[str, ...] = GENERATORS
+    # Merge priority follows this order; chosen on ML-100K's validation carve (notes/generators.md).
+    generators: tuple[str, ...] = ("two_tower", "cowatch", "trending")
     per_generator: int = 300  # candidates each generator nominates per user
     target: int = 300  # merged candidates per user handed to scoring
-    quotas: dict[str, int] = field(default_factory=lambda: {"trending": 100})
+    quotas: dict[str, int] = field(default_factory=lambda: dict(DEFAULT_QUOTAS))
 
     def __post_init__(self) -> None:
         unknown = set(self.generators) - set(GENERATORS)
@@ -45,6 +52,10 @@ class PipelineConfig:
     two_tower: TwoTowerConfig = field(default_factory=TwoTowerConfig)
     index: IndexConfig = field(default_factory=IndexConfig)
     trending: TrendingConfig = field(default_factory=TrendingConfig)
+    cowatch: CoWatchConfig = field(default_factory=CoWatchConfig)
+    fresh: FreshConfig = field(default_factory=FreshConfig)
+    creators: CreatorsConfig = field(default_factory=CreatorsConfig)
+    demographic: DemographicConfig = field(default_factory=DemographicConfig)
     ranker: RankerConfig = field(default_factory=RankerConfig)
     rerank: ReRankConfig = field(default_factory=ReRankConfig)
     history_len: int = 50  # recent completed videos kept in the user state
@@ -65,6 +76,7 @@ class PipelineConfig:
             "two_tower": self.two_tower.to_dict(),
             "index": asdict(self.index),
             "trending": asdict(self.trending),
+            **{name: asdict(getattr(self, name)) for name in _GENERATOR_SECTIONS},
             "ranker": self.ranker.to_dict(),
             "rerank": self.rerank.to_dict(),
             "history_len": self.history_len,
@@ -90,6 +102,9 @@ class PipelineConfig:
             kw["index"] = IndexConfig(**data["index"])
         if "trending" in data:
             kw["trending"] = TrendingConfig(**data["trending"])
+        for name, section in _GENERATOR_SECTIONS.items():
+            if name in data:
+                kw[name] = section(**_tuples(dict(data[name])))
         if "ranker" in data:
             kw["ranker"] = RankerConfig.from_dict(data["ranker"])
         if "rerank" in data:
@@ -102,6 +117,19 @@ class PipelineConfig:
     def save(self, path: str | Path) -> None:
         """Write the resolved config as JSON."""
         Path(path).write_text(json.dumps(self.to_dict(), indent=2, default=str))
+
+
+_GENERATOR_SECTIONS: dict[str, type] = {
+    "cowatch": CoWatchConfig,
+    "fresh": FreshConfig,
+    "creators": CreatorsConfig,
+    "demographic": DemographicConfig,
+}
+
+
+def _tuples(section: dict[str, Any]) -> dict[str, Any]:
+    """TOML/JSON lists back to the tuples the frozen config sections hold."""
+    return {k: tuple(v) if isinstance(v, list) else v for k, v in section.items()}
 
 
 def load_config(path: str | Path | None) -> PipelineConfig:

@@ -18,6 +18,10 @@ from typing import Callable, Literal
 import polars as pl
 
 from vidrec.candidates.base import CandidateGenerator
+from vidrec.candidates.cowatch import CoWatchGenerator
+from vidrec.candidates.creators import CreatorsGenerator
+from vidrec.candidates.demographic import DemographicGenerator
+from vidrec.candidates.fresh import FreshGenerator
 from vidrec.candidates.generators import TrendingGenerator, TwoTowerGenerator
 from vidrec.candidates.merge import merge_candidates
 from vidrec.candidates.two_tower.config import TwoTowerConfig
@@ -38,6 +42,10 @@ Logger = Callable[[str], None]
 GENERATOR_TYPES: dict[str, type[CandidateGenerator]] = {
     "two_tower": TwoTowerGenerator,
     "trending": TrendingGenerator,
+    "cowatch": CoWatchGenerator,
+    "fresh": FreshGenerator,
+    "creators": CreatorsGenerator,
+    "demographic": DemographicGenerator,
 }
 OUTPUT_LEAD = ["user_id", "rank", "video_id", "score", "source"]
 
@@ -66,6 +74,7 @@ class Pipeline:
         self.ranker = ranker
         self.reranker = reranker
         self.feature_model = feature_model
+        self._video_vectors: TwoTowerEmbeddings | None = None
         self.timings: dict[str, float] = {}
 
     @classmethod
@@ -108,8 +117,12 @@ class Pipeline:
         k: int = 10,
         stage: Stage = "final",
         debug: bool = False,
+        events: pl.DataFrame | None = None,
     ) -> pl.DataFrame:
         """Recommendations for the users in ``users`` (their current state), up to ``stage``.
+
+        ``events`` (the platform's log so far) lets re-ranking apply creator fatigue, the
+        re-watch policy and creator fairness; without it those rules see no history.
 
         Returns ``user_id, rank, video_id, score, source`` and the per-stage columns
         (``sources``, ``retrieval_score``, ``p_complete``, ``final_score``, ``adjustments``).
@@ -131,8 +144,20 @@ class Pipeline:
                 rank=pl.int_range(1, pl.len() + 1, dtype=pl.Int64).over("user_id")
             )
             return _finish(out.filter(pl.col("rank") <= k))
-        final = self.reranker.rerank(scored, users, videos, now, k, debug=debug)
+        vectors = self.video_vectors(videos)
+        final = self.reranker.rerank(
+            scored, users, videos, now, k, debug=debug, events=events,
+            video_vectors=None if vectors is None else vectors.video_vectors,
+        )  # fmt: skip
         return _finish(final.with_columns(score=pl.col("final_score")))
+
+    def video_vectors(self, videos: pl.DataFrame) -> TwoTowerEmbeddings | None:
+        """The retrieval two-tower's video embeddings (for diversity), computed once."""
+        if self._video_vectors is None:
+            model = next((g.model for g in self.generators if isinstance(g, TwoTowerGenerator)), None)
+            if model is not None:
+                self._video_vectors = TwoTowerEmbeddings(model, videos)
+        return self._video_vectors
 
     def save(self, directory: str | Path) -> Path:
         """Write every stage into ``directory`` (``candidates/``, ``scoring/``, ``reranking/``)."""
@@ -164,9 +189,10 @@ class Pipeline:
 
 
 def _new_generator(name: str, config: PipelineConfig, log: Logger) -> CandidateGenerator:
+    """A fresh generator of type ``name`` built from its config section (same name)."""
     if name == "two_tower":
         return TwoTowerGenerator(config.two_tower, config.index, log=log)
-    return TrendingGenerator(config.trending)
+    return GENERATOR_TYPES[name](getattr(config, name))  # type: ignore[call-arg]
 
 
 def _feature_config(config: PipelineConfig, generators: list[CandidateGenerator]) -> TwoTowerConfig:

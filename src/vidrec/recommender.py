@@ -169,7 +169,7 @@ class Recommender:
         if not user_ids:
             raise ValueError("no user ids given")
         state = self.user_state(user_ids)
-        return self.pipeline.run(state, self.videos, now or self.now, k, stage, debug)
+        return self.pipeline.run(state, self.videos, now or self.now, k, stage, debug, events=self.events)
 
     def recommend(self, user_id: str, k: int = 10, now: datetime | None = None, stage: Stage = "final") -> pl.DataFrame:
         """The top ``k`` videos for one user, with provenance."""

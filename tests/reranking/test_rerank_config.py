@@ -13,6 +13,9 @@ def test_defaults_match_the_documented_values() -> None:
     cfg = ReRankConfig()
     assert (cfg.fresh_boost, cfg.fresh_half_life_days) == (0.2, 7.0)
     assert (cfg.creator_cap, cfg.creator_window, cfg.creator_backfill) == (2, 10, True)
+    assert (cfg.diversity, cfg.diversity_weight, cfg.min_fresh, cfg.fresh_days) == ("dpp", 0.1, 1, 7.0)
+    assert (cfg.calibration_weight, cfg.fair_min_share, cfg.rewatch_after_days) == (0.0, 0.0, None)
+    assert (cfg.fatigue_filter_days, cfg.fatigue_recover_days, cfg.fatigue_floor) == (14.0, 140.0, 0.2)
 
 
 @pytest.mark.parametrize(
@@ -57,3 +60,38 @@ def test_load_names_the_file_and_the_unknown_key(tmp_path) -> None:
     path.write_text(json.dumps({"creator_cap": 0}))
     with pytest.raises(ValueError, match=r"rerank\.json: creator_cap"):
         ReRankConfig.load(path)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"diversity": "xquad"}, "diversity"),
+        ({"diversity_weight": 1.0}, "diversity_weight"),
+        ({"calibration_weight": 1.5}, "calibration_weight"),
+        ({"calibration_alpha": 0.0}, "calibration_alpha"),
+        ({"min_fresh": -1}, "min_fresh"),
+        ({"min_fresh": 1.5}, "min_fresh"),
+        ({"fair_min_share": -0.1}, "fair_min_share"),
+        ({"fatigue_floor": 2.0}, "fatigue_floor"),
+        ({"fatigue_filter_days": float("nan")}, "fatigue_filter_days"),
+        ({"rewatch_after_days": -1.0}, "rewatch_after_days"),
+        ({"rewatch_categories": [3]}, "rewatch_categories"),
+        ({"greedy_pool": 0}, "greedy_pool"),
+    ],
+)
+def test_new_knobs_are_validated(kwargs: dict, message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        ReRankConfig(**kwargs)
+
+
+def test_a_config_saved_before_the_new_knobs_still_loads(tmp_path) -> None:
+    path = tmp_path / "old.json"
+    path.write_text(json.dumps({"creator_backfill": True, "creator_cap": 2, "creator_window": 10,
+                                "fresh_boost": 0.2, "fresh_half_life_days": 7.0}))
+    assert ReRankConfig.load(path) == ReRankConfig()
+
+
+def test_new_knobs_round_trip_through_json(tmp_path) -> None:
+    cfg = ReRankConfig(diversity="dpp", rewatch_after_days=30.0, rewatch_categories=["music"], min_fresh=2)
+    assert cfg.rewatch_categories == ("music",)
+    assert ReRankConfig.load(cfg.save(tmp_path / "c.json")) == cfg

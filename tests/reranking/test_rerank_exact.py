@@ -10,8 +10,8 @@ from tests.reranking.rerank_frames import NOW, old, scored_frame, users_frame, v
 
 from vidrec.reranking import DefaultReRanker, ReRankConfig
 
-NO_CAP = ReRankConfig(creator_cap=None)
-NO_FRESH = ReRankConfig(fresh_boost=0.0)
+NO_CAP = ReRankConfig(creator_cap=None, diversity="none", min_fresh=0)
+NO_FRESH = ReRankConfig(fresh_boost=0.0, diversity="none", min_fresh=0)
 NOBODY = users_frame({})
 
 
@@ -48,7 +48,7 @@ def test_freshness_reorders_and_custom_half_life_applies() -> None:
     videos = videos_frame([("fresh", "a", 2.0, True), ("stale", "b", 10_000.0, True)])
     scored = scored_frame([("u", "fresh", 1.0), ("u", "stale", 1.1)])
     assert slate_of(DefaultReRanker(NO_CAP).rerank(scored, NOBODY, videos, NOW, k=2)) == ["fresh", "stale"]
-    cfg = ReRankConfig(creator_cap=None, fresh_half_life_days=2.0, fresh_boost=0.5)
+    cfg = ReRankConfig(creator_cap=None, fresh_half_life_days=2.0, fresh_boost=0.5, diversity="none", min_fresh=0)
     out = DefaultReRanker(cfg).rerank(scored, NOBODY, videos, NOW, k=2)
     assert out.filter(pl.col("video_id") == "fresh")["final_score"].item() == pytest.approx(1.25)
 
@@ -75,7 +75,7 @@ def test_capped_videos_come_back_in_the_next_window_marked_deferred() -> None:
     for j, cr in enumerate("bcd"):
         scores |= {f"{cr}{i}": 50 - 3 * i - j for i in range(12)}
     scored = scored_frame([("u", v, s) for v, s in scores.items()])
-    cfg = ReRankConfig(fresh_boost=0.0, creator_cap=1, creator_window=3)
+    cfg = ReRankConfig(fresh_boost=0.0, creator_cap=1, creator_window=3, diversity="none", min_fresh=0)
     out = DefaultReRanker(cfg).rerank(scored, NOBODY, videos, NOW, k=7)
     assert slate_of(out) == ["a0", "b0", "c0", "a1", "d0", "b1", "a2"]
     codes = dict(out.select("video_id", pl.col("adjustments").list.join(",")).iter_rows())
@@ -90,7 +90,7 @@ def test_a_slate_the_cap_cannot_fill_is_backfilled_or_left_short() -> None:
     out = DefaultReRanker(NO_FRESH).rerank(scored, NOBODY, videos, NOW, k=5)
     assert slate_of(out) == ["a0", "a1", "b0", "a2", "a3"]
     assert out["adjustments"].to_list()[3:] == [["creator_cap:relaxed"]] * 2
-    strict = ReRankConfig(fresh_boost=0.0, creator_backfill=False)
+    strict = ReRankConfig(fresh_boost=0.0, creator_backfill=False, diversity="none", min_fresh=0)
     assert slate_of(DefaultReRanker(strict).rerank(scored, NOBODY, videos, NOW, k=5)) == ["a0", "a1", "b0"]
 
 

@@ -43,6 +43,8 @@ def worlds(draw):
         creator_cap=cap,
         creator_window=window,
         creator_backfill=draw(st.booleans()),
+        diversity="none",  # the slate objectives have their own properties (test_slate_properties)
+        min_fresh=0,
     )
     return videos_frame(videos), users_frame(users), scored_frame(rows), cfg, draw(st.integers(1, 9))
 

@@ -8,7 +8,7 @@ import polars as pl
 import pytest
 
 from vidrec.data.schema import TIMESTAMP
-from vidrec.scoring.examples import ExampleConfig, build_examples
+from vidrec.scoring.examples import LABELS, ExampleConfig, build_examples
 
 T0 = datetime(2025, 1, 1, tzinfo=timezone.utc)
 
@@ -50,7 +50,7 @@ def test_impression_labels_are_exact() -> None:
         ("u3", "a", m(0), "watch", 100.0), ("u3", "a", m(1), "like", None),          # never shown: no example
     ])  # fmt: skip
     out = build_examples(events, videos())
-    assert out.columns == ["user_id", "video_id", "ts", "label"]
+    assert out.columns == ["user_id", "video_id", "ts", "label", "interacted", "liked", "disliked"]
     assert out["ts"].is_sorted()
     assert labels(out) == [
         ("u1", "a", m(0), 1.0), ("u1", "b", m(0), 0.0), ("u1", "c", m(0), 0.0), ("u1", "d", m(5), 1.0),
@@ -61,6 +61,35 @@ def test_impression_labels_are_exact() -> None:
     assert ("u1", "c", m(0), 1.0) in labels(longer)
     strict = build_examples(events, videos(), ExampleConfig(threshold=0.9))
     assert ("u1", "d", m(5), 0.0) in labels(strict) and ("u1", "a", m(0), 1.0) in labels(strict)
+
+
+def all_labels(out: pl.DataFrame) -> list[tuple]:
+    return sorted((r["user_id"], r["video_id"], r["ts"], *(r[c] for c in LABELS)) for r in out.to_dicts())
+
+
+def test_impression_multi_labels_are_exact() -> None:
+    events = log([
+        ("u1", "a", m(0), "impression", None), ("u1", "a", m(10), "watch", 90.0),
+        ("u1", "a", m(11), "like", None),                                            # completed, liked
+        ("u1", "b", m(0), "impression", None), ("u1", "b", m(10), "watch", 50.0),
+        ("u1", "b", m(12), "dislike", None),                                         # abandoned, disliked
+        ("u1", "c", m(0), "impression", None), ("u1", "c", m(120), "like", None),    # like too late: nothing
+        ("u1", "d", m(0), "impression", None), ("u1", "d", m(5), "like", None),      # like without a watch
+        ("u2", "a", m(0), "impression", None), ("u2", "a", m(20), "impression", None),
+        ("u2", "a", m(30), "dislike", None),                                         # answers the second only
+        ("u2", "b", m(0), "like", None), ("u2", "b", m(5), "impression", None),      # before the impression: 0
+        ("u3", "a", m(0), "watch", 100.0), ("u3", "a", m(1), "like", None),          # never shown: no example
+    ])  # fmt: skip
+    out = build_examples(events, videos())
+    # user, video, ts, completed, interacted, liked, disliked
+    assert all_labels(out) == [
+        ("u1", "a", m(0), 1.0, 1.0, 1.0, 0.0), ("u1", "b", m(0), 0.0, 1.0, 0.0, 1.0),
+        ("u1", "c", m(0), 0.0, 0.0, 0.0, 0.0), ("u1", "d", m(0), 0.0, 1.0, 1.0, 0.0),
+        ("u2", "a", m(0), 0.0, 0.0, 0.0, 0.0), ("u2", "a", m(20), 0.0, 1.0, 0.0, 1.0),
+        ("u2", "b", m(5), 0.0, 0.0, 0.0, 0.0),
+    ]  # fmt: skip
+    assert dict(out.schema) == {"user_id": pl.String, "video_id": pl.String, "ts": TIMESTAMP,
+                                **{c: pl.Float32 for c in LABELS}}  # fmt: skip
 
 
 WATCH_LOG = [
@@ -74,6 +103,31 @@ WATCH_LOG = [
 def test_watch_labels_without_negatives_are_exact() -> None:
     out = build_examples(log(WATCH_LOG), videos(), ExampleConfig(negatives_per_watch=0))
     assert labels(out) == [("u1", "a", m(0), 1.0), ("u1", "b", m(10), 0.0), ("u2", "a", m(20), 1.0), ("u2", "c", m(30), 0.0)]
+
+
+def test_watch_multi_labels_are_exact() -> None:
+    events = log(WATCH_LOG + [
+        ("u2", "c", m(31), "like", None),                                            # a like after watching
+        ("u2", "a", m(200), "dislike", None),                                        # outside the session: 0
+    ])  # fmt: skip
+    out = build_examples(events, videos(), ExampleConfig(negatives_per_watch=0))
+    assert all_labels(out) == [
+        ("u1", "a", m(0), 1.0, 1.0, 1.0, 0.0), ("u1", "b", m(10), 0.0, 1.0, 0.0, 1.0),
+        ("u2", "a", m(20), 1.0, 1.0, 0.0, 0.0), ("u2", "c", m(30), 0.0, 1.0, 1.0, 0.0),
+    ]  # fmt: skip
+    # A rewatch takes the reactions after it: the first watch's session ends there.
+    rewatch = log([("u1", "a", m(0), "watch", 10.0), ("u1", "a", m(5), "watch", 95.0), ("u1", "a", m(6), "like", None)])
+    assert all_labels(build_examples(rewatch, videos(), ExampleConfig(negatives_per_watch=0))) == [
+        ("u1", "a", m(0), 0.0, 1.0, 0.0, 0.0), ("u1", "a", m(5), 1.0, 1.0, 1.0, 0.0),
+    ]  # fmt: skip
+
+
+def test_sampled_negatives_have_every_label_zero() -> None:
+    out = build_examples(log(WATCH_LOG), videos(30), ExampleConfig(negatives_per_watch=2, seed=1))
+    watched = {(u, v, t) for u, v, t, *_ in WATCH_LOG}
+    neg = out.filter(~pl.struct("user_id", "video_id", "ts").map_elements(
+        lambda r: (r["user_id"], r["video_id"], r["ts"]) in watched, return_dtype=pl.Boolean))  # fmt: skip
+    assert neg.height == 8 and neg.select(LABELS).to_numpy().sum() == 0
 
 
 def test_watch_mode_samples_unwatched_uploaded_negatives() -> None:

@@ -1,4 +1,4 @@
-"""MLPRanker on seeded synthetic logs: it learns a known signal, is calibrated, saves and serves."""
+"""The ranker on seeded synthetic logs: it learns a known signal, is calibrated, saves and serves."""
 
 from __future__ import annotations
 
@@ -14,13 +14,16 @@ from vidrec.data.schema import TIMESTAMP
 from vidrec.errors import VidrecError
 from vidrec.features.point_in_time import EventTables, point_in_time_features
 from vidrec.features.user_state import build_user_state
-from vidrec.scoring import EmbeddingSource, MLPRanker, Ranker, RankerConfig, build_examples
+from vidrec.scoring import EmbeddingSource, MLPRanker, Ranker, RankerConfig, ValueModel, build_examples
 from vidrec.scoring.ranker import TIE_BREAK
 from vidrec.scoring.calibration import expected_calibration_error, log_loss, roc_auc
 
 CUT = T0 + timedelta(days=16)
 NOW = T0 + timedelta(days=16, hours=1)
-FAST = RankerConfig(max_epochs=6, patience=1, batch_size=2048)
+FAST = RankerConfig(  # the multi-task network: every head is learnt
+    architecture="mmoe", loss_weights=(1.0, 0.5, 0.5, 0.5), value=ValueModel(like=0.2, dislike=1.0),
+    max_epochs=6, patience=1, batch_size=2048,
+)
 
 
 @pytest.fixture(scope="module")
@@ -83,15 +86,26 @@ def test_scores_500_candidates_for_one_user(world, ranker, emb_ranker) -> None:
     cands = candidates_for(world, "u7", 500)
     for r in (ranker, emb_ranker[0]):
         out = r.score(cands, state(world), world[0].videos, NOW)
-        assert out.height == 500 and out.columns == [*cands.columns, "p_complete", "p_raw", "score"]
-        assert out.select(pl.exclude("p_complete", "p_raw", "score")).equals(cands)
-        p = out["p_complete"].to_numpy()
-        assert np.all((p >= 0) & (p <= 1)) and not np.isnan(p).any()
-        assert np.abs(out["score"].to_numpy() - p).max() <= TIE_BREAK
-        # score orders by p_complete, ties broken by the raw output
-        by_score = out.sort("score", descending=True)["video_id"]
-        assert by_score.equals(out.sort("p_complete", "p_raw", descending=True)["video_id"])
-        assert p.std() > 0  # candidates are told apart
+        added = ["p_complete", "p_interact", "p_like", "p_dislike", "p_raw", "score"]
+        assert out.height == 500 and out.columns == [*cands.columns, *added]
+        assert out.select(pl.exclude(added)).equals(cands)
+        for c in added[:4]:
+            p = out[c].to_numpy()
+            assert np.all((p >= 0) & (p <= 1)) and not np.isnan(p).any() and p.std() > 0, c
+        # score is the value model of the heads, ties broken by the completion head's raw output
+        v = r.value
+        value = out["p_complete"] + v.interact * out["p_interact"] + v.like * out["p_like"] - v.dislike * out["p_dislike"]
+        assert np.allclose(out["score"].to_numpy(), (value + TIE_BREAK * out["p_raw"]).to_numpy(), atol=1e-12)
+
+
+def test_default_single_head_ranker_orders_by_p_complete(world) -> None:
+    ranker = MLPRanker(RankerConfig(max_epochs=3, max_examples=8_000)).fit(world[1], None)
+    assert ranker.config.tasks == ("label",) and ranker.config.architecture == "mlp"
+    out = ranker.score(candidates_for(world, "u7", 300), state(world), world[0].videos, NOW)
+    assert out["p_like"].n_unique() == 1 and out["p_dislike"].n_unique() == 1
+    # score orders by p_complete, ties broken by the raw output
+    by_score = out.sort("score", descending=True)["video_id"]
+    assert by_score.equals(out.sort("p_complete", "p_raw", descending=True)["video_id"])
 
 
 def test_unknown_users_and_videos_get_prior_scores(world, ranker) -> None:
@@ -108,9 +122,8 @@ def test_save_load_gives_identical_scores(tmp_path, world, ranker, emb_ranker) -
         path = r.save(tmp_path / f"r{emb is not None}")
         loaded = MLPRanker.load(path, embeddings=emb)
         assert loaded.config == r.config
-        a = r.score(cands, users, world[0].videos, NOW)["p_complete"]
-        b = loaded.score(cands, users, world[0].videos, NOW)["p_complete"]
-        assert a.equals(b)
+        a = r.score(cands, users, world[0].videos, NOW)
+        assert a.equals(loaded.score(cands, users, world[0].videos, NOW))
 
 
 def test_embedding_ranker_needs_its_embeddings(tmp_path, world, emb_ranker) -> None:
@@ -157,6 +170,8 @@ def test_config_round_trips_and_rejects_bad_values() -> None:
     cfg = RankerConfig(examples_since=datetime(2025, 1, 3, tzinfo=T0.tzinfo), hidden=(32,))
     assert RankerConfig.from_dict(cfg.to_dict()) == cfg
     for bad in ({"hidden": ()}, {"dropout": 1.0}, {"lr": 0.0}, {"batch_size": 0}, {"val_fraction": 0.6},
-                {"calibration": "beta"}, {"threads": 0}, {"examples_since": datetime(2025, 1, 1)}):  # fmt: skip
+                {"calibration": "beta"}, {"threads": 0}, {"examples_since": datetime(2025, 1, 1)},
+                {"architecture": "moe"}, {"loss_weights": (0.0, 1.0, 1.0, 1.0)}, {"loss_weights": (1.0, 1.0)},
+                {"experts": 0}, {"cross_layers": -1}, {"expert_hidden": ()}):  # fmt: skip
         with pytest.raises(ValueError, match="RankerConfig"):
             RankerConfig(**bad)

@@ -13,7 +13,7 @@ import numpy as np
 import polars as pl
 
 from vidrec.candidates.base import CANDIDATE_SCHEMA, CandidateGenerator, check_k
-from vidrec.candidates.index import ExactIndex, Exclusions, FaissIndex, IndexConfig, TopKIndex, build_index
+from vidrec.candidates.index import Exclusions, IndexConfig, TopKIndex, build_index, load_index
 from vidrec.candidates.two_tower.config import TwoTowerConfig
 from vidrec.candidates.two_tower.data import shifted_index_lists
 from vidrec.candidates.two_tower.export import save_video_embeddings, user_embeddings, video_embeddings
@@ -65,8 +65,12 @@ class TwoTowerGenerator(CandidateGenerator):
         ids, vectors = video_embeddings(model, videos)
         idx = model.vocab.video_index(ids)
         known = idx > 0
-        self.index = build_index(model.config.embedding_dim, self.index_config, self.exact)
-        self.index.add(idx[known], vectors[known])
+        # Structure chosen by corpus size; approximate search tuned to the config's target recall.
+        self.index = build_index(
+            model.config.embedding_dim, self.index_config, self.exact, ids=idx[known], vectors=vectors[known]
+        )
+        if getattr(self.index, "tuning", None) is not None:
+            self.log(f"two-tower index: {self.index.tuning.summary()}")  # type: ignore[attr-defined]
         self.index.remove(idx[known & ~videos["available"].to_numpy()])
         self._uploaded = np.zeros(len(model.vocab.videos) + 1, dtype=np.int64)
         self._uploaded[idx[known]] = videos["uploaded_at"].dt.epoch("us").to_numpy()[known]
@@ -117,7 +121,7 @@ class TwoTowerGenerator(CandidateGenerator):
         model = TwoTowerModel.load(root / "model")
         gen = cls(model.config, IndexConfig(**meta["index"]), meta["exact"])
         gen.model = model
-        gen.index = ExactIndex.load(root / "index") if meta["exact"] else FaissIndex.load(root / "index")
+        gen.index = load_index(root / "index")
         gen._uploaded = np.load(root / "uploaded_us.npy")
         frame = pl.read_parquet(root / "video_embeddings.parquet")
         gen._embeddings = (frame["video_id"], frame["embedding"].to_numpy())

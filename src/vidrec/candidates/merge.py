@@ -9,6 +9,10 @@ from __future__ import annotations
 
 import polars as pl
 
+DEFAULT_QUOTAS: dict[str, int] = {"cowatch": 105, "trending": 0}
+"""Per-generator caps for a 300-candidate target (two-tower uncapped), chosen on ML-100K's
+validation carve: co-watch 35% of the target; trending only fills lists left short."""
+
 
 def merge_candidates(
     frames: list[pl.DataFrame],
@@ -18,10 +22,11 @@ def merge_candidates(
 ) -> pl.DataFrame:
     """Merge generator outputs (``user_id, video_id, score, rank, source``) into ``target`` per user.
 
-    Each video is claimed by the first source that reaches it in round-robin order (ties
-    of rank broken by the order of ``frames``). ``quotas`` cap how many videos a source may
-    claim; when the caps leave a user short of ``target``, the remaining slots go to the
-    over-quota candidates in the same round-robin order.
+    A video takes the slot of its first nomination in round-robin order (ties of rank
+    broken by the order of ``frames``). ``quotas`` cap how many of its top nominations a
+    source contributes (``DEFAULT_QUOTAS`` suit ``target=300``); when the caps leave a user
+    short of ``target``, the remaining slots go to the over-quota nominations in the same
+    round-robin order. A video nominated by several sources keeps them all.
 
     Returns ``user_id, video_id, rank`` (merged, 1-based), ``sources`` (list, in frame
     order), ``retrieval_score`` (the ``retrieval_source`` score, null when it did not find
@@ -37,18 +42,14 @@ def merge_candidates(
     allc = pl.concat(parts, how="vertical_relaxed")
     names = allc["source"].unique(maintain_order=True).to_list()
     allc = allc.with_columns(prio=pl.col("source").replace_strict(names, list(range(len(names)))))
-    claimed = (
-        allc.sort("user_id", "rank", "prio")
-        .unique(["user_id", "video_id"], keep="first", maintain_order=True)
-        .with_columns(
-            order=pl.int_range(pl.len()).over("user_id"),
-            nth=pl.int_range(1, pl.len() + 1).over("user_id", "source"),
-        )
-    )
     quota = pl.col("source").replace_strict(quotas or {}, default=target, return_dtype=pl.Int64)
+    # A source's quota caps how deep into its own list the merge reads before the fill-up;
+    # a video counts for every source whose capped prefix holds it, so a video that a capped
+    # source ranks high never pushes out the same video found by an uncapped source.
     picked = (
-        claimed.with_columns(over=pl.col("nth") > quota)
-        .sort("user_id", "over", "order")
+        allc.with_columns(over=pl.int_range(1, pl.len() + 1).over("user_id", "source", order_by="rank") > quota)
+        .sort("user_id", "over", "rank", "prio")
+        .unique(["user_id", "video_id"], keep="first", maintain_order=True)
         .with_columns(rank=pl.int_range(1, pl.len() + 1, dtype=pl.Int64).over("user_id"))
         .filter(pl.col("rank") <= target)
         .select("user_id", "video_id", "rank")

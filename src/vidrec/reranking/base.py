@@ -9,7 +9,9 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from datetime import datetime
+from typing import Callable
 
+import numpy as np
 import polars as pl
 
 SCORED_REQUIRED: tuple[str, ...] = ("user_id", "video_id", "score")
@@ -25,7 +27,9 @@ REMOVED_REASONS: tuple[str, ...] = (
     "disliked",
     "seen",
     "unavailable",
+    "creator_fatigue",
     "creator_cap",
+    "slate_objective",
     "below_cutoff",
 )
 """Why a candidate is not in the slate (debug output), most important first."""
@@ -43,6 +47,8 @@ class ReRanker(ABC):
         now: datetime,
         k: int,
         debug: bool = False,
+        events: pl.DataFrame | None = None,
+        video_vectors: Callable[[pl.Series], np.ndarray] | None = None,
     ) -> pl.DataFrame:
         """Return the top ``k`` videos per user.
 
@@ -56,6 +62,14 @@ class ReRanker(ABC):
             k: slate size per user.
             debug: also return the candidates left out, with ``rank`` null and a
                 ``removed_reason`` (one of :data:`REMOVED_REASONS`).
+            events: the platform's past events (``user_id, video_id, ts, event,
+                watch_seconds``; rows at or after ``now`` are ignored). Gives dislike times
+                (creator fatigue), completed watches (re-watch policy) and creator watch
+                counts (small creators). Without it, dislike times come from a users
+                column ``disliked_at`` if present, re-watch stays off and only new
+                creators count as protected.
+            video_vectors: video ids -> (n, d) embeddings for the diversity similarity;
+                without it, similarity is category equality.
 
         Returns:
             ``user_id, rank (1-based), video_id, final_score``, the input columns, and

@@ -1,4 +1,7 @@
-"""The re-ranking stage's one config object: freshness and creator-cap knobs, saved as JSON."""
+"""The re-ranking stage's one config object (hard-rule schedules and soft objectives), saved as JSON.
+
+Keys added later default to their documented values, so configs saved before them still load.
+"""
 
 from __future__ import annotations
 
@@ -7,6 +10,12 @@ import math
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any
+
+DIVERSITY: tuple[str, ...] = ("none", "mmr", "dpp")
+
+
+def _nonneg(value: object) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value) and value >= 0
 
 
 @dataclass(frozen=True)
@@ -17,6 +26,12 @@ class ReRankConfig:
     fresh_half_life_days)``, so a video uploaded just now gains ``fresh_boost`` (20 %)
     and one a half-life old gains half of that. The creator cap lets at most
     ``creator_cap`` videos of one creator into each block of ``creator_window`` slots.
+
+    Hard rules with a schedule: re-watch (off by default) and creator fatigue after a
+    dislike (filtered 14 days, then x0.2 recovering linearly to x1 over 140 days).
+    Slate objectives (diversity by MMR or DPP, calibration to the user's categories,
+    minimums of fresh videos and of small/new creators) run in a per-user greedy; with
+    all of them off the slate is the final-score order under the creator cap.
     """
 
     fresh_boost: float = 0.2  # extra share of score for a just-uploaded video; 0 turns it off
@@ -24,8 +39,28 @@ class ReRankConfig:
     creator_cap: int | None = 2  # videos of one creator per window; None turns the cap off
     creator_window: int = 10  # slots per window (positions 1-10, 11-20, ...)
     creator_backfill: bool = True  # fill a slate the cap cannot fill with capped videos
+    # hard rules with a schedule
+    rewatch_after_days: float | None = None  # re-show a *completed* video this long after; None: never
+    rewatch_categories: tuple[str, ...] = ()  # categories the re-watch policy covers; () means all
+    fatigue_filter_days: float = 14.0  # a disliked creator's videos are filtered this long...
+    fatigue_recover_days: float = 140.0  # ...then scaled by a factor rising linearly over this long
+    fatigue_floor: float = 0.2  # the factor right after the filter period (1.0 turns recovery off)
+    # soft objectives acting on the slate as a whole (a per-user greedy, see slate.py)
+    diversity: str = "dpp"  # "none", "mmr" (maximal marginal relevance) or "dpp" (greedy MAP)
+    diversity_weight: float = 0.1  # MMR lambda, or DPP theta (relevance vs diversity), in [0, 1)
+    category_similarity: float = 0.5  # weight of same-category in the similarity (1.0 without vectors)
+    calibration_weight: float = 0.0  # Steck's lambda: slate categories vs the user's history
+    calibration_alpha: float = 0.01  # smoothing of the slate distribution towards the history
+    min_fresh: int = 1  # at least this many fresh videos per slate (when the candidates allow)
+    fresh_days: float = 7.0  # a video uploaded less than this long ago counts as fresh
+    fair_min_share: float = 0.0  # share of each slate reserved for small or new creators
+    small_creator_quantile: float = 0.5  # creators with watches at or below this quantile are small
+    new_creator_days: float = 30.0  # a creator whose first upload is this recent is new
+    greedy_pool: int = 100  # each user's best candidates (by final score) the greedy chooses from
 
     def __post_init__(self) -> None:
+        object.__setattr__(self, "rewatch_categories", tuple(self.rewatch_categories))
+        self._check_objectives()
         if not (math.isfinite(self.fresh_boost) and self.fresh_boost >= 0):
             raise ValueError(f"fresh_boost must be a finite number >= 0, got {self.fresh_boost}")
         if not (math.isfinite(self.fresh_half_life_days) and self.fresh_half_life_days > 0):
@@ -51,9 +86,50 @@ class ReRankConfig:
                 f"creator_backfill must be true or false, got {self.creator_backfill!r}"
             )
 
+    def _check_objectives(self) -> None:
+        """Validate the schedules and soft objectives added with issue 7."""
+        if self.rewatch_after_days is not None and not _nonneg(self.rewatch_after_days):
+            raise ValueError(
+                f"rewatch_after_days must be a finite number >= 0 or None, got {self.rewatch_after_days}"
+            )
+        if not all(isinstance(c, str) for c in self.rewatch_categories):
+            raise ValueError("rewatch_categories must be a list of category names")
+        for name in ("fatigue_filter_days", "fatigue_recover_days", "fresh_days", "new_creator_days"):
+            if not _nonneg(getattr(self, name)):
+                raise ValueError(f"{name} must be a finite number >= 0, got {getattr(self, name)}")
+        for name in ("fatigue_floor", "category_similarity", "calibration_weight", "calibration_alpha",
+                     "fair_min_share", "small_creator_quantile"):
+            value = getattr(self, name)
+            if not (_nonneg(value) and value <= 1.0):
+                raise ValueError(f"{name} must lie in [0, 1], got {value}")
+        if self.calibration_alpha <= 0:
+            raise ValueError("calibration_alpha must be > 0 (the divergence is infinite otherwise)")
+        if self.diversity not in DIVERSITY:
+            raise ValueError(f"diversity must be one of {DIVERSITY}, got {self.diversity!r}")
+        if not (_nonneg(self.diversity_weight) and self.diversity_weight < 1.0):
+            raise ValueError(f"diversity_weight must lie in [0, 1), got {self.diversity_weight}")
+        for name in ("min_fresh", "greedy_pool"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+                raise ValueError(f"{name} must be an integer >= 0, got {value!r}")
+        if self.greedy_pool < 1:
+            raise ValueError("greedy_pool must be at least 1")
+
+    @property
+    def uses_slate_greedy(self) -> bool:
+        """Whether any slate-level objective is on (otherwise the vectorised cap path runs)."""
+        return (
+            (self.diversity != "none" and self.diversity_weight > 0)
+            or self.calibration_weight > 0
+            or self.min_fresh > 0
+            or self.fair_min_share > 0
+        )
+
     def to_dict(self) -> dict[str, Any]:
         """The config as plain JSON-ready values."""
-        return asdict(self)
+        out = asdict(self)
+        out["rewatch_categories"] = list(self.rewatch_categories)
+        return out
 
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> "ReRankConfig":

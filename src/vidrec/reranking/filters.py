@@ -1,8 +1,10 @@
 """Hard rules of re-ranking: what a user must never be shown, whatever its score.
 
 A candidate is removed when the user disliked it, already saw it (watched, liked or
-disliked) or when the video is unavailable or missing from the catalogue. These run
-as joins over all users at once, so their cost does not grow with a Python loop.
+disliked; unless the re-watch policy lets a completed video back), when the video is
+unavailable or missing from the catalogue, or while its creator is in the user's
+fatigue period after a dislike. These run as joins over all users at once, so their
+cost does not grow with a Python loop.
 """
 
 from __future__ import annotations
@@ -10,11 +12,13 @@ from __future__ import annotations
 import polars as pl
 
 from vidrec.reranking.base import REMOVED_REASON
+from vidrec.reranking.history import FATIGUE, REWATCH
 
 CREATOR = "__creator_id"
 UPLOADED = "__uploaded_at"
 AVAILABLE = "__available"
-CATALOGUE_COLUMNS: tuple[str, ...] = (CREATOR, UPLOADED, AVAILABLE)
+CATEGORY = "__category"
+CATALOGUE_COLUMNS: tuple[str, ...] = (CREATOR, UPLOADED, AVAILABLE, CATEGORY)
 """Catalogue fields joined onto candidates under private names (no clash with inputs)."""
 
 
@@ -29,6 +33,12 @@ def _user_pairs(users: pl.DataFrame, column: str, flag: str) -> pl.DataFrame:
     )
 
 
+def _category(videos: pl.DataFrame) -> pl.Expr:
+    if "category" in videos.columns:
+        return pl.col("category").cast(pl.String)
+    return pl.lit(None, dtype=pl.String)
+
+
 def join_catalogue(scored: pl.DataFrame, videos: pl.DataFrame) -> pl.DataFrame:
     """Add creator, upload time and availability of each candidate (null when unknown)."""
     wanted = scored.select(pl.col("video_id").unique())
@@ -40,26 +50,26 @@ def join_catalogue(scored: pl.DataFrame, videos: pl.DataFrame) -> pl.DataFrame:
             pl.col("creator_id").alias(CREATOR),
             pl.col("uploaded_at").alias(UPLOADED),
             pl.col("available").alias(AVAILABLE),
+            _category(videos).alias(CATEGORY),
         )
     )
     return scored.join(catalogue, on="video_id", how="left", maintain_order="left")
 
 
-def removal_reason(
-    scored: pl.DataFrame, users: pl.DataFrame, videos: pl.DataFrame
-) -> pl.DataFrame:
-    """The candidates with catalogue fields and ``removed_reason`` (null when allowed).
+def removal_reason(frame: pl.DataFrame, users: pl.DataFrame, rewatch: pl.DataFrame | None) -> pl.DataFrame:
+    """Candidates (catalogue and :data:`FATIGUE` joined) with ``removed_reason`` (null when allowed).
 
-    One reason per candidate, the most important first: ``disliked``, ``seen``,
-    ``unavailable`` (``available`` false, or the video is not in the catalogue).
+    One reason per candidate, the most important first: ``disliked``, ``seen`` (unless
+    ``rewatch`` lists the pair), ``unavailable`` (``available`` false, or the video is
+    not in the catalogue), ``creator_fatigue`` (fatigue factor 0).
     """
     keys = ["user_id", "video_id"]
     disliked = _user_pairs(users, "disliked", "__disliked")
     seen = _user_pairs(users, "seen", "__seen")
-    out = (
-        join_catalogue(scored, videos)
-        .join(disliked, on=keys, how="left", maintain_order="left")
-        .join(seen, on=keys, how="left", maintain_order="left")
+    if rewatch is not None:
+        seen = seen.join(rewatch, on=keys, how="anti")
+    out = frame.join(disliked, on=keys, how="left", maintain_order="left").join(
+        seen, on=keys, how="left", maintain_order="left"
     )
     reason = (
         pl.when(pl.col("__disliked").fill_null(False))
@@ -68,20 +78,22 @@ def removal_reason(
         .then(pl.lit("seen"))
         .when(~pl.col(AVAILABLE).fill_null(False))
         .then(pl.lit("unavailable"))
+        .when(pl.col(FATIGUE) <= 0.0)
+        .then(pl.lit("creator_fatigue"))
         .otherwise(pl.lit(None, dtype=pl.String))
     )
     return out.with_columns(reason.alias(REMOVED_REASON)).drop("__disliked", "__seen")
 
 
-def apply_hard_filters(
-    scored: pl.DataFrame, users: pl.DataFrame, videos: pl.DataFrame
-) -> tuple[pl.DataFrame, pl.DataFrame]:
-    """Split candidates into (allowed, removed); the removed rows keep ``removed_reason``.
+def mark_rewatch(frame: pl.DataFrame, users: pl.DataFrame, rewatch: pl.DataFrame | None) -> pl.DataFrame:
+    """Add :data:`REWATCH`: True for allowed candidates the user has seen (re-watch policy)."""
+    seen = _user_pairs(users, "seen", REWATCH)
+    out = frame.join(seen, on=["user_id", "video_id"], how="left", maintain_order="left")
+    return out.with_columns(pl.col(REWATCH).fill_null(False))
 
-    The allowed frame carries the private catalogue columns :data:`CATALOGUE_COLUMNS`
-    that later steps (freshness, creator cap) read.
-    """
-    tagged = removal_reason(scored, users, videos)
+
+def split_removed(tagged: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """Split tagged candidates into (allowed, removed); removed rows keep ``removed_reason``."""
     allowed = tagged.filter(pl.col(REMOVED_REASON).is_null()).drop(REMOVED_REASON)
     removed = tagged.filter(pl.col(REMOVED_REASON).is_not_null())
     return allowed, removed

@@ -8,14 +8,24 @@ from typing import Any
 
 from vidrec.features.point_in_time import PointInTimeConfig
 from vidrec.scoring.calibration import CALIBRATIONS
-from vidrec.scoring.examples import ExampleConfig
+from vidrec.scoring.examples import LABELS, ExampleConfig
+from vidrec.scoring.model import ARCHITECTURES
+from vidrec.scoring.value import ValueModel
 
 
 @dataclass(frozen=True)
 class RankerConfig:
-    """Model, training loop and calibration of the completion ranker."""
+    """Model, training loop, calibration and value model of the multi-task ranker."""
 
-    hidden: tuple[int, ...] = (128, 64)  # MLP hidden layer widths
+    # Defaults chosen on the ML-100K validation carve (notes/scoring.md): the multi-task
+    # MMoE ranks worse end to end there than the single-head MLP, so "mlp" with one head stays.
+    architecture: str = "mlp"  # "mmoe", "shared_bottom" or "mlp" (model.py)
+    hidden: tuple[int, ...] = (128, 64)  # MLP widths ("mlp") / shared bottom widths ("shared_bottom")
+    cross_layers: int = 2  # DCN-v2 cross layers before the bottom or experts (not used by "mlp")
+    experts: int = 4  # MMoE shared experts
+    expert_hidden: tuple[int, ...] = (64,)  # widths of each expert MLP
+    tower_hidden: tuple[int, ...] = (32,)  # widths of each task tower (not used by "mlp")
+    loss_weights: tuple[float, ...] = (1.0, 0.0, 0.0, 0.0)  # BCE weight per task of LABELS; 0: no head (multi-task: e.g. 1, .5, .5, .5)
     dropout: float = 0.1  # dropout after each hidden layer
     lr: float = 2e-3  # Adam learning rate
     weight_decay: float = 1e-6  # Adam L2 penalty
@@ -34,10 +44,25 @@ class RankerConfig:
     cooc_min_count: int = 2  # co-occurrence pairs completed together by fewer users are dropped
     examples: ExampleConfig = field(default_factory=ExampleConfig)
     features: PointInTimeConfig = field(default_factory=PointInTimeConfig)
+    value: ValueModel = field(default_factory=ValueModel)
 
     def __post_init__(self) -> None:
-        if not self.hidden or any(not isinstance(h, int) or h < 1 for h in self.hidden):
-            raise ValueError(f"RankerConfig.hidden must be positive integers, got {self.hidden!r}")
+        if self.architecture not in ARCHITECTURES:
+            raise ValueError(f"RankerConfig.architecture must be one of {ARCHITECTURES}, got {self.architecture!r}")
+        for name in ("hidden", "expert_hidden", "tower_hidden"):
+            value = getattr(self, name)
+            if any(not isinstance(h, int) or h < 1 for h in value) or (name != "tower_hidden" and not value):
+                raise ValueError(f"RankerConfig.{name} must be positive integers, got {value!r}")
+        if not isinstance(self.cross_layers, int) or self.cross_layers < 0:
+            raise ValueError(f"RankerConfig.cross_layers must be an integer >= 0, got {self.cross_layers!r}")
+        if not isinstance(self.experts, int) or self.experts < 1:
+            raise ValueError(f"RankerConfig.experts must be a positive integer, got {self.experts!r}")
+        w = self.loss_weights
+        if len(w) != len(LABELS) or any(not x >= 0 for x in w) or not w[0] > 0:
+            raise ValueError(
+                f"RankerConfig.loss_weights must be {len(LABELS)} weights >= 0 for {LABELS}, "
+                f"the first (completion) > 0, got {w!r}"
+            )
         if not 0.0 <= self.dropout < 1.0:
             raise ValueError(f"RankerConfig.dropout must be in [0, 1), got {self.dropout}")
         if not self.lr > 0 or not self.weight_decay >= 0:
@@ -66,7 +91,8 @@ class RankerConfig:
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready dict (datetimes and timedeltas as ISO strings / seconds)."""
         d = asdict(self)
-        d["hidden"] = list(self.hidden)
+        for name in ("hidden", "expert_hidden", "tower_hidden", "loss_weights"):
+            d[name] = list(getattr(self, name))
         d["examples_since"] = None if self.examples_since is None else self.examples_since.isoformat()
         d["examples"]["session_window"] = self.examples.session_window.total_seconds()
         return d
@@ -79,12 +105,20 @@ class RankerConfig:
         if "session_window" in ex:
             ex["session_window"] = timedelta(seconds=ex["session_window"])
         since = d.pop("examples_since", None)
+        value = dict(d.pop("value", {}))
         features = PointInTimeConfig(**d.pop("features", {}))
-        if "hidden" in d:
-            d["hidden"] = tuple(d["hidden"])
+        for name in ("hidden", "expert_hidden", "tower_hidden", "loss_weights"):
+            if name in d:
+                d[name] = tuple(d[name])
         return cls(
             **d,
             examples_since=None if since is None else datetime.fromisoformat(since),
             examples=ExampleConfig(**ex),
             features=features,
+            value=ValueModel(**value),
         )
+
+    @property
+    def tasks(self) -> tuple[str, ...]:
+        """The label columns the model has a head for (loss weight > 0), in LABELS order."""
+        return tuple(name for name, w in zip(LABELS, self.loss_weights) if w > 0)

@@ -1,18 +1,21 @@
-"""Training examples for the completion model: (user_id, video_id, ts, label).
+"""Training examples of the ranker: (user_id, video_id, ts) and one 0/1 column per task.
 
-The label asks the question scoring answers at request time: "shown this video now,
-will the user watch at least ``threshold`` of it?". Two logs, two constructions:
+Labels (:data:`LABELS`): ``label`` (completed: watched at least ``threshold`` of it),
+``interacted`` (any watch, like or dislike), ``liked``, ``disliked``. Each asks what
+scoring asks at request time: "shown this video now, will the user ...?". An outcome
+event answers an example when it falls in ``[ts, ts + session_window)`` and before the
+next example of the same (user, video): two examples never share one outcome.
+Two logs, two constructions:
 
 * **With impressions** (the simulated platform, real feeds): every impression of
-  (user, video) at ``ts`` is an example. Its label is 1 when the user watched that
-  video with completion >= ``threshold`` in ``[ts, ts + session_window)`` and before
-  the next impression of the same pair (a watch answers the latest impression before
-  it, so two impressions never share one watch). Watches never shown (search, links)
-  make no example: they do not answer the question asked of the ranker.
+  (user, video) at ``ts`` is an example, labelled by the outcome events answering it.
+  Watches never shown (search, links) make no example: they do not answer the
+  question asked of the ranker.
 * **Without impressions** (MovieLens): every watch is an example labelled by its own
-  completion, so low completions are real negatives; on top, ``negatives_per_watch``
+  completion (so low completions are real negatives), ``interacted`` = 1, and
+  ``liked``/``disliked`` by a like/dislike answering the watch; on top, ``negatives_per_watch``
   videos the user never interacted with are drawn per watch at the watch's ``ts``,
-  labelled 0: a share ``popularity_share`` weighted by interaction count ** 0.75,
+  all labels 0: a share ``popularity_share`` weighted by interaction count ** 0.75,
   the rest uniform. Only videos uploaded at or before ``ts`` are drawn. Without
   them a model learns only "given a watch, was it completed", never "is this worth
   showing", which is what it is asked at serving. Sampled negatives are easy; with
@@ -40,7 +43,12 @@ EXAMPLE_SCHEMA: dict[str, pl.DataType] = {
     "video_id": pl.String(),
     "ts": TIMESTAMP,
     "label": pl.Float32(),
+    "interacted": pl.Float32(),
+    "liked": pl.Float32(),
+    "disliked": pl.Float32(),
 }
+LABELS: tuple[str, ...] = ("label", "interacted", "liked", "disliked")
+"""The 0/1 label columns, one per ranker task; ``label`` is "completed"."""
 
 
 @dataclass(frozen=True)
@@ -76,7 +84,7 @@ class ExampleConfig:
 
 
 def build_examples(events: pl.DataFrame, videos: pl.DataFrame, config: ExampleConfig | None = None) -> pl.DataFrame:
-    """Labelled examples ``user_id, video_id, ts, label`` sorted by ``ts`` (see the module docstring)."""
+    """Labelled examples ``user_id, video_id, ts, *LABELS`` sorted by ``ts`` (see the module docstring)."""
     cfg = config or ExampleConfig()
     mode = example_mode(events, cfg)
     out = impression_examples(events, videos, cfg) if mode == "impressions" else watch_examples(events, videos, cfg)
@@ -91,7 +99,7 @@ def example_mode(events: pl.DataFrame, config: ExampleConfig) -> str:
 
 
 def impression_examples(events: pl.DataFrame, videos: pl.DataFrame, cfg: ExampleConfig) -> pl.DataFrame:
-    """One example per impression, labelled by a completed watch answering it."""
+    """One example per impression, labelled by the watches, likes and dislikes answering it."""
     imp = (
         events.filter(pl.col("event") == "impression")
         .select("user_id", "video_id", pl.col("ts").cast(TIMESTAMP))
@@ -100,38 +108,60 @@ def impression_examples(events: pl.DataFrame, videos: pl.DataFrame, cfg: Example
         .with_row_index("_row")
         .sort("ts")
     )
-    done = (
-        with_derived(events.filter(pl.col("event") == "watch"), videos, cfg.threshold)
-        .filter(pl.col("completed"))
-        .select("user_id", "video_id", watch_ts=pl.col("ts").cast(TIMESTAMP))
-        .sort("watch_ts")
-    )
-    matched = imp.join_asof(
-        done, left_on="ts", right_on="watch_ts", by=["user_id", "video_id"],
+    watches = with_derived(events.filter(pl.col("event") == "watch"), videos, cfg.threshold)
+    outcomes = {
+        "label": watches.filter(pl.col("completed")),
+        "interacted": events.filter(pl.col("event").is_in(["watch", "like", "dislike"])),
+        "liked": events.filter(pl.col("event") == "like"),
+        "disliked": events.filter(pl.col("event") == "dislike"),
+    }
+    for name, outcome in outcomes.items():
+        imp = _answered(imp, outcome, cfg.session_window, name)
+    return imp.sort("_row").select("user_id", "video_id", "ts", *LABELS)
+
+
+def _answered(rows: pl.DataFrame, outcome: pl.DataFrame, window: timedelta, name: str) -> pl.DataFrame:
+    """``rows`` (sorted by ``ts``, with ``next_ts``) plus Float32 ``name``: 1 when an ``outcome`` answers it.
+
+    The first outcome event of the pair at or after ``ts`` answers the row when it is
+    before ``ts + window`` and before the pair's next row (``next_ts``).
+    """
+    first = outcome.select("user_id", "video_id", _ots=pl.col("ts").cast(TIMESTAMP)).sort("_ots")
+    matched = rows.join_asof(
+        first, left_on="ts", right_on="_ots", by=["user_id", "video_id"],
         strategy="forward", allow_exact_matches=True, check_sortedness=False,
     )  # fmt: skip
-    end = pl.col("ts") + cfg.session_window
-    answered = pl.col("watch_ts").is_not_null() & (pl.col("watch_ts") < end)
-    answered &= pl.col("next_ts").is_null() | (pl.col("watch_ts") < pl.col("next_ts"))
-    return matched.sort("_row").select(
-        "user_id", "video_id", "ts", label=answered.cast(pl.Float32)
-    )
+    hit = pl.col("_ots").is_not_null() & (pl.col("_ots") < pl.col("ts") + window)
+    hit &= pl.col("next_ts").is_null() | (pl.col("_ots") < pl.col("next_ts"))
+    return matched.with_columns(hit.cast(pl.Float32).alias(name)).drop("_ots")
 
 
 def watch_examples(events: pl.DataFrame, videos: pl.DataFrame, cfg: ExampleConfig) -> pl.DataFrame:
-    """One example per watch labelled by its completion, plus sampled unwatched negatives."""
-    watches = with_derived(events.filter(pl.col("event") == "watch"), videos, cfg.threshold).select(
-        "user_id", "video_id", pl.col("ts").cast(TIMESTAMP), label=pl.col("completed").cast(pl.Float32)
+    """One example per watch labelled by its completion and reactions, plus sampled unwatched negatives."""
+    watches = (
+        with_derived(events.filter(pl.col("event") == "watch"), videos, cfg.threshold)
+        .select("user_id", "video_id", pl.col("ts").cast(TIMESTAMP), label=pl.col("completed").cast(pl.Float32))
+        .sort("user_id", "video_id", "ts")
+        .with_columns(next_ts=pl.col("ts").shift(-1).over("user_id", "video_id"), interacted=pl.lit(1.0, pl.Float32))
+        .sort("ts", maintain_order=True)
     )
+    for name, kind in (("liked", "like"), ("disliked", "dislike")):
+        watches = _answered(watches, events.filter(pl.col("event") == kind), cfg.session_window, name)
+    watches = watches.select("user_id", "video_id", "ts", *LABELS)
     if cfg.negatives_per_watch == 0 or watches.is_empty():
         return watches
     return pl.concat([watches, sampled_negatives(events, videos, watches, cfg)])
 
 
+def zero_labels(frame: pl.DataFrame) -> pl.DataFrame:
+    """``user_id, video_id, ts`` of ``frame`` with every label 0 (negatives nobody was shown)."""
+    return frame.select("user_id", "video_id", "ts", *(pl.lit(0.0, pl.Float32).alias(c) for c in LABELS))
+
+
 def sampled_negatives(
     events: pl.DataFrame, videos: pl.DataFrame, watches: pl.DataFrame, cfg: ExampleConfig, rounds: int = 8
 ) -> pl.DataFrame:
-    """``negatives_per_watch`` label-0 examples per watch: videos the user never touched, already uploaded.
+    """``negatives_per_watch`` all-zero-label examples per watch: videos the user never touched, already uploaded.
 
     Rejected draws (interacted, or uploaded after ``ts``) are redrawn up to ``rounds``
     times, uniformly after the first two (a heavy user has touched most popular
@@ -160,4 +190,4 @@ def sampled_negatives(
         kept.append(draw.select("user_id", "video_id", "ts"))
         want = want.filter(~pl.col("_i").is_in(draw["_i"].implode()))
     neg = pl.concat(kept) if kept else pl.DataFrame(schema={k: EXAMPLE_SCHEMA[k] for k in ("user_id", "video_id", "ts")})
-    return neg.with_columns(label=pl.lit(0.0, pl.Float32))
+    return zero_labels(neg)

@@ -20,6 +20,7 @@ from scipy.sparse import csr_matrix
 from vidrec.data.schema import TIMESTAMP
 from vidrec.features.point_in_time import EventTables, histories_at
 from vidrec.scoring.base import EmbeddingSource
+from vidrec.scoring.examples import EXAMPLE_SCHEMA, zero_labels
 
 _BLOCK = 1 << 24  # scores held at once: (states, n_videos) floats per block, about 64 MB
 
@@ -34,15 +35,14 @@ def retrieved_negatives(
     pool: int,
     seed: int = 0,
 ) -> pl.DataFrame:
-    """``per_watch`` label-0 examples ``user_id, video_id, ts, label`` per row of ``watches``.
+    """``per_watch`` all-zero-label examples ``user_id, video_id, ts, *LABELS`` per row of ``watches``.
 
     ``tables`` must be built from ``events`` (uncompacted) so histories are read as of
     each ``ts``. Draws are uniform among the user's top ``pool`` eligible videos by the
     two-tower dot product; duplicates within one watch are dropped.
     """
-    schema = {"user_id": pl.String(), "video_id": pl.String(), "ts": TIMESTAMP, "label": pl.Float32()}
     if per_watch < 1 or watches.is_empty():
-        return pl.DataFrame(schema=schema)
+        return pl.DataFrame(schema=EXAMPLE_SCHEMA)
     rng = np.random.default_rng(seed)
     catalogue = videos.select("video_id", uploaded=pl.col("uploaded_at").cast(TIMESTAMP))
     vids = catalogue["video_id"]
@@ -77,9 +77,7 @@ def retrieved_negatives(
     out = out.with_columns(
         video_id=vids.gather(out["_v"]), ts=pl.from_epoch("_ts", "us").dt.replace_time_zone("UTC").cast(TIMESTAMP)
     )
-    return out.unique(["user_id", "video_id", "ts"], maintain_order=True).select(
-        "user_id", "video_id", "ts", label=pl.lit(0.0, pl.Float32)
-    )
+    return zero_labels(out.unique(["user_id", "video_id", "ts"], maintain_order=True))
 
 
 def _touched(events: pl.DataFrame, state_users: pl.Series, vids: pl.Series) -> csr_matrix:

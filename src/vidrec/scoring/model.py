@@ -1,35 +1,103 @@
-"""The completion model: an MLP from standardised dense features to one logit."""
+"""The ranker's network: one shared input, one logit per task.
+
+Three architectures share the input (standardised dense features) and differ in how
+tasks share parameters:
+
+* ``"mlp"``: one MLP, a linear output per task (the first ranker, multi-output).
+* ``"shared_bottom"``: DCN-v2 cross layers, one shared MLP bottom, one MLP tower per task.
+* ``"mmoe"``: DCN-v2 cross layers, then a multi-gate mixture of experts (Zhao et al.
+  2019): shared expert MLPs, one softmax gate per task mixing them, one tower per task.
+  Tasks that disagree (completion vs dislike) can draw on different experts instead of
+  fighting over one bottom.
+
+Cross layer (Wang et al. 2021, DCN-v2): ``x_{l+1} = x0 * (W x_l + b) + x_l``, explicit
+feature crosses of growing degree at ``d^2`` parameters per layer.
+"""
 
 from __future__ import annotations
 
 import torch
 from torch import nn
 
+ARCHITECTURES = ("mmoe", "shared_bottom", "mlp")
 
-class CompletionMLP(nn.Module):
-    """``in_dim -> hidden... -> 1`` with ReLU and dropout; outputs the logit of P(completed)."""
 
-    def __init__(self, in_dim: int, hidden: tuple[int, ...] = (128, 64), dropout: float = 0.1) -> None:
+def mlp(in_dim: int, hidden: tuple[int, ...], dropout: float) -> tuple[nn.Sequential, int]:
+    """ReLU MLP (dropout after each layer) and its output width; identity for no layers."""
+    layers: list[nn.Module] = []
+    width = in_dim
+    for h in hidden:
+        layers += [nn.Linear(width, h), nn.ReLU(), nn.Dropout(dropout)]
+        width = h
+    return nn.Sequential(*layers), width
+
+
+class CrossNetwork(nn.Module):
+    """``layers`` DCN-v2 cross layers with full-rank ``W`` (d x d); shape-preserving."""
+
+    def __init__(self, dim: int, layers: int) -> None:
         super().__init__()
-        if in_dim < 1:
-            raise ValueError(f"CompletionMLP needs at least one input feature, got {in_dim}")
-        layers: list[nn.Module] = []
-        width = in_dim
-        for h in hidden:
-            layers += [nn.Linear(width, h), nn.ReLU(), nn.Dropout(dropout)]
-            width = h
-        layers.append(nn.Linear(width, 1))
-        self.net = nn.Sequential(*layers)
+        self.layers = nn.ModuleList(nn.Linear(dim, dim) for _ in range(layers))
+        for layer in self.layers:  # start near the identity map: x_{l+1} ~ x_l
+            nn.init.normal_(layer.weight, std=0.01)
+            nn.init.zeros_(layer.bias)
+
+    def forward(self, x0: torch.Tensor) -> torch.Tensor:
+        x = x0
+        for layer in self.layers:
+            x = x0 * layer(x) + x
+        return x
+
+
+class MultiTaskNet(nn.Module):
+    """``(batch, in_dim) -> (batch, tasks)`` logits; see the module docstring for ``architecture``."""
+
+    def __init__(
+        self,
+        in_dim: int,
+        tasks: int,
+        architecture: str = "mmoe",
+        hidden: tuple[int, ...] = (128, 64),
+        cross_layers: int = 2,
+        experts: int = 4,
+        expert_hidden: tuple[int, ...] = (64,),
+        tower_hidden: tuple[int, ...] = (32,),
+        dropout: float = 0.1,
+    ) -> None:
+        super().__init__()
+        if in_dim < 1 or tasks < 1:
+            raise ValueError(f"MultiTaskNet needs >= 1 input feature and task, got {in_dim} and {tasks}")
+        if architecture not in ARCHITECTURES:
+            raise ValueError(f"architecture must be one of {ARCHITECTURES}, got {architecture!r}")
+        self.architecture = architecture
+        self.cross = CrossNetwork(in_dim, 0 if architecture == "mlp" else cross_layers)
+        if architecture == "mmoe":
+            made = [mlp(in_dim, expert_hidden, dropout) for _ in range(experts)]
+            self.experts = nn.ModuleList(m for m, _ in made)
+            self.gates = nn.ModuleList(nn.Linear(in_dim, experts) for _ in range(tasks))
+            width = made[0][1]
+        else:
+            self.bottom, width = mlp(in_dim, hidden, dropout)
+        towers = [mlp(width, () if architecture == "mlp" else tower_hidden, dropout) for _ in range(tasks)]
+        self.towers = nn.ModuleList(t for t, _ in towers)
+        self.heads = nn.ModuleList(nn.Linear(w, 1) for _, w in towers)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """``x`` (batch, in_dim) -> logits (batch,)."""
-        return self.net(x).squeeze(-1)
+        """``x`` (batch, in_dim) -> logits (batch, tasks)."""
+        z = self.cross(x)
+        if self.architecture == "mmoe":
+            expert_out = torch.stack([e(z) for e in self.experts], dim=1)  # (batch, experts, width)
+            inputs = [(torch.softmax(g(z), dim=-1).unsqueeze(-1) * expert_out).sum(1) for g in self.gates]
+        else:
+            shared = self.bottom(z)
+            inputs = [shared] * len(self.heads)
+        return torch.cat([h(t(i)) for i, t, h in zip(inputs, self.towers, self.heads)], dim=1)
 
     @torch.no_grad()
     def predict_proba(self, x: torch.Tensor, batch_size: int = 65_536) -> torch.Tensor:
-        """Uncalibrated probabilities (n,) in eval mode, in chunks to bound memory."""
+        """Uncalibrated probabilities (n, tasks) in eval mode, in chunks to bound memory."""
         was_training = self.training
         self.eval()
-        out = torch.cat([torch.sigmoid(self(x[s : s + batch_size])) for s in range(0, len(x), batch_size)])
+        parts = [torch.sigmoid(self(x[s : s + batch_size])) for s in range(0, len(x), batch_size)]
         self.train(was_training)
-        return out if len(x) else torch.zeros(0)
+        return torch.cat(parts) if parts else torch.zeros(0, len(self.heads))

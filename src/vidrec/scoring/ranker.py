@@ -1,13 +1,15 @@
-"""``MLPRanker``: the first scoring model, a calibrated MLP on point-in-time features.
+"""``MultiTaskRanker``: calibrated per-task probabilities on point-in-time features, one value score.
 
-Fitting: labelled examples from the log (:mod:`vidrec.scoring.examples`), features
-from events strictly before each example (:mod:`vidrec.features.point_in_time`),
-an MLP trained on all but the latest ``val_fraction`` of examples, and a calibrator
-fitted on that latest slice. In a log without impressions the examples add, per watch,
-negatives the two-tower retrieves for the user at that time
-(:mod:`vidrec.scoring.hard_negatives`): the kind of candidate the ranker re-sorts at
-serving. Serving: the same feature code as of ``now`` against event tables compacted
-at the end of training (:meth:`MLPRanker.refresh` updates them).
+Fitting: labelled examples from the log (:mod:`vidrec.scoring.examples`: completed,
+interacted, liked, disliked), features from events strictly before each example
+(:mod:`vidrec.features.point_in_time`), a multi-task network (:mod:`vidrec.scoring.model`;
+MMoE over DCN-v2 cross layers by default) trained on all but the latest ``val_fraction``
+of examples with a weighted sum of per-task BCE, and one calibrator per head fitted on
+that latest slice. In a log without impressions the examples add, per watch, negatives
+the two-tower retrieves for the user at that time (:mod:`vidrec.scoring.hard_negatives`):
+the kind of candidate the ranker re-sorts at serving. Serving: the same feature code as
+of ``now`` against event tables compacted at the end of training (:meth:`refresh`
+updates them); ``score`` is the value model (:mod:`vidrec.scoring.value`) of the heads.
 
 Leakage note: two-tower video vectors trained on the same period have seen every
 training example's interaction. Train the two-tower on events before a cutoff and
@@ -19,7 +21,7 @@ table of the similarity features is counted on the same pre-cut events for the s
 from __future__ import annotations
 
 import json
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from datetime import datetime
 from pathlib import Path
 from typing import Any, Self
@@ -35,12 +37,13 @@ from vidrec.features.point_in_time import EventTables, point_in_time_features
 from vidrec.scoring.base import EmbeddingSource, Ranker
 from vidrec.scoring.calibration import Calibrator, cross_fitted, expected_calibration_error, log_loss, roc_auc
 from vidrec.scoring.config import RankerConfig
-from vidrec.scoring.examples import build_examples, example_mode, watch_examples
+from vidrec.scoring.examples import LABELS, build_examples, example_mode, watch_examples
 from vidrec.scoring.features import Standardizer, dense_names, feature_matrix
 from vidrec.scoring.hard_negatives import retrieved_negatives
+from vidrec.scoring.model import MultiTaskNet
 from vidrec.scoring.similarity import CoOccurrence
-from vidrec.scoring.model import CompletionMLP
-from vidrec.scoring.train import time_split, train_classifier
+from vidrec.scoring.train import build_net, time_split, train_classifier
+from vidrec.scoring.value import PROBABILITY_COLUMNS, ValueModel
 
 
 TIE_BREAK = 1e-4
@@ -52,57 +55,109 @@ values: sorting by ``score`` is sorting by ``p_complete``, ties broken by ``p_ra
 ``score`` stays within ``TIE_BREAK`` of the probability the value model adds up."""
 
 
-class MLPRanker(Ranker):
-    """Calibrated P(completion >= threshold) from an MLP; ``score`` is ``p_complete`` with ties broken by ``p_raw``."""
+@dataclass
+class TrainingData:
+    """The ranker's training set before standardisation: what :meth:`MultiTaskRanker.fit_arrays` takes."""
+
+    x: np.ndarray  # (n, f) float32 dense features (features.dense_names order)
+    y: np.ndarray  # (n, len(LABELS)) float32 0/1 labels
+    ts: np.ndarray  # (n,) example times, sorted
+    examples: pl.DataFrame  # user_id, video_id, ts, *LABELS
+
+
+class MultiTaskRanker(Ranker):
+    """Calibrated P(completed), P(interacted), P(liked), P(disliked); ``score`` from the value model."""
 
     def __init__(self, config: RankerConfig | None = None) -> None:
         self.config = config or RankerConfig()
-        self.model: CompletionMLP | None = None
+        self.model: MultiTaskNet | None = None
         self.scaler = Standardizer()
-        self.calibrator = Calibrator(self.config.calibration)
+        self.calibrators: dict[str, Calibrator] = {}  # per task with a head
+        self.base_rates: dict[str, float] = {}  # per task without a head: its validation positive rate
         self.tables: EventTables | None = None
         self.embeddings: EmbeddingSource | None = None
         self.embedding_dim = 0
         self.cooc: CoOccurrence | None = None
         self.report: dict[str, Any] = {}
 
+    @property
+    def value(self) -> ValueModel:
+        """The value model ``score`` uses (``config.value``)."""
+        return self.config.value
+
+    def with_value(self, value: ValueModel) -> Self:
+        """Score with other value weights from now on; the model is unchanged."""
+        self.config = replace(self.config, value=value)
+        return self
+
     def fit(self, train: Dataset, embeddings: EmbeddingSource | None = None) -> Self:
         """Build examples and features from ``train``, train, calibrate and report validation metrics."""
-        threads = torch.get_num_threads()
-        if self.config.threads is not None:
-            torch.set_num_threads(self.config.threads)
-        try:
-            return self._fit(train, embeddings)
-        finally:
-            torch.set_num_threads(threads)
+        with _threads(self.config.threads):
+            data, tables = self.prepare(train, embeddings)
+            self.fit_arrays(data.x, data.y, data.ts)
+        self.tables = tables.compact()
+        self.report["examples"] = data.examples.height
+        return self
 
-    def _fit(self, train: Dataset, embeddings: EmbeddingSource | None) -> Self:
+    def prepare(self, train: Dataset, embeddings: EmbeddingSource | None = None) -> tuple[TrainingData, EventTables]:
+        """Examples and their feature matrix (sets the embedding source and co-occurrence table)."""
         cfg = self.config
         tables = EventTables.build(train.events, train.videos, cfg.features)
         examples = self._examples(train, tables, embeddings)
+        self.embeddings, self.embedding_dim = embeddings, 0 if embeddings is None else int(embeddings.dim)
         self.cooc = self._cooccurrence(train) if cfg.similarity else None
         feats = point_in_time_features(examples, tables, train.videos, with_history=self._needs_history(embeddings))
         x = feature_matrix(feats, embeddings, self.cooc, cfg.similarity_recent)  # (n, f)
-        y = examples["label"].to_numpy().astype(np.float32)
-        cut = time_split(examples["ts"].to_numpy(), cfg.val_fraction)
+        y = examples.select(LABELS).to_numpy().astype(np.float32)  # (n, labels)
+        return TrainingData(x, y, examples["ts"].to_numpy(), examples), tables
+
+    def fit_arrays(self, x: np.ndarray, y: np.ndarray, ts: np.ndarray) -> Self:
+        """Standardise, train on all but the latest ``val_fraction``, calibrate each head on the rest."""
+        cfg = self.config
+        cut = time_split(ts, cfg.val_fraction)
         self.scaler = Standardizer().fit(x[:cut])
         xs = self.scaler(x)
-        result = train_classifier(xs[:cut], y[:cut], xs[cut:], y[cut:], cfg)
+        heads = [LABELS.index(t) for t in cfg.tasks]
+        result = train_classifier(xs[:cut], y[:cut, heads], xs[cut:], y[cut:, heads], cfg)
         self.model = result.model
-        raw = self.model.predict_proba(torch.from_numpy(xs[cut:])).numpy()
-        self.calibrator = Calibrator(cfg.calibration).fit(raw, y[cut:])
-        yv, cal = y[cut:], cross_fitted(raw, y[cut:], cfg.calibration)  # out-of-sample for the report
-        self.embeddings, self.embedding_dim = embeddings, 0 if embeddings is None else int(embeddings.dim)
-        self.tables = tables.compact()
+        raw = self.model.predict_proba(torch.from_numpy(xs[cut:])).numpy()  # (n_val, tasks)
+        self.calibrators, self.base_rates = {}, {}
         self.report = {
-            "examples": len(y), "train_examples": cut, "validation_examples": len(y) - cut,
-            "positive_rate": float(y.mean()), "best_epoch": result.best_epoch,
-            "train_loss": result.train_loss, "val_loss": result.val_loss,
-            "val_auc": roc_auc(raw, yv), "val_log_loss_raw": log_loss(raw, yv), "val_log_loss": log_loss(cal, yv),
-            "val_ece_raw": expected_calibration_error(raw, yv, cfg.ece_bins),
-            "val_ece": expected_calibration_error(cal, yv, cfg.ece_bins),
+            "train_examples": cut, "validation_examples": len(y) - cut, "architecture": cfg.architecture,
+            "best_epoch": result.best_epoch, "train_loss": result.train_loss, "val_loss": result.val_loss,
         }  # fmt: skip
+        for j, task in enumerate(LABELS):
+            yv = y[cut:, j]
+            self.report[f"positive_rate_{task}"] = float(y[:, j].mean())
+            if task not in cfg.tasks:
+                self.base_rates[task] = float(yv.mean())
+                continue
+            p = raw[:, cfg.tasks.index(task)]
+            self.calibrators[task] = Calibrator(cfg.calibration).fit(p, yv)
+            cal = cross_fitted(p, yv, cfg.calibration)  # out-of-sample for the report
+            suffix = "" if task == "label" else f"_{task}"
+            self.report |= {
+                f"val_auc{suffix}": roc_auc(p, yv), f"val_log_loss_raw{suffix}": log_loss(p, yv),
+                f"val_log_loss{suffix}": log_loss(cal, yv),
+                f"val_ece_raw{suffix}": expected_calibration_error(p, yv, cfg.ece_bins),
+                f"val_ece{suffix}": expected_calibration_error(cal, yv, cfg.ece_bins),
+            }  # fmt: skip
+        self.report["positive_rate"] = self.report["positive_rate_label"]
         return self
+
+    def predict_matrix(self, x: np.ndarray) -> dict[str, np.ndarray]:
+        """Calibrated probability per task (``PROBABILITY_COLUMNS`` names) and ``p_raw`` of unstandardised ``x``."""
+        if self.model is None:
+            raise VidrecError("the ranker is not fitted", "call fit() or MultiTaskRanker.load() first")
+        raw = self.model.predict_proba(torch.from_numpy(self.scaler(x))).numpy()  # (n, tasks)
+        tasks = self.config.tasks
+        out = {"p_raw": raw[:, 0].astype(np.float64)}
+        for task, column in PROBABILITY_COLUMNS.items():
+            if task in tasks:
+                out[column] = self.calibrators[task](raw[:, tasks.index(task)])
+            else:
+                out[column] = np.full(len(x), self.base_rates[task], dtype=np.float64)
+        return out
 
     def _needs_history(self, embeddings: EmbeddingSource | None) -> bool:
         return embeddings is not None or self.cooc is not None
@@ -144,40 +199,40 @@ class MLPRanker(Ranker):
         return self
 
     def predict(self, frame: pl.DataFrame) -> np.ndarray:
-        """Calibrated probabilities for a frame of point-in-time features (+ ``history`` with embeddings or similarity)."""
-        return self.calibrator(self.predict_raw(frame))
+        """Calibrated P(completed) for a frame of point-in-time features (+ ``history`` with embeddings or similarity)."""
+        return self.predict_matrix(self._matrix(frame))["p_complete"]
 
     def predict_raw(self, frame: pl.DataFrame) -> np.ndarray:
-        """The model's uncalibrated probabilities (same input as :meth:`predict`)."""
-        if self.model is None:
-            raise VidrecError("the ranker is not fitted", "call fit() or MLPRanker.load() first")
-        x = self.scaler(feature_matrix(frame, self.embeddings, self.cooc, self.config.similarity_recent))
-        return self.model.predict_proba(torch.from_numpy(x)).numpy()
+        """The completion head's uncalibrated probabilities (same input as :meth:`predict`)."""
+        return self.predict_matrix(self._matrix(frame))["p_raw"]
+
+    def _matrix(self, frame: pl.DataFrame) -> np.ndarray:
+        return feature_matrix(frame, self.embeddings, self.cooc, self.config.similarity_recent)
 
     def score(self, candidates: pl.DataFrame, users: pl.DataFrame, videos: pl.DataFrame, now: datetime) -> pl.DataFrame:
-        """``candidates`` with ``p_complete`` and ``score`` (see :meth:`Ranker.score`)."""
+        """``candidates`` with ``p_complete, p_interact, p_like, p_dislike, p_raw`` and ``score`` (value model)."""
         if self.model is None or self.tables is None:
-            raise VidrecError("the ranker is not fitted", "call fit() or MLPRanker.load() first")
+            raise VidrecError("the ranker is not fitted", "call fit() or MultiTaskRanker.load() first")
         if self.embedding_dim and self.embeddings is None:
             raise VidrecError(
                 f"this ranker was trained with {self.embedding_dim}-d two-tower embeddings but has none",
-                "pass the two-tower embedding source: MLPRanker.load(directory, embeddings=...)",
+                "pass the two-tower embedding source: MultiTaskRanker.load(directory, embeddings=...)",
             )
+        columns = [*PROBABILITY_COLUMNS.values(), "p_raw"]
         if candidates.is_empty():
-            none = pl.lit(None, pl.Float64)
-            return candidates.with_columns(p_complete=none, p_raw=none, score=none)
+            return candidates.with_columns(*(pl.lit(None, pl.Float64).alias(c) for c in [*columns, "score"]))
         rows = candidates.select("user_id", "video_id").with_columns(ts=pl.lit(now).cast(TIMESTAMP))
         history = self._needs_history(self.embeddings)
         feats = point_in_time_features(rows, self.tables, videos, with_history=history)
         if history:
             feats = _history_from_state(feats, users, self.config.features.history_len)
-        raw = self.predict_raw(feats)
+        probs = self.predict_matrix(self._matrix(feats))
         return candidates.with_columns(
-            p_complete=pl.Series(self.calibrator(raw), dtype=pl.Float64), p_raw=pl.Series(raw, dtype=pl.Float64)
-        ).with_columns(score=pl.col("p_complete") + TIE_BREAK * pl.col("p_raw"))
+            *(pl.Series(c, probs[c], dtype=pl.Float64) for c in columns)
+        ).with_columns(score=self.value.expr() + TIE_BREAK * pl.col("p_raw"))
 
     def save(self, directory: str | Path) -> Path:
-        """Write ``ranker.json`` (config, scaler, calibrator, report), ``model.pt`` and ``tables/``."""
+        """Write ``ranker.json`` (config, scaler, calibrators, report), ``model.pt`` and ``tables/``."""
         if self.model is None or self.tables is None:
             raise VidrecError("cannot save an unfitted ranker", "call fit() first")
         root = Path(directory)
@@ -185,7 +240,8 @@ class MLPRanker(Ranker):
         meta = {
             "config": self.config.to_dict(), "embedding_dim": self.embedding_dim,
             "features": dense_names(self.embedding_dim, self.cooc is not None), "scaler": self.scaler.to_dict(),
-            "calibrator": self.calibrator.to_dict(), "report": self.report,
+            "calibrators": {t: c.to_dict() for t, c in self.calibrators.items()}, "base_rates": self.base_rates,
+            "report": self.report,
         }  # fmt: skip
         (root / "ranker.json").write_text(json.dumps(meta, indent=2))
         torch.save(self.model.state_dict(), root / "model.pt")
@@ -195,11 +251,16 @@ class MLPRanker(Ranker):
         return root
 
     @classmethod
-    def load(cls, directory: str | Path, embeddings: EmbeddingSource | None = None) -> Self:
-        """Read a ranker written by :meth:`save`; ``embeddings`` must match the trained dimension."""
+    def load(
+        cls, directory: str | Path, embeddings: EmbeddingSource | None = None, value: ValueModel | None = None
+    ) -> Self:
+        """Read a ranker written by :meth:`save`; ``embeddings`` must match the trained dimension.
+
+        ``value`` overrides the saved value model (re-weighting needs no retraining).
+        """
         root = Path(directory)
         if not (root / "ranker.json").exists():
-            raise VidrecError(f"{root}: no ranker.json here", "pass the directory written by MLPRanker.save")
+            raise VidrecError(f"{root}: no ranker.json here", "pass the directory written by MultiTaskRanker.save")
         meta = json.loads((root / "ranker.json").read_text())
         ranker = cls(RankerConfig.from_dict(meta["config"]))
         dim = int(meta["embedding_dim"])
@@ -211,15 +272,38 @@ class MLPRanker(Ranker):
         ranker.embeddings = embeddings if dim else None
         ranker.embedding_dim = dim
         ranker.scaler = Standardizer.from_dict(meta["scaler"])
-        ranker.calibrator = Calibrator.from_dict(meta["calibrator"])
+        if "calibrators" not in meta:
+            raise VidrecError(f"{root}: a ranker saved by an older vidrec", "retrain it (vidrec train)")
+        ranker.calibrators = {t: Calibrator.from_dict(c) for t, c in meta["calibrators"].items()}
+        ranker.base_rates = {t: float(r) for t, r in meta["base_rates"].items()}
         ranker.report = meta["report"]
-        model = CompletionMLP(len(meta["features"]), ranker.config.hidden, ranker.config.dropout)
+        if value is not None:
+            ranker.with_value(value)
+        model = build_net(len(meta["features"]), ranker.config)
         model.load_state_dict(torch.load(root / "model.pt", weights_only=True))
         ranker.model = model.eval()
         ranker.tables = EventTables.load(root / "tables")
         if (root / "similarity").exists():
             ranker.cooc = CoOccurrence.load(root / "similarity")
         return ranker
+
+
+MLPRanker = MultiTaskRanker
+"""The name the pipeline knows the ranker by (``architecture="mlp"`` gives the first ranker's network)."""
+
+
+class _threads:
+    """Torch threads set for a block and restored after (None: leave them)."""
+
+    def __init__(self, n: int | None) -> None:
+        self.n, self.before = n, torch.get_num_threads()
+
+    def __enter__(self) -> None:
+        if self.n is not None:
+            torch.set_num_threads(self.n)
+
+    def __exit__(self, *exc: object) -> None:
+        torch.set_num_threads(self.before)
 
 
 def _history_from_state(feats: pl.DataFrame, users: pl.DataFrame, history_len: int) -> pl.DataFrame:

@@ -1,4 +1,4 @@
-"""The training loop of the completion model: BCE, Adam, early stopping, seeded."""
+"""The training loop of the ranker: weighted sum of per-task BCE, Adam, early stopping, seeded."""
 
 from __future__ import annotations
 
@@ -10,14 +10,14 @@ import torch
 from torch import nn
 
 from vidrec.scoring.config import RankerConfig
-from vidrec.scoring.model import CompletionMLP
+from vidrec.scoring.model import MultiTaskNet
 
 
 @dataclass
 class TrainResult:
     """The best model by validation log loss and the per-epoch losses that chose it."""
 
-    model: CompletionMLP
+    model: MultiTaskNet
     best_epoch: int
     train_loss: list[float] = field(default_factory=list)
     val_loss: list[float] = field(default_factory=list)
@@ -36,19 +36,38 @@ def time_split(ts: np.ndarray, val_fraction: float) -> int:
     return int(np.searchsorted(ts, ts[cut], side="left")) or cut
 
 
+def build_net(in_dim: int, config: RankerConfig) -> MultiTaskNet:
+    """The network ``config`` describes, one head per task with a positive loss weight."""
+    return MultiTaskNet(
+        in_dim, len(config.tasks), config.architecture, config.hidden, config.cross_layers,
+        config.experts, config.expert_hidden, config.tower_hidden, config.dropout,
+    )  # fmt: skip
+
+
 def train_classifier(
     x_train: np.ndarray, y_train: np.ndarray, x_val: np.ndarray, y_val: np.ndarray, config: RankerConfig
 ) -> TrainResult:
-    """Fit a :class:`CompletionMLP` on standardised float32 features; stop when validation loss stalls."""
+    """Fit the network on standardised float32 features and 0/1 labels ``(n, tasks)``.
+
+    The loss is ``sum_t w_t * BCE_t`` with the positive ``config.loss_weights``; training
+    stops when that loss on the validation rows stalls and keeps the best epoch.
+    """
     if len(x_train) == 0 or len(x_val) == 0:
         raise ValueError("training needs non-empty training and validation sets")
     torch.manual_seed(config.seed)
     gen = torch.Generator().manual_seed(config.seed)
-    xt, yt = torch.from_numpy(x_train), torch.from_numpy(y_train.astype(np.float32))  # (n, f), (n,)
-    xv, yv = torch.from_numpy(x_val), torch.from_numpy(y_val.astype(np.float32))
-    model = CompletionMLP(x_train.shape[1], config.hidden, config.dropout)
+    xt, yt = torch.from_numpy(x_train), torch.from_numpy(y_train.astype(np.float32).reshape(len(x_train), -1))
+    xv, yv = torch.from_numpy(x_val), torch.from_numpy(y_val.astype(np.float32).reshape(len(x_val), -1))
+    weights = torch.tensor([w for w in config.loss_weights if w > 0], dtype=torch.float32)  # (tasks,)
+    if yt.shape[1] != len(weights):
+        raise ValueError(f"labels have {yt.shape[1]} tasks, the config {len(weights)}")
+    model = build_net(x_train.shape[1], config)
     opt = torch.optim.Adam(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
-    loss_fn = nn.BCEWithLogitsLoss()
+    bce = nn.BCEWithLogitsLoss(reduction="none")
+
+    def loss_fn(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        return (bce(logits, y).mean(0) * weights).sum()
+
     result = TrainResult(model, 0)
     best, best_state, stale = float("inf"), copy.deepcopy(model.state_dict()), 0
     for epoch in range(config.max_epochs):

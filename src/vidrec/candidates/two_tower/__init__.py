@@ -1,4 +1,5 @@
-"""The two-tower retriever: config, model, training data, training loop and embedding export."""
+"""The two-tower retriever: config, model, training data, objectives (binary, sampled softmax with
+log-Q correction, hard negatives), training loop and embedding export."""
 
 from vidrec.candidates.two_tower.config import TwoTowerConfig
 from vidrec.candidates.two_tower.data import Vocabulary, hash_ids
@@ -8,10 +9,15 @@ from vidrec.candidates.two_tower.export import (
     user_embeddings,
     video_embeddings,
 )
+from vidrec.candidates.two_tower.hard_negatives import HardNegativeMiner
 from vidrec.candidates.two_tower.model import TwoTowerModel
+from vidrec.candidates.two_tower.objectives import CountFrequency, StreamingFrequency, sampled_softmax_loss
 from vidrec.candidates.two_tower.train import TrainReport, fit_two_tower
 
 __all__ = [
+    "CountFrequency",
+    "HardNegativeMiner",
+    "StreamingFrequency",
     "TrainReport",
     "TwoTowerConfig",
     "TwoTowerModel",
@@ -19,6 +25,7 @@ __all__ = [
     "fit_two_tower",
     "hash_ids",
     "load_video_embeddings",
+    "sampled_softmax_loss",
     "save_video_embeddings",
     "user_embeddings",
     "video_embeddings",

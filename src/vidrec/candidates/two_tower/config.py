@@ -8,6 +8,10 @@ from pathlib import Path
 from typing import Any
 
 
+OBJECTIVES = ("binary", "sampled_softmax")
+LOGQ_CORRECTIONS = ("streaming", "counts", "none")
+
+
 @dataclass
 class TwoTowerConfig:
     """Model shape, negative sampling and training schedule of the two-tower retriever."""
@@ -23,10 +27,25 @@ class TwoTowerConfig:
     dropout: float = 0.0  # dropout inside the MLPs
     user_id_dropout: float = 0.2  # share of training examples whose user-id embedding is zeroed,
     # so the tower learns to read the history too (cold users and fresh histories rely on it)
+    # --- objective ---
+    objective: str = "sampled_softmax"  # "binary": interacted vs sampled negatives (sigmoid cross-entropy);
+    # "sampled_softmax": softmax over the batch's other positives (+ uniform, + hard negatives)
     # --- binary objective and negatives ---
     negatives_per_positive: int = 4
     popularity_negative_share: float = 0.5  # the rest are uniform over the corpus
     popularity_exponent: float = 0.75  # popularity sampler draws videos with prob ~ count^exponent
+    # --- sampled softmax (Yi et al. 2019) ---
+    logq_correction: str = "streaming"  # subtract log q_j from logits: "streaming" (moving average
+    # of the steps between sightings of each hashed video), "counts" (exact training frequencies), "none"
+    logq_buckets: int = 262_144  # hashed videos tracked by the streaming estimator
+    logq_ema: float = 0.05  # moving-average rate of the streaming estimator's gap
+    uniform_negatives: int = 256  # uniform samples shared by the whole batch, added to the in-batch ones
+    # --- hard negatives (either objective; always mixed with sampled/in-batch negatives) ---
+    hard_negatives: int = 0  # per positive, drawn from the user's top-scoring non-interacted videos
+    hard_negative_pool: int = 50  # mined top-scoring videos per user to draw the hard negatives from
+    hard_negative_refresh_steps: int = 0  # re-mine every this many steps; 0 = once per epoch
+    hard_negative_warmup_epochs: int = 1  # epochs of plain training before mining (a random model
+    # mines random videos)
     # --- training ---
     epochs: int = 30
     batch_size: int = 1024
@@ -70,10 +89,38 @@ class TwoTowerConfig:
         for name in ("temperature", "lr"):
             if not getattr(self, name) > 0.0:
                 raise ValueError(f"TwoTowerConfig.{name} must be positive, got {getattr(self, name)}")
+        self._validate_objective()
         if self.weight_decay < 0 or self.popularity_exponent < 0:
             raise ValueError("TwoTowerConfig.weight_decay and popularity_exponent must be >= 0")
         if self.val_min_interactions < 2 or self.threads < 0:
             raise ValueError("TwoTowerConfig.val_min_interactions must be >= 2 and threads >= 0")
+
+    def _validate_objective(self) -> None:
+        if self.objective not in OBJECTIVES:
+            raise ValueError(f"TwoTowerConfig.objective must be one of {OBJECTIVES}, got {self.objective!r}")
+        if self.logq_correction not in LOGQ_CORRECTIONS:
+            raise ValueError(
+                f"TwoTowerConfig.logq_correction must be one of {LOGQ_CORRECTIONS}, got {self.logq_correction!r}"
+            )
+        for name in ("logq_buckets", "hard_negative_pool"):
+            if int(getattr(self, name)) < 1:
+                raise ValueError(f"TwoTowerConfig.{name} must be at least 1, got {getattr(self, name)}")
+        if not 0.0 < self.logq_ema <= 1.0:
+            raise ValueError(f"TwoTowerConfig.logq_ema must be in (0, 1], got {self.logq_ema}")
+        for name in ("uniform_negatives", "hard_negatives", "hard_negative_refresh_steps",
+                     "hard_negative_warmup_epochs"):
+            if int(getattr(self, name)) < 0:
+                raise ValueError(f"TwoTowerConfig.{name} must be >= 0, got {getattr(self, name)}")
+        if self.hard_negatives > self.hard_negative_pool:
+            raise ValueError(
+                f"TwoTowerConfig.hard_negatives ({self.hard_negatives}) cannot exceed "
+                f"hard_negative_pool ({self.hard_negative_pool})"
+            )
+        if self.hard_negatives and self.objective == "binary" and self.negatives_per_positive == 0:
+            raise ValueError(
+                "TwoTowerConfig.hard_negatives needs sampled negatives too (negatives_per_positive >= 1): "
+                "hard negatives alone teach the model only the current top of each user's list"
+            )
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready dict of every field (tuples as lists)."""

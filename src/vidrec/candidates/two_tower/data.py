@@ -200,6 +200,16 @@ def build_examples(
     )
 
 
+def is_interacted(keys: np.ndarray, n_videos: int, user: np.ndarray, video: np.ndarray) -> np.ndarray:
+    """Whether each (dense user, shifted video) pair is among the sorted interacted ``keys``
+    (``user * (n_videos + 1) + video``); broadcasts like numpy."""
+    query = user.astype(np.int64) * np.int64(n_videos + 1) + video
+    if len(keys) == 0:
+        return np.zeros(query.shape, dtype=bool)
+    pos = np.clip(np.searchsorted(keys, query), 0, len(keys) - 1)
+    return keys[pos] == query
+
+
 class NegativeSampler:
     """Draws videos a user did not interact with: a mix of uniform and count^alpha samplers.
 
@@ -234,9 +244,7 @@ class NegativeSampler:
         return np.where(use_pop, np.minimum(popular, self._n - 1), uniform) + 1
 
     def _interacted(self, user: np.ndarray, video: np.ndarray) -> np.ndarray:
-        keys = user.astype(np.int64) * np.int64(self._n + 1) + video
-        pos = np.clip(np.searchsorted(self._keys, keys), 0, max(len(self._keys) - 1, 0))
-        return self._keys[pos] == keys if len(self._keys) else np.zeros(keys.shape, bool)
+        return is_interacted(self._keys, self._n, user, video)
 
     def sample(self, user: np.ndarray, per_positive: int) -> tuple[np.ndarray, np.ndarray]:
         """Negatives (N, per_positive) as shifted indices and a validity mask of the same shape."""
@@ -260,12 +268,15 @@ def iterate_batches(
     batch_size: int,
     rng: np.random.Generator,
 ) -> Iterator[dict[str, torch.Tensor]]:
-    """Shuffled tensor batches: user_buckets, history, video (B,), negatives and neg_valid (B, n)."""
+    """Shuffled tensor batches: user (B,) dense index, user_buckets, history, video (B,),
+    negatives and neg_valid (B, n)."""
     order = torch.from_numpy(rng.permutation(len(examples)))
     neg_t, valid_t = torch.from_numpy(negatives), torch.from_numpy(valid)
+    user_t = torch.tensor(examples.user, dtype=torch.long)
     for start in range(0, len(examples), batch_size):
         idx = order[start : start + batch_size]
         yield {
+            "user": user_t[idx],
             "user_buckets": examples.user_buckets[idx],
             "history": examples.history[idx],
             "video": examples.video[idx],

@@ -1,5 +1,6 @@
-"""Training loop of the two-tower model: binary cross-entropy on observed pairs and sampled
-negatives, recall@K on a per-user temporal validation carve, early stopping, optional refit.
+"""Training loop of the two-tower model: the configured task's loss (binary or sampled softmax,
+see ``tasks.py``), hard-negative mining, recall@K on a per-user temporal validation carve,
+early stopping, optional refit.
 """
 
 from __future__ import annotations
@@ -12,7 +13,6 @@ from dataclasses import dataclass, field
 import numpy as np
 import polars as pl
 import torch
-from torch.nn import functional as F
 
 from vidrec.candidates.index import ExactIndex, Exclusions
 from vidrec.candidates.two_tower.config import TwoTowerConfig
@@ -26,6 +26,7 @@ from vidrec.candidates.two_tower.data import (
 )
 from vidrec.candidates.two_tower.export import user_embeddings
 from vidrec.candidates.two_tower.model import TwoTowerModel
+from vidrec.candidates.two_tower.tasks import Task, make_task
 from vidrec.errors import DataError
 from vidrec.features.user_state import build_user_state
 
@@ -98,6 +99,15 @@ def validation_state(
     )
 
 
+def _mine_now(config: TwoTowerConfig, task: Task, epoch: int, batch_in_epoch: int, step: int) -> bool:
+    """Re-mine hard negatives after the warm-up: at each epoch start, or every N steps."""
+    if task.miner is None or epoch <= config.hard_negative_warmup_epochs:
+        return False
+    if task.miner.refreshes == 0 or not config.hard_negative_refresh_steps:
+        return batch_in_epoch == 0
+    return step % config.hard_negative_refresh_steps == 0
+
+
 def _train(
     events: pl.DataFrame,
     videos: pl.DataFrame,
@@ -121,27 +131,28 @@ def _train(
         len(vocab.videos), ex.video.numpy(), ex.interacted_keys,
         config.popularity_negative_share, config.popularity_exponent, rng,
     )
+    task = make_task(config, ex, len(vocab.videos), rng)
     opt = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
     stats: list[dict[str, float]] = []
-    best, best_epoch, best_state, stale = -1.0, epochs, None, 0
+    best, best_epoch, best_state, stale, step = -1.0, epochs, None, 0, 0
     for epoch in range(1, epochs + 1):
         model.train()
         t0 = time.perf_counter()
-        neg, valid = sampler.sample(ex.user, config.negatives_per_positive)
+        per_positive = config.negatives_per_positive if config.objective == "binary" else 0
+        neg, valid = sampler.sample(ex.user, per_positive)
         total, weight = 0.0, 0.0
-        for batch in iterate_batches(ex, neg, valid, config.batch_size, rng):
-            logits = model.logits(batch)  # (B, 1 + n_neg)
-            labels = torch.zeros_like(logits)
-            labels[:, 0] = 1.0
-            w = torch.cat([torch.ones_like(logits[:, :1]), batch["neg_valid"].float()], dim=1)
-            loss = (F.binary_cross_entropy_with_logits(logits, labels, reduction="none") * w).sum() / w.sum()
+        for i, batch in enumerate(iterate_batches(ex, neg, valid, config.batch_size, rng)):
+            if _mine_now(config, task, epoch, i, step):
+                task.miner.refresh(model)
+            loss, w = task.loss(model, batch)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
-            total += float(loss.detach()) * float(w.sum())
-            weight += float(w.sum())
+            total += float(loss.detach()) * w
+            weight += w
+            step += 1
         secs = time.perf_counter() - t0
-        row = {"epoch": epoch, "loss": total / weight, "seconds": secs, "examples_per_s": weight / secs}
+        row = {"epoch": epoch, "loss": total / weight, "seconds": secs, "examples_per_s": len(ex) / secs}
         if evaluate is not None:
             row["val_recall"] = evaluate(model)
         stats.append(row)

@@ -1,15 +1,14 @@
-"""Top-K inner-product indexes over video embeddings: an exact numpy oracle and FAISS.
+"""The top-K interface, per-query exclusions and the exact numpy oracle.
 
-Both score by inner product, as the two-tower model does with normalised vectors. Queries
-can exclude ids per row (the user's seen videos) and for every row (unavailable or not yet
-uploaded videos); FAISS over-fetches so that exclusions never shorten a result.
+Every index scores by inner product, as the two-tower model does with normalised vectors.
+Queries can exclude ids per row (the user's seen videos) and for every row (unavailable or
+not yet uploaded videos); an exclusion never shortens a result while enough ids remain.
 """
 
 from __future__ import annotations
 
-import json
 from abc import ABC, abstractmethod
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -41,6 +40,10 @@ class Exclusions:
             ids = clean.explode().drop_nulls().to_numpy().astype(np.int64)
         return cls(np.concatenate([[0], np.cumsum(lengths)]), ids)
 
+    @classmethod
+    def empty(cls, n: int) -> "Exclusions":
+        return cls(np.zeros(n + 1, dtype=np.int64), np.zeros(0, dtype=np.int64))
+
     def rows(self) -> np.ndarray:
         """The query row of each excluded id."""
         return np.repeat(np.arange(len(self.offsets) - 1), np.diff(self.offsets))
@@ -48,10 +51,17 @@ class Exclusions:
     def max_per_row(self) -> int:
         return int(np.diff(self.offsets).max(initial=0))
 
+    def take(self, rows: np.ndarray) -> "Exclusions":
+        """The exclusions of the given query rows only, in that order."""
+        lengths = np.diff(self.offsets)[rows]
+        starts = np.repeat(self.offsets[rows], lengths)
+        within = np.arange(int(lengths.sum())) - np.repeat(np.cumsum(lengths) - lengths, lengths)
+        return Exclusions(np.concatenate([[0], np.cumsum(lengths)]), self.ids[starts + within])
+
 
 def _as_exclusions(exclude: list[set[int]] | Exclusions | None, n: int) -> Exclusions:
     if exclude is None:
-        return Exclusions(np.zeros(n + 1, dtype=np.int64), np.zeros(0, dtype=np.int64))
+        return Exclusions.empty(n)
     out = exclude if isinstance(exclude, Exclusions) else Exclusions.from_sets(exclude)
     if len(out.offsets) != n + 1:
         raise ValueError(f"exclusions cover {len(out.offsets) - 1} rows but there are {n} queries")
@@ -74,8 +84,13 @@ class TopKIndex(ABC):
     def ids(self) -> np.ndarray:
         return self._ids
 
+    @property
+    def blocked(self) -> np.ndarray:
+        """Ids masked by :meth:`remove` (sorted)."""
+        return self._blocked
+
     def add(self, ids: np.ndarray, vectors: np.ndarray) -> None:
-        """Add vectors (n, d) under non-negative int64 ``ids``."""
+        """Add vectors (n, d) under non-negative int64 ``ids``; searchable at once, no rebuild."""
         ids = np.asarray(ids, dtype=np.int64)
         vectors = np.ascontiguousarray(vectors, dtype=np.float32)
         if vectors.ndim != 2 or len(ids) != len(vectors):
@@ -84,6 +99,8 @@ class TopKIndex(ABC):
             raise ValueError("add: ids must be non-negative")
         if len(np.union1d(self._ids, ids)) != len(self._ids) + len(ids):
             raise ValueError("add: ids must be unique and not already in the index")
+        if len(ids) == 0:
+            return
         self._add(vectors)
         self._ids = np.concatenate([self._ids, ids])
 
@@ -114,7 +131,7 @@ class TopKIndex(ABC):
         if k < 1:
             raise ValueError(f"search: k must be at least 1, got {k}")
         excl = _as_exclusions(exclude, len(queries))
-        block = self._blocked if blocked is None else np.union1d(self._blocked, blocked)
+        block = self._blocked if blocked is None else np.union1d(self._blocked, np.asarray(blocked, np.int64))
         if len(self._ids) == 0:
             return np.full((len(queries), k), -np.inf, np.float32), np.full((len(queries), k), -1, np.int64)
         return self._search(queries, k, excl, block)
@@ -148,6 +165,20 @@ def _pad(scores: np.ndarray, ids: np.ndarray, k: int) -> tuple[np.ndarray, np.nd
     return scores.astype(np.float32), ids
 
 
+def exact_search(
+    ids: np.ndarray, vectors: np.ndarray, queries: np.ndarray, k: int, excl: Exclusions, blocked: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """Brute-force masked top-k over ``vectors`` (N, d) stored under ``ids`` (N,)."""
+    scores = queries @ vectors.T  # (n, N)
+    scores[:, np.isin(ids, blocked)] = -np.inf
+    order = np.argsort(ids, kind="stable")
+    pos = np.clip(np.searchsorted(ids[order], excl.ids), 0, len(order) - 1)
+    hit = ids[order][pos] == excl.ids
+    scores[excl.rows()[hit], order[pos[hit]]] = -np.inf
+    top_scores, top_pos = _top_k(scores, k)
+    return _pad(top_scores, ids[top_pos], k)
+
+
 class ExactIndex(TopKIndex):
     """Brute force: one matmul and an argpartition. The oracle for approximate indexes."""
 
@@ -157,21 +188,17 @@ class ExactIndex(TopKIndex):
         super().__init__()
         self._vectors = np.zeros((0, 0), dtype=np.float32)
 
+    @property
+    def vectors(self) -> np.ndarray:
+        return self._vectors
+
     def _add(self, vectors: np.ndarray) -> None:
         self._vectors = vectors if self._vectors.size == 0 else np.vstack([self._vectors, vectors])
 
     def _search(
         self, queries: np.ndarray, k: int, excl: Exclusions, blocked: np.ndarray
     ) -> tuple[np.ndarray, np.ndarray]:
-        scores = queries @ self._vectors.T  # (n, N)
-        scores[:, np.isin(self._ids, blocked)] = -np.inf
-        order = np.argsort(self._ids, kind="stable")
-        pos = np.searchsorted(self._ids[order], excl.ids)
-        pos = np.clip(pos, 0, len(order) - 1)
-        hit = self._ids[order][pos] == excl.ids
-        scores[excl.rows()[hit], order[pos[hit]]] = -np.inf
-        top_scores, top_pos = _top_k(scores, k)
-        return _pad(top_scores, self._ids[top_pos], k)
+        return exact_search(self._ids, self._vectors, queries, k, excl, blocked)
 
     def save(self, directory: str | Path) -> Path:
         root = Path(directory)
@@ -185,93 +212,3 @@ class ExactIndex(TopKIndex):
         index = cls()
         index._ids, index._vectors, index._blocked = data["ids"], data["vectors"], data["blocked"]
         return index
-
-
-@dataclass(frozen=True)
-class IndexConfig:
-    """Which FAISS structure to build: ``flat`` (exact) or ``hnsw`` (approximate)."""
-
-    kind: str = "flat"
-    hnsw_m: int = 32  # graph degree
-    ef_construction: int = 200
-    ef_search: int = 128  # raised per query to at least the number fetched
-
-    def __post_init__(self) -> None:
-        if self.kind not in ("flat", "hnsw"):
-            raise ValueError(f"IndexConfig.kind must be 'flat' or 'hnsw', got {self.kind!r}")
-        if min(self.hnsw_m, self.ef_construction, self.ef_search) < 1:
-            raise ValueError("IndexConfig: hnsw_m, ef_construction and ef_search must be >= 1")
-
-
-class FaissIndex(TopKIndex):
-    """FAISS inner-product index (IndexFlatIP, or IndexHNSWFlat with METRIC_INNER_PRODUCT)."""
-
-    def __init__(self, dim: int, config: IndexConfig | None = None) -> None:
-        import faiss  # heavy optional dependency, imported where it is used
-
-        super().__init__()
-        self.config = config or IndexConfig()
-        self.dim = dim
-        self.is_exact = self.config.kind == "flat"
-        if self.config.kind == "flat":
-            self._index = faiss.IndexFlatIP(dim)
-        else:
-            self._index = faiss.IndexHNSWFlat(dim, self.config.hnsw_m, faiss.METRIC_INNER_PRODUCT)
-            self._index.hnsw.efConstruction = self.config.ef_construction
-
-    def _add(self, vectors: np.ndarray) -> None:
-        if vectors.shape[1] != self.dim:
-            raise ValueError(f"add: index dimension is {self.dim}, vectors have {vectors.shape[1]}")
-        self._index.add(vectors)
-
-    def _raw_search(self, queries: np.ndarray, fetch: int) -> tuple[np.ndarray, np.ndarray]:
-        import faiss
-
-        if self.config.kind == "hnsw":
-            params = faiss.SearchParametersHNSW(efSearch=max(self.config.ef_search, fetch))
-            return self._index.search(queries, fetch, params=params)
-        return self._index.search(queries, fetch)
-
-    def _search(
-        self, queries: np.ndarray, k: int, excl: Exclusions, blocked: np.ndarray
-    ) -> tuple[np.ndarray, np.ndarray]:
-        n_total = len(self._ids)
-        # Over-fetch enough that every row still has k eligible results after filtering.
-        fetch = min(n_total, k + excl.max_per_row() + len(blocked))
-        scores, pos = self._raw_search(queries, fetch)
-        ids = np.where(pos >= 0, self._ids[np.clip(pos, 0, None)], -1)
-        span = np.int64(max(int(self._ids.max()), int(excl.ids.max(initial=0))) + 2)
-        excl_keys = np.sort(excl.rows().astype(np.int64) * span + excl.ids + 1)
-        keys = np.arange(len(queries), dtype=np.int64)[:, None] * span + ids + 1
-        drop = (pos < 0) | np.isin(ids, blocked) | np.isin(keys, excl_keys)
-        scores = np.where(drop, -np.inf, scores)
-        order = np.argsort(drop, axis=1, kind="stable")[:, :k]  # keep rank order of survivors
-        return _pad(np.take_along_axis(scores, order, 1), np.take_along_axis(ids, order, 1), k)
-
-    def save(self, directory: str | Path) -> Path:
-        """Write ``faiss.index`` plus ids, masked ids and the config."""
-        import faiss
-
-        root = Path(directory)
-        root.mkdir(parents=True, exist_ok=True)
-        faiss.write_index(self._index, str(root / "faiss.index"))
-        np.savez(root / "faiss_ids.npz", ids=self._ids, blocked=self._blocked)
-        (root / "faiss_config.json").write_text(json.dumps({"dim": self.dim, **asdict(self.config)}))
-        return root
-
-    @classmethod
-    def load(cls, directory: str | Path) -> "FaissIndex":
-        import faiss
-
-        root = Path(directory)
-        meta = json.loads((root / "faiss_config.json").read_text())
-        index = cls(meta.pop("dim"), IndexConfig(**meta))
-        index._index = faiss.read_index(str(root / "faiss.index"))
-        data = np.load(root / "faiss_ids.npz")
-        index._ids, index._blocked = data["ids"], data["blocked"]
-        return index
-
-
-def build_index(dim: int, config: IndexConfig | None = None, exact: bool = False) -> TopKIndex:
-    """Backend factory: the numpy oracle when ``exact``, else FAISS as configured."""
-    return ExactIndex() if exact else FaissIndex(dim, config)

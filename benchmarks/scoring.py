@@ -1,0 +1,236 @@
+"""Scoring-stage figures: the ranker alone per head, end to end, the oracle ratio, latency.
+
+    .venv/bin/python benchmarks/scoring.py ranker ml100k --root /tmp/sc   # held-out AUC / log loss / ECE
+    .venv/bin/python benchmarks/scoring.py e2e ml100k --root /tmp/sc --split val   # NDCG@10 per variant
+    .venv/bin/python benchmarks/scoring.py e2e sim --root /tmp/sc --split test      # + oracle ratio
+    .venv/bin/python benchmarks/scoring.py latency ml100k --root /tmp/sc
+
+``--root`` caches the data, the split, the validation carve (each user's last 20% of
+training watches held out, as the test split holds out the last 20% of all watches) and
+one Recommender per split trained with the default config. Ranker variants are fitted on
+that Recommender's feature two-tower and ranker cut and swapped in, so every variant
+sees the same candidates. Choose settings on ``--split val``; run ``test`` once.
+
+Ranker alone: the ranker's training examples (same construction as ``fit``), the latest
+10% by time held out; every model trains and calibrates (isotonic, on its own latest
+``val_fraction``) on the rest, on the same standardised features and labels.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+import torch
+
+from vidrec.candidates.two_tower.source import TwoTowerEmbeddings
+from vidrec.data.adapters import load_source
+from vidrec.data.dataset import Dataset, read_dataset, write_dataset
+from vidrec.data.ingest import ingest_tables
+from vidrec.data.simulator import GroundTruth, SimulatorConfig, simulate
+from vidrec.data.splits import SplitConfig, read_split, write_split
+from vidrec.evaluation.oracle import oracle_ratio
+from vidrec.evaluation.protocol import EvaluationData, temporal_holdout
+from vidrec.evaluation.system import evaluate_all, evaluate_stages
+from vidrec.recommender import Recommender
+from vidrec.scoring import LABELS, MultiTaskRanker, RankerConfig, ValueModel
+from vidrec.scoring.baselines import LightGBMBaseline, LogisticBaseline
+from vidrec.scoring.calibration import Calibrator, expected_calibration_error, log_loss, roc_auc
+from vidrec.scoring.features import Standardizer
+from vidrec.scoring.train import time_split
+
+ML100K = Path(__file__).resolve().parents[2] / "shared/data/ml-100k"
+HEADS = dict(zip(LABELS, ("p_complete", "p_interact", "p_like", "p_dislike")))
+
+
+def split_dir(root: Path, dataset: str, which: str) -> Path:
+    """The split directory (``test``: the per-user temporal split; ``val``: its training carve)."""
+    base = root / dataset
+    if not (base / "split" / "split.json").exists():
+        if dataset == "ml100k":
+            raw = load_source("movielens", ML100K)
+            ingest_tables(raw.events, raw.videos, raw.users, base / "data", sources=raw.sources)
+        else:
+            simulate(SimulatorConfig(), base / "platform")
+            ds = read_dataset(base / "platform")
+            ingest_tables(ds.events, ds.videos, ds.users, base / "data")
+        write_split(read_dataset(base / "data"), base / "split", SplitConfig())
+    if which == "test":
+        return base / "split"
+    if not (base / "val" / "test" / "events.parquet").exists():
+        train, _ = read_split(base / "split")
+        fit_ev, hold_ev = temporal_holdout(train.events, 0.2)
+        write_dataset(Dataset(fit_ev, train.videos, train.users), base / "val" / "train")
+        (base / "val" / "test").mkdir(parents=True, exist_ok=True)
+        hold_ev.write_parquet(base / "val" / "test" / "events.parquet")
+    return base / "val"
+
+
+def recommender(root: Path, dataset: str, which: str) -> tuple[Recommender, Path]:
+    """The default-config Recommender of the split (trained once, then loaded)."""
+    split = split_dir(root, dataset, which)
+    model = root / dataset / f"model_{which}"
+    if (model / "current").exists() or (model / "config.json").exists():
+        try:
+            return Recommender.load(model), split
+        except Exception as err:  # noqa: BLE001 - a stale cache is retrained
+            print(f"retraining ({err})")
+    train, _ = read_split(split)
+    start = time.perf_counter()
+    rec = Recommender.train(train, log=lambda m: None)
+    print(f"Recommender.train {time.perf_counter() - start:.0f} s; timings {json.dumps(rec.pipeline.timings)}")
+    rec.save(model)
+    return rec, split
+
+
+def variant(base: RankerConfig, overrides: dict) -> RankerConfig:
+    """``base`` with JSON overrides (``examples`` and ``value`` as nested dicts)."""
+    ov = dict(overrides)
+    ex = replace(base.examples, **ov.pop("examples", {}))
+    value = replace(base.value, **ov.pop("value", {}))
+    for name in ("hidden", "expert_hidden", "tower_hidden", "loss_weights"):
+        if name in ov:
+            ov[name] = tuple(ov[name])
+    return replace(base, examples=ex, value=value, **ov)
+
+
+VARIANTS = {
+    "mmoe": {},
+    "shared_bottom": {"architecture": "shared_bottom"},
+    "mlp multi-task": {"architecture": "mlp"},
+    "mlp (previous ranker)": {"architecture": "mlp", "loss_weights": [1, 0, 0, 0]},
+}
+
+
+def head_metrics(name: str, p: dict[str, np.ndarray], y: np.ndarray) -> list[dict]:
+    rows = []
+    for j, (task, column) in enumerate(HEADS.items()):
+        yt = y[:, j]
+        rows.append({"model": name, "head": column, "auc": roc_auc(p[column], yt), "log_loss": log_loss(p[column], yt),
+                     "ece": expected_calibration_error(p[column], yt), "positive_rate": float(yt.mean())})  # fmt: skip
+    return rows
+
+
+def calibrated(raw_fit: np.ndarray, y_fit: np.ndarray, raw_test: np.ndarray) -> dict[str, np.ndarray]:
+    """Isotonic per head, fitted on the validation slice's raw outputs, applied to the test rows."""
+    return {col: Calibrator("isotonic").fit(raw_fit[:, j], y_fit[:, j])(raw_test[:, j]) for j, col in enumerate(HEADS.values())}
+
+
+def cmd_ranker(root: Path, dataset: str, which: str) -> None:
+    rec, _ = recommender(root, dataset, which)
+    base = rec.pipeline.ranker.config
+    emb = TwoTowerEmbeddings(rec.pipeline.feature_model, rec.videos) if rec.pipeline.feature_model else None
+    probe = MultiTaskRanker(base)
+    with torch.no_grad():
+        data, _ = probe.prepare(Dataset(rec.events, rec.videos, rec.users), emb)
+    hold = time_split(data.ts, 0.1)
+    x, y, ts, xt, yt = data.x[:hold], data.y[:hold], data.ts[:hold], data.x[hold:], data.y[hold:]
+    print(f"{dataset}/{which}: {len(data.y)} examples ({hold} to fit, {len(yt)} held out); "
+          f"positive rates {dict(zip(LABELS, data.y.mean(0).round(4).tolist()))}")  # fmt: skip
+    rows, fit_s = [], {}
+    for name, ov in VARIANTS.items():
+        start = time.perf_counter()
+        r = MultiTaskRanker(variant(base, ov)).fit_arrays(x, y, ts)
+        fit_s[name] = time.perf_counter() - start
+        rows += head_metrics(name, r.predict_matrix(xt), yt)
+    cut = time_split(ts, base.val_fraction)
+    scaler = Standardizer().fit(x[:cut])
+    xs, xts = scaler(x), scaler(xt)
+    start = time.perf_counter()
+    lr = LogisticBaseline().fit(xs[:cut], y[:cut])
+    fit_s["logistic regression"] = time.perf_counter() - start
+    rows += head_metrics("logistic regression", calibrated(lr.predict_proba(xs[cut:]), y[cut:], lr.predict_proba(xts)), yt)
+    start = time.perf_counter()
+    gbm = LightGBMBaseline().fit(xs[:cut], y[:cut], xs[cut:], y[cut:])
+    fit_s["LightGBM"] = time.perf_counter() - start
+    rows += head_metrics("LightGBM", calibrated(gbm.predict_proba(xs[cut:]), y[cut:], gbm.predict_proba(xts)), yt)
+    table = pl.DataFrame(rows)
+    with pl.Config(tbl_rows=40, tbl_width_chars=160, float_precision=4):
+        print(table.sort("head", "model"))
+    print("fit seconds: " + json.dumps({k: round(v, 1) for k, v in fit_s.items()}))
+    table.write_csv(root / dataset / f"ranker_{which}.csv")
+
+
+def cmd_e2e(root: Path, dataset: str, which: str, variants: dict, baselines: bool) -> None:
+    rec, split = recommender(root, dataset, which)
+    data = EvaluationData.from_split(split)
+    base = rec.pipeline.ranker.config
+    emb = TwoTowerEmbeddings(rec.pipeline.feature_model, rec.videos) if rec.pipeline.feature_model else None
+    train = Dataset(rec.events, rec.videos, rec.users)
+    truth = GroundTruth.load(root / dataset / "platform") if dataset == "sim" else None
+    users = data.users.ids.to_list()
+    if baselines:
+        table, _ = evaluate_all(rec, data)
+        with pl.Config(tbl_rows=20, tbl_width_chars=160, float_precision=4):
+            print(table.select("model", "cand_recall@200", "final_ndcg@10"))
+    fitted: dict[str, MultiTaskRanker] = {}
+    for name, ov in variants.items():
+        cfg = variant(base, ov)
+        key = json.dumps(replace(cfg, value=ValueModel()).to_dict(), sort_keys=True)  # value weights need no refit
+        if key not in fitted:
+            start = time.perf_counter()
+            fitted[key] = MultiTaskRanker(cfg).fit(train, emb)
+            print(f"  fit {name}: {time.perf_counter() - start:.0f} s", flush=True)
+        rec.pipeline.ranker = _valued(fitted[key], cfg.value)
+        table, _ = evaluate_stages(rec, data)
+        ndcg = dict(zip(table["model"], table["final_ndcg@10"]))
+        line = f"{dataset}/{which} {name:34s} " + "  ".join(f"{k} {v:.4f}" for k, v in ndcg.items())
+        if truth is not None:
+            ratio = oracle_ratio(truth, rec.recommend_batch(users, k=10), rec.user_state(users), rec.now)
+            line += f"  oracle ratio {ratio['ratio_of_totals']:.3f} (mean {ratio['mean_ratio']:.3f})"
+        rep = fitted[key].report
+        print(line + f"  [val auc {rep['val_auc']:.3f} ece {rep['val_ece']:.3f}]", flush=True)
+
+
+def _valued(ranker: MultiTaskRanker, value: ValueModel) -> MultiTaskRanker:
+    """A shallow copy of ``ranker`` scoring with ``value`` (the fitted model is shared)."""
+    out = MultiTaskRanker.__new__(MultiTaskRanker)
+    out.__dict__.update(ranker.__dict__)
+    return out.with_value(value)
+
+
+def cmd_latency(root: Path, dataset: str, which: str, variants: dict) -> None:
+    rec, _ = recommender(root, dataset, which)
+    base = rec.pipeline.ranker.config
+    emb = TwoTowerEmbeddings(rec.pipeline.feature_model, rec.videos) if rec.pipeline.feature_model else None
+    train = Dataset(rec.events, rec.videos, rec.users)
+    user = rec.events["user_id"].mode()[0]
+    state = rec.user_state([user])
+    cands = rec.videos.select("video_id").head(500).with_columns(user_id=pl.lit(user)).select("user_id", "video_id")
+    for name, ov in variants.items():
+        r = MultiTaskRanker(variant(base, ov)).fit(train, emb)
+        times = []
+        for _ in range(220):
+            start = time.perf_counter()
+            r.score(cands, state, rec.videos, rec.now)
+            times.append(time.perf_counter() - start)
+        ms = np.array(times[20:]) * 1e3
+        print(f"{dataset} {name:24s} 500 candidates, one user: p50 {np.percentile(ms, 50):.1f} ms, p99 {np.percentile(ms, 99):.1f} ms")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("command", choices=["ranker", "e2e", "latency"])
+    parser.add_argument("dataset", choices=["ml100k", "sim"])
+    parser.add_argument("--root", type=Path, default=Path("/tmp/vidrec-scoring"))
+    parser.add_argument("--split", choices=["val", "test"], default="val")
+    parser.add_argument("--variants", type=str, default=None, help='JSON {name: RankerConfig overrides}')
+    parser.add_argument("--baselines", action="store_true", help="also print the tuned baselines (e2e)")
+    args = parser.parse_args()
+    torch.set_num_threads(1)
+    variants = json.loads(args.variants) if args.variants else VARIANTS
+    if args.command == "ranker":
+        cmd_ranker(args.root, args.dataset, args.split)
+    elif args.command == "e2e":
+        cmd_e2e(args.root, args.dataset, args.split, variants, args.baselines)
+    else:
+        cmd_latency(args.root, args.dataset, args.split, variants)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,162 @@
+"""Item-to-item candidates: videos co-completed with the ones the user just completed.
+
+The similarity of two videos comes from how many users completed both (``X^T X`` over a
+binary user x video matrix), normalised so that popular videos do not neighbour everything,
+and cut to each video's top-N neighbours. A user's candidates are the neighbours of their
+last N completed videos, each vote weighted by the similarity and by how recent it is.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Self
+
+import numpy as np
+import polars as pl
+from scipy.sparse import coo_matrix, csr_matrix
+
+from vidrec.candidates.base import CandidateGenerator, check_k, empty_candidates
+from vidrec.candidates.common import (
+    age_days, catalogue, decay, history, load_state, not_fitted, recommendable, save_state, top_k, watches_before,
+)
+from vidrec.data.dataset import Dataset
+
+SIGNALS = ("completed", "watched")
+NORMALISATIONS = ("cosine", "lift", "conditional", "count")
+
+
+@dataclass(frozen=True)
+class CoWatchConfig:
+    """How co-watching becomes similarity, and how a user's history votes."""
+
+    signal: str = "watched"  # pairs that count: "completed" videos or every "watched" one
+    normalisation: str = "cosine"  # cosine: c/sqrt(n_i n_j); lift: c/(n_i n_j); conditional: c/n_i
+    shrinkage: float = 10.0  # added to the denominator: pairs seen by few users count less
+    neighbours: int = 100  # top-N most similar videos kept per video
+    history: int = 50  # the user's last N videos (of ``signal``) that vote
+    recency_decay: float = 0.9  # the i-th most recent video's vote weighs decay^i
+    half_life_days: float | None = None  # co-watches older than this count half (None: no decay)
+    min_support: int = 1  # pairs co-watched by fewer users are dropped
+
+    def __post_init__(self) -> None:
+        if self.signal not in SIGNALS:
+            raise ValueError(f"cowatch.signal must be one of {SIGNALS}, got {self.signal!r}")
+        if self.normalisation not in NORMALISATIONS:
+            raise ValueError(f"cowatch.normalisation must be one of {NORMALISATIONS}, got {self.normalisation!r}")
+        if self.shrinkage < 0:
+            raise ValueError(f"cowatch.shrinkage must be non-negative, got {self.shrinkage}")
+        if self.neighbours < 1 or self.history < 1 or self.min_support < 1:
+            raise ValueError("cowatch.neighbours, cowatch.history and cowatch.min_support must be at least 1")
+        if not 0.0 < self.recency_decay <= 1.0:
+            raise ValueError(f"cowatch.recency_decay must lie in (0, 1], got {self.recency_decay}")
+        if self.half_life_days is not None and self.half_life_days <= 0:
+            raise ValueError(f"cowatch.half_life_days must be positive or None, got {self.half_life_days}")
+
+
+def item_similarity(pairs: pl.DataFrame, config: CoWatchConfig) -> pl.DataFrame:
+    """``video_id, neighbour_id, sim`` from weighted ``user_id, video_id, w`` pairs.
+
+    Top ``config.neighbours`` per video, best first; a video is never its own neighbour.
+    """
+    users = pairs["user_id"].unique().sort()
+    items = pairs["video_id"].unique().sort()
+    empty = pl.DataFrame(schema={"video_id": pl.String, "neighbour_id": pl.String, "sim": pl.Float64})
+    if items.len() == 0:
+        return empty
+    codes = pairs.select(
+        u=pl.col("user_id").cast(pl.Enum(users)).to_physical(),
+        i=pl.col("video_id").cast(pl.Enum(items)).to_physical(),
+        w=pl.col("w").cast(pl.Float64),
+    )
+    shape = (users.len(), items.len())
+    X = csr_matrix((codes["w"].to_numpy(), (codes["u"].to_numpy(), codes["i"].to_numpy())), shape=shape)
+    gram = (X.T @ X).tocsr()  # (videos, videos) weighted co-watch counts
+    n = gram.diagonal()  # each video's own (weighted) audience
+    counts = coo_matrix(gram)
+    i, j, c = counts.row, counts.col, counts.data
+    keep = (i != j) & (c > 0)
+    if config.min_support > 1:
+        B = (X > 0).astype(np.float64)
+        keep &= np.asarray((B.T @ B).tocsr()[i, j]).ravel() >= config.min_support
+    i, j, c = i[keep], j[keep], c[keep]
+    top = (
+        pl.DataFrame({"i": i, "j": j, "sim": _normalise(c, n[i], n[j], config)})
+        .sort(["i", "sim", "j"], descending=[False, True, False])
+        .filter(pl.int_range(pl.len()).over("i") < config.neighbours)
+    )
+    if top.height == 0:
+        return empty
+    return pl.DataFrame(
+        {
+            "video_id": items.gather(top["i"].to_numpy()),
+            "neighbour_id": items.gather(top["j"].to_numpy()),
+            "sim": top["sim"],
+        }
+    )
+
+
+def _normalise(c: np.ndarray, ni: np.ndarray, nj: np.ndarray, config: CoWatchConfig) -> np.ndarray:
+    shrink = config.shrinkage
+    if config.normalisation == "cosine":
+        return c / (np.sqrt(ni * nj) + shrink)
+    if config.normalisation == "lift":
+        return c / (ni * nj + shrink)
+    if config.normalisation == "conditional":
+        return c / (ni + shrink)
+    return c.astype(np.float64)
+
+
+class CoWatchGenerator(CandidateGenerator):
+    """Neighbours of the user's last completed videos in the co-completion graph."""
+
+    name = "cowatch"
+
+    def __init__(self, config: CoWatchConfig | None = None) -> None:
+        self.config = config or CoWatchConfig()
+        self._sim: pl.DataFrame | None = None  # video_id, neighbour_id, sim
+        self._catalogue: pl.DataFrame | None = None
+        self._fitted_at: datetime | None = None
+
+    def fit(self, train: Dataset, now: datetime) -> Self:
+        cfg = self.config
+        ev = watches_before(train.events, train.videos, now)
+        if cfg.signal == "completed":
+            ev = ev.filter(pl.col("completed"))
+        w = pl.lit(1.0) if cfg.half_life_days is None else decay(age_days("ts", now), cfg.half_life_days)
+        pairs = ev.group_by("user_id", "video_id").agg(w=w.max())
+        self._sim = item_similarity(pairs, cfg)
+        self._catalogue = catalogue(train.videos)
+        self._fitted_at = now
+        return self
+
+    def generate(self, users: pl.DataFrame, k: int, now: datetime) -> pl.DataFrame:
+        check_k(k)
+        if self._sim is None or self._catalogue is None:
+            raise not_fitted("CoWatchGenerator")
+        column = "recent_completed" if self.config.signal == "completed" else "recent_watched"
+        votes = history(users, column, self.config.history, self.config.recency_decay)
+        if votes.height == 0:
+            return empty_candidates()
+        allowed = recommendable(self._catalogue, now).select("video_id")
+        scored = (
+            votes.join(self._sim, on="video_id", how="inner")
+            .group_by("user_id", "neighbour_id")
+            .agg(score=(pl.col("w") * pl.col("sim")).sum())
+            .rename({"neighbour_id": "video_id"})
+            .join(allowed, on="video_id", how="semi")
+        )
+        return top_k(scored, users, k, self.name)
+
+    def save(self, directory: str | Path) -> Path:
+        if self._sim is None or self._catalogue is None or self._fitted_at is None:
+            raise not_fitted("CoWatchGenerator")
+        return save_state(Path(directory), self.config, self._fitted_at, {"similarity": self._sim, "catalogue": self._catalogue})
+
+    @classmethod
+    def load(cls, directory: str | Path) -> Self:
+        config, fitted_at, frames = load_state(Path(directory))
+        gen = cls(CoWatchConfig(**config))
+        gen._sim, gen._catalogue, gen._fitted_at = frames["similarity"], frames["catalogue"], fitted_at
+        return gen

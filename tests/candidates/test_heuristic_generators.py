@@ -1,0 +1,147 @@
+"""Contract and known answers of the co-watch, fresh, creators and demographic generators."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import numpy as np
+import polars as pl
+import pytest
+
+from tests.candidates.conftest import T0, cluster_of
+from tests.candidates.test_generators import check_candidates
+from vidrec.candidates.cowatch import CoWatchConfig, CoWatchGenerator, item_similarity
+from vidrec.candidates.creators import CreatorsConfig, CreatorsGenerator
+from vidrec.candidates.demographic import DemographicConfig, DemographicGenerator
+from vidrec.candidates.fresh import FreshConfig, FreshGenerator
+from vidrec.data.dataset import Dataset
+from vidrec.data.schema import TIMESTAMP
+from vidrec.features import build_user_state
+from vidrec.features.user_state import empty_user_state
+
+FACTORIES = {
+    "cowatch": lambda: CoWatchGenerator(CoWatchConfig(signal="completed", history=10)),
+    "fresh": lambda: FreshGenerator(FreshConfig(window_days=30.0)),
+    "creators": lambda: CreatorsGenerator(CreatorsConfig(top_creators=3)),
+    "demographic": lambda: DemographicGenerator(DemographicConfig(max_history=None)),
+}
+
+
+@pytest.fixture(scope="module")
+def platform(clustered):
+    """Clustered data; v0, v1 unavailable, v2 not yet uploaded, v3 disliked; users have groups."""
+    ds, now = clustered
+    videos = ds.videos.with_columns(
+        available=~pl.col("video_id").is_in(["v0", "v1"]),
+        uploaded_at=pl.when(pl.col("video_id") == "v2").then(pl.lit(now + timedelta(days=5)).cast(TIMESTAMP))
+        .otherwise(pl.col("uploaded_at")),
+    )
+    dislikes = ds.events.head(20).with_columns(
+        video_id=pl.lit("v3"), event=pl.lit("dislike"), watch_seconds=pl.lit(None, dtype=pl.Float64)
+    )
+    users = ds.users.with_columns(
+        country=pl.when(pl.Series(cluster_of(ds.users["user_id"]) == 0)).then(pl.lit("FR")).otherwise(pl.lit("JP")),
+        age_bucket=pl.lit("25-34"),
+    )
+    return Dataset(pl.concat([ds.events, dislikes]), videos, users), now
+
+
+@pytest.fixture(scope="module", params=sorted(FACTORIES))
+def fitted(request, platform):
+    ds, now = platform
+    return request.param, FACTORIES[request.param]().fit(ds, now)
+
+
+@pytest.mark.parametrize("k", [3, 25])
+def test_contract_never_seen_disliked_unavailable_or_future(fitted, platform, k):
+    name, gen = fitted
+    ds, now = platform
+    state = pl.concat([build_user_state(ds.events, ds.videos), empty_user_state(["cold"])])
+    out = gen.generate(state, k, now)
+    check_candidates(out, state, k, name)
+    assert out.height > 0
+
+
+def test_save_load_round_trip(fitted, platform, tmp_path):
+    name, gen = fitted
+    ds, now = platform
+    state = build_user_state(ds.events, ds.videos)
+    gen.save(tmp_path / name)
+    again = type(gen).load(tmp_path / name)
+    assert again.config == gen.config
+    assert again.generate(state, 10, now).equals(gen.generate(state, 10, now))
+
+
+def test_unfitted_generators_say_so():
+    for factory in FACTORIES.values():
+        with pytest.raises(RuntimeError, match="fit"):
+            factory().generate(empty_user_state(["u"]), 5, T0)
+
+
+def test_cowatch_and_creators_stay_in_the_users_cluster(platform):
+    ds, now = platform
+    state = build_user_state(ds.events, ds.videos)
+    for gen in (CoWatchGenerator(CoWatchConfig(signal="completed")), CreatorsGenerator()):
+        out = gen.fit(ds, now).generate(state, 5, now)
+        own = cluster_of(out["user_id"]) == cluster_of(out["video_id"])
+        assert own.mean() >= 0.95, gen.name
+
+
+def test_item_similarity_exact_cosine():
+    # a and b co-watched by u1, u2; a alone by u3; c by u3 only.
+    pairs = pl.DataFrame({"user_id": ["u1", "u1", "u2", "u2", "u3", "u3"],
+                          "video_id": ["a", "b", "a", "b", "a", "c"], "w": [1.0] * 6})  # fmt: skip
+    sim = item_similarity(pairs, CoWatchConfig(normalisation="cosine", shrinkage=0.0, neighbours=1))
+    got = {(r["video_id"], r["neighbour_id"]): r["sim"] for r in sim.to_dicts()}
+    assert got == pytest.approx({("a", "b"): 2 / np.sqrt(3 * 2), ("b", "a"): 2 / np.sqrt(3 * 2), ("c", "a"): 1 / np.sqrt(3)})
+    lift = item_similarity(pairs, CoWatchConfig(normalisation="lift", shrinkage=0.0, min_support=2))
+    assert sorted(zip(lift["video_id"], lift["neighbour_id"])) == [("a", "b"), ("b", "a")]
+
+
+def test_cowatch_recency_weights_the_last_completed_most():
+    sim = pl.DataFrame({"video_id": ["old", "new"], "neighbour_id": ["x", "y"], "sim": [1.0, 1.0]})
+    gen = CoWatchGenerator(CoWatchConfig(signal="completed", recency_decay=0.5))
+    gen._sim = sim
+    gen._catalogue = pl.DataFrame({"video_id": ["x", "y"], "creator_id": ["c", "c"], "category": ["k", "k"],
+                                   "uploaded_at": [T0, T0], "available": [True, True]}).with_columns(
+        pl.col("uploaded_at").cast(TIMESTAMP))  # fmt: skip
+    state = empty_user_state(["u"]).with_columns(recent_completed=pl.lit(["old", "new"]), recent_watched=pl.lit(["old", "new"]))
+    out = gen.generate(state, 5, T0 + timedelta(days=1))
+    assert out["video_id"].to_list() == ["y", "x"] and out["score"].to_list() == [1.0, 0.5]
+
+
+def test_fresh_prefers_the_users_category_and_skips_old_uploads(platform):
+    ds, now = platform
+    recent = {"n0": 1, "n1": 2, "n3": 3}  # new uploads nobody watched: n0 even, n1/n3 odd
+    new = pl.DataFrame({"video_id": list(recent), "creator_id": "c9", "category": ["even", "odd", "odd"],
+                        "tags": [[]] * 3, "duration_seconds": 100.0,
+                        "uploaded_at": [now - timedelta(days=d) for d in recent.values()], "available": True})  # fmt: skip
+    videos = pl.concat([ds.videos, new], how="vertical_relaxed")
+    gen = FreshGenerator(FreshConfig(window_days=7.0, explore=0.01)).fit(Dataset(ds.events, videos, ds.users), now)
+    state = pl.concat([build_user_state(ds.events, ds.videos).filter(pl.col("user_id").is_in(["u0", "u1"])),
+                       empty_user_state(["cold"])])  # fmt: skip
+    out = gen.generate(state, 3, now)
+    assert set(out["video_id"]) <= set(recent)
+    firsts = out.filter(pl.col("rank") == 1).select("user_id", "video_id").rows()
+    assert ("u0", "n0") in firsts and ("u1", "n1") in firsts  # own category; newest of it
+    assert out.filter(pl.col("user_id") == "cold").height == 3  # cold users get the global best
+
+
+def test_demographic_serves_the_group_and_only_light_users(platform):
+    ds, now = platform
+    state = pl.concat([build_user_state(ds.events, ds.videos), empty_user_state(["u0", "stranger"])]).unique(
+        "user_id", keep="last"
+    )  # u0 appears as a new user (no history), stranger is unknown to the users table
+    gen = DemographicGenerator(DemographicConfig(max_history=0, smoothing=1.0)).fit(ds, now)
+    out = gen.generate(state, 5, now)
+    assert set(out["user_id"]) == {"u0", "stranger"}
+    assert (cluster_of(out.filter(pl.col("user_id") == "u0")["video_id"]) == 0).all()  # FR users watch even
+    assert out.filter(pl.col("user_id") == "stranger").height == 5
+
+
+def test_configs_reject_bad_values():
+    for bad in (lambda: CoWatchConfig(normalisation="jaccard"), lambda: CoWatchConfig(neighbours=0),
+                lambda: FreshConfig(window_days=0), lambda: CreatorsConfig(top_creators=0),
+                lambda: DemographicConfig(group_by=()), lambda: DemographicConfig(smoothing=-1)):  # fmt: skip
+        with pytest.raises(ValueError):
+            bad()
