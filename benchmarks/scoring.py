@@ -75,7 +75,7 @@ def recommender(root: Path, dataset: str, which: str) -> tuple[Recommender, Path
     """The default-config Recommender of the split (trained once, then loaded)."""
     split = split_dir(root, dataset, which)
     model = root / dataset / f"model_{which}"
-    if (model / "current").exists() or (model / "config.json").exists():
+    if (model / "LATEST").exists():
         try:
             return Recommender.load(model), split
         except Exception as err:  # noqa: BLE001 - a stale cache is retrained
@@ -99,11 +99,12 @@ def variant(base: RankerConfig, overrides: dict) -> RankerConfig:
     return replace(base, examples=ex, value=value, **ov)
 
 
+MULTI = [1.0, 0.5, 0.5, 0.5]
 VARIANTS = {
-    "mmoe": {},
-    "shared_bottom": {"architecture": "shared_bottom"},
-    "mlp multi-task": {"architecture": "mlp"},
-    "mlp (previous ranker)": {"architecture": "mlp", "loss_weights": [1, 0, 0, 0]},
+    "mmoe": {"architecture": "mmoe", "loss_weights": MULTI},
+    "shared_bottom": {"architecture": "shared_bottom", "loss_weights": MULTI},
+    "mlp multi-task": {"architecture": "mlp", "loss_weights": MULTI},
+    "mlp single head (default)": {"architecture": "mlp", "loss_weights": [1, 0, 0, 0]},
 }
 
 

@@ -183,7 +183,7 @@ class Pipeline:
         feature_dir = root / "scoring" / "two_tower_features"
         feature_model = TwoTowerModel.load(feature_dir) if feature_dir.exists() else None
         embeddings = TwoTowerEmbeddings(feature_model, videos) if feature_model else None
-        ranker = MLPRanker.load(root / "scoring" / "ranker", embeddings)
+        ranker = MLPRanker.load(root / "scoring" / "ranker", embeddings, value=config.ranker.value)
         rerank_cfg = ReRankConfig.load(root / "reranking" / "config.json")
         return cls(config, generators, ranker, DefaultReRanker(rerank_cfg), feature_model)
 
