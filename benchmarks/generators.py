@@ -16,7 +16,6 @@ import time
 from dataclasses import replace
 from datetime import timedelta
 
-import numpy as np
 import polars as pl
 
 from vidrec.candidates.base import CandidateGenerator
@@ -30,8 +29,8 @@ from vidrec.candidates.two_tower.config import TwoTowerConfig
 from vidrec.data.dataset import Dataset, read_dataset
 from vidrec.evaluation.protocol import EvaluationData, default_baselines, evaluate_baselines, evaluate_recommendations
 from vidrec.evaluation.protocol import temporal_holdout
-from vidrec.evaluation.metrics import NO_ITEM
 from vidrec.features import build_user_state
+from vidrec.evaluation.system import to_matrix
 
 KS = (100, 200, 500)
 DEPTH = max(KS)
@@ -43,16 +42,6 @@ COWATCH_GRID = {
     "neighbours": [100, 300],
 }
 QUOTA_SHARES = [0.0, 0.05, 0.1, 0.2, 0.35, 1.0]
-
-
-def to_matrix(frame: pl.DataFrame, data: EvaluationData, depth: int) -> np.ndarray:
-    """Ranked ``user_id, video_id, rank`` rows as the protocol's (n_users, depth) index matrix."""
-    out = np.full((len(data.users), depth), NO_ITEM, dtype=np.int64)
-    ranked = frame.filter(pl.col("rank") <= depth)
-    rows, cols = data.users.to_index(ranked["user_id"]), data.videos.to_index(ranked["video_id"])
-    keep = (rows >= 0) & (cols >= 0)
-    out[rows[keep], ranked["rank"].to_numpy()[keep] - 1] = cols[keep]
-    return out
 
 
 def state_of(ds: Dataset, data: EvaluationData) -> tuple[pl.DataFrame, object]:
