@@ -10,7 +10,6 @@ can replace it so that several service replicas share one store.
 from __future__ import annotations
 
 import json
-import time
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Callable
@@ -194,10 +193,3 @@ class Recommender:
     def known_video(self, video_id: str) -> bool:
         """Whether ``video_id`` is in the catalogue."""
         return video_id in self._video_ids
-
-
-def timed(fn: Callable[[], object]) -> tuple[object, float]:
-    """Run ``fn`` and return its result with the wall time in seconds."""
-    t0 = time.perf_counter()
-    out = fn()
-    return out, time.perf_counter() - t0
