@@ -188,7 +188,8 @@ class Recommender:
         new = new.select(cols)
         if self.store is not None and update_store:
             self.store.apply_events(new, self.videos)
-        self.events = pl.concat([self.events, new], how="vertical_relaxed")
+        # appended as a new chunk: no copy of the whole log per event
+        self.events = pl.concat([self.events, new], how="vertical_relaxed", rechunk=False)
 
     def known_video(self, video_id: str) -> bool:
         """Whether ``video_id`` is in the catalogue."""
