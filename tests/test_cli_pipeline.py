@@ -6,6 +6,7 @@ import json
 
 import polars as pl
 
+from vidrec.candidates.two_tower.model import TwoTowerModel
 from vidrec.cli import main
 from vidrec.data.dataset import write_dataset
 from tests.tiny_platform import SMALL_CONFIG, two_audiences
@@ -46,3 +47,14 @@ def test_readable_errors(tmp_path, capsys) -> None:
     write_dataset(two_audiences(n_users=4), tmp_path / "d")
     assert main(["train", str(tmp_path / "d"), "--out", str(tmp_path / "m"), "--config", str(tmp_path / "bad.toml")]) == 2
     assert "embedding_dim" in capsys.readouterr().err
+
+
+def test_train_two_tower_alone(tmp_path, capsys) -> None:
+    write_dataset(two_audiences(), tmp_path / "data")
+    args = ["train-two-tower", str(tmp_path / "data"), "--out", str(tmp_path / "tt"),
+            "--set", "embedding_dim=8", "user_hash_buckets=64", "epochs=2", "threads=1", "eval_k=5"]  # fmt: skip
+    assert main(args) == 0
+    model = TwoTowerModel.load(tmp_path / "tt")  # loadable, with the overrides resolved into its config
+    assert model.config.embedding_dim == 8 and model.config.epochs == 2
+    assert main(["train-two-tower", str(tmp_path / "data"), "--out", str(tmp_path / "x"), "--set", "epochs=-1"]) == 2
+    assert "epochs" in capsys.readouterr().err

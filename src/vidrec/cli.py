@@ -177,6 +177,13 @@ def _serve(args: argparse.Namespace) -> int:
     return 0
 
 
+def _train_two_tower(args: argparse.Namespace) -> int:
+    from vidrec.candidates.two_tower.distributed import main as train_main
+
+    flags = ["--find-unused-parameters"] if args.find_unused_parameters else []
+    return train_main(["--data", args.data_dir, "--out", args.out, "--set", *args.set, *flags])
+
+
 def _demo(args: argparse.Namespace) -> int:
     from vidrec.demo import run_demo
 
@@ -223,6 +230,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--config", help="TOML file overriding the default settings")
     p.add_argument("--strict", action="store_true", help="refuse data with invalid rows")
     p.set_defaults(func=_train)
+
+    p = sub.add_parser("train-two-tower", help="train the two-tower retriever alone; run under torchrun to scale out")
+    p.add_argument("data_dir")
+    p.add_argument("--out", required=True, help="model directory (rank 0 writes it)")
+    p.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE", help="two-tower config overrides")
+    p.add_argument("--find-unused-parameters", action="store_true", help="for model variants with unused weights")
+    p.set_defaults(func=_train_two_tower)
 
     p = sub.add_parser("recommend", help="batch recommendations for a list of users")
     p.add_argument("model_dir")

@@ -3,8 +3,9 @@
 A model directory holds versioned artifact folders (``v<UTC time>``) and a ``LATEST``
 file naming the current one. Each version holds the resolved config, the trained stages,
 the data they were trained on, a manifest, and the online feature store (``features.db``,
-SQLite) that serves user state and takes new events incrementally; a ``redis://`` URL
-can replace it so that several service replicas share one store.
+SQLite) that serves user state and the candidates' video statistics and takes new events
+incrementally; a ``redis://`` URL can replace it so that several service replicas share
+one store.
 """
 
 from __future__ import annotations
@@ -20,10 +21,11 @@ from vidrec import __version__
 from vidrec.config import PipelineConfig
 from vidrec.data.dataset import Dataset, read_dataset, write_dataset
 from vidrec.data.schema import TIMESTAMP
-from vidrec.errors import VidrecError
+from vidrec.errors import DataError, VidrecError
 from vidrec.features.store import OnlineStore, StoreConfig, open_store
 from vidrec.features.user_state import STATE_SCHEMA
 from vidrec.pipeline import Pipeline, Stage
+from vidrec.uploads import upload_error, validate_uploads
 
 LATEST = "LATEST"
 FEATURES_DB = "features.db"
@@ -60,11 +62,29 @@ class Recommender:
         self.trained_until = trained_until
         self.path = path
         self._video_ids = set(self.videos["video_id"].to_list())
+        self._last_upload: datetime | None = None  # latest upload added since training (moves the clock)
         self.store = store
         self.store_is_new = store is None
+        if store is not None:
+            self._serve_video_stats_from(store)
 
     def _store_config(self) -> StoreConfig:
-        return StoreConfig(history_len=self.pipeline.config.history_len)
+        cfg = self.pipeline.config
+        return StoreConfig(history_len=cfg.history_len, prior_weight=cfg.ranker.features.prior_weight)
+
+    def _serve_video_stats_from(self, store: OnlineStore) -> None:
+        """Let the ranker read candidates' video statistics from ``store``, current to the last observed event.
+
+        Only when the store counts completions at the ranker's threshold and smooths with
+        its prior, i.e. when its statistics are the ranker's training features; otherwise the
+        ranker keeps the event tables stored with it (current as of training or ``refresh``).
+        """
+        use = getattr(self.pipeline.ranker, "use_video_stats", None)
+        features = getattr(getattr(self.pipeline.ranker, "config", None), "features", None)
+        if use is None or features is None:
+            return
+        same = store.config.threshold == features.threshold and store.config.prior_weight == features.prior_weight
+        use(store if same else None)
 
     def attach_store(self, location: str | Path, rebuild: bool = False) -> OnlineStore:
         """Serve user state from the store at ``location``, bulk-loading it when empty or asked.
@@ -81,6 +101,7 @@ class Recommender:
         if fresh:
             self.store.bulk_load(self.events, self.videos)
         self.store_is_new = fresh
+        self._serve_video_stats_from(self.store)
         return self.store
 
     def _store_is_empty(self) -> bool:
@@ -113,6 +134,7 @@ class Recommender:
             "vidrec": __version__,
             "created_at": datetime.now(timezone.utc).isoformat(),
             "trained_until": self.trained_until.isoformat(),
+            "last_upload": None if self._last_upload is None else self._last_upload.isoformat(),
             "events": self.events.height,
             "videos": self.videos.height,
             "users": self.users.height,
@@ -135,14 +157,18 @@ class Recommender:
         data = read_dataset(path / "data")
         pipeline = Pipeline.load(path, data.videos)
         rec = cls(pipeline, data, datetime.fromisoformat(manifest["trained_until"]), path)
+        if manifest.get("last_upload"):  # uploads added after training keep the clock they moved
+            rec._last_upload = datetime.fromisoformat(manifest["last_upload"])
         rec.attach_store(store or path / FEATURES_DB)
         return rec
 
     @property
     def now(self) -> datetime:
-        """The model's clock: the later of the training end and the last event observed."""
+        """The model's clock: the latest of the training end, the last event observed and the
+        last upload added (an upload is recommendable the moment it is added)."""
         last = self.events["ts"].max()
-        return max(self.trained_until, last + timedelta(microseconds=1)) if last else self.trained_until
+        clock = max(self.trained_until, last + timedelta(microseconds=1)) if last else self.trained_until
+        return max(clock, self._last_upload + timedelta(microseconds=1)) if self._last_upload else clock
 
     def user_state(self, user_ids: list[str]) -> pl.DataFrame:
         """Current state of the given users (history, seen, disliked); unknown users are empty."""
@@ -194,3 +220,46 @@ class Recommender:
     def known_video(self, video_id: str) -> bool:
         """Whether ``video_id`` is in the catalogue."""
         return video_id in self._video_ids
+
+    def add_videos(self, videos: pl.DataFrame, strict: bool = False) -> pl.DataFrame:
+        """Add new uploads to the running system, no retraining: searchable from the next request.
+
+        Rows are validated as ingestion validates the videos table (and refused when the id
+        is already in the catalogue). Valid rows join the catalogue (saved by :meth:`save`),
+        are embedded from their content by the two-tower and added to its index, join the
+        fresh and creators generators' shelves, and become known to the feature store.
+        Returns the quarantined rows (``QUARANTINE_SCHEMA``, empty when all were valid);
+        ``strict=True`` adds nothing and raises :class:`DataError` if any row is invalid.
+        """
+        clean, bad = validate_uploads(videos, self.videos)
+        if strict and bad.height:
+            raise upload_error(bad, videos.height)
+        if clean.height == 0:
+            return bad
+        self.videos = pl.concat([self.videos, clean], how="vertical")
+        self._video_ids.update(clean["video_id"].to_list())
+        self.pipeline.add_videos(clean)
+        if self.store is not None:
+            self.store.put_videos(clean)
+        latest = clean["uploaded_at"].max()
+        self._last_upload = latest if self._last_upload is None else max(self._last_upload, latest)
+        return bad
+
+    def remove_videos(self, video_ids: list[str] | pl.Series) -> int:
+        """Take videos off the platform: marked unavailable in the catalogue, returned by no stage.
+
+        Raises :class:`DataError` (and changes nothing) if an id is not in the catalogue.
+        Returns how many videos were available before.
+        """
+        ids = pl.Series("video_id", video_ids, dtype=pl.String).unique(maintain_order=True)
+        unknown = [v for v in ids.to_list() if v not in self._video_ids]
+        if unknown:
+            raise DataError(
+                f"cannot remove videos not in the catalogue: {', '.join(map(repr, unknown[:5]))}",
+                "check the ids",
+            )
+        gone = pl.col("video_id").is_in(ids.implode())
+        was = int(self.videos.select((gone & pl.col("available")).sum()).item())
+        self.videos = self.videos.with_columns(available=pl.col("available") & ~gone)
+        self.pipeline.remove_videos(ids)
+        return was

@@ -13,14 +13,17 @@ import numpy as np
 import polars as pl
 
 from vidrec.candidates.base import CANDIDATE_SCHEMA, CandidateGenerator, check_k
+from vidrec.candidates.catalogue import CatalogueKeys
 from vidrec.candidates.index import Exclusions, IndexConfig, TopKIndex, build_index, load_index
 from vidrec.candidates.two_tower.config import TwoTowerConfig
-from vidrec.candidates.two_tower.data import shifted_index_lists
+from vidrec.candidates.two_tower.inputs import join_demographics
 from vidrec.candidates.two_tower.export import save_video_embeddings, user_embeddings, video_embeddings
 from vidrec.candidates.two_tower.model import TwoTowerModel
 from vidrec.candidates.two_tower.train import Logger, TrainReport, fit_two_tower
 from vidrec.data.dataset import Dataset
 from vidrec.data.schema import TIMESTAMP
+
+DEMOGRAPHICS_FILE = "user_demographics.parquet"
 
 
 def _ts(now: datetime) -> pl.Expr:
@@ -33,7 +36,12 @@ def _excluded_lists(users: pl.DataFrame) -> pl.Series:
 
 
 class TwoTowerGenerator(CandidateGenerator):
-    """Retrieves by inner product of the user's current embedding with offline video embeddings."""
+    """Retrieves by inner product of the user's current embedding with offline video embeddings.
+
+    Index keys come from :class:`CatalogueKeys`: videos the model was trained on keep their
+    vocabulary key, uploads added later (:meth:`add_videos`, embedded from their content)
+    get keys after them and are searchable at once.
+    """
 
     name = "two_tower"
 
@@ -51,56 +59,108 @@ class TwoTowerGenerator(CandidateGenerator):
         self.model: TwoTowerModel | None = None
         self.index: TopKIndex | None = None
         self.report: TrainReport | None = None
-        self._uploaded = np.zeros(0, dtype=np.int64)  # upload time (us) by shifted video index
+        self.catalogue: CatalogueKeys | None = None
+        self._uploaded = np.zeros(0, dtype=np.int64)  # upload time (us) by catalogue key
+        self._demographics: pl.DataFrame | None = None  # user_id + demographic columns seen at fit
 
     def fit(self, train: Dataset, now: datetime) -> Self:
         events = train.events.filter(pl.col("ts") < _ts(now))
-        self.model, self.report = fit_two_tower(events, train.videos, self.config, self.log)
+        self.model, self.report = fit_two_tower(events, train.videos, self.config, self.log, users=train.users)
+        self._demographics = _demographic_table(self.model, train.users)
+        self.catalogue = None
         self.index_videos(train.videos)
         return self
 
     def index_videos(self, videos: pl.DataFrame) -> None:
-        """(Re)build the index from the model's embeddings of ``videos``; unavailable ones masked."""
+        """(Re)build the index from the model's embeddings of ``videos``; unavailable ones masked.
+
+        Videos outside the model's vocabulary are embedded from their content and keyed
+        after it; keys already given never change.
+        """
         model = self._require_model()
         ids, vectors = video_embeddings(model, videos)
-        idx = model.vocab.video_index(ids)
-        known = idx > 0
+        keys = self._keys().extend(ids)
         # Structure chosen by corpus size; approximate search tuned to the config's target recall.
-        self.index = build_index(
-            model.config.embedding_dim, self.index_config, self.exact, ids=idx[known], vectors=vectors[known]
-        )
+        self.index = build_index(model.config.embedding_dim, self.index_config, self.exact, ids=keys, vectors=vectors)
         if getattr(self.index, "tuning", None) is not None:
             self.log(f"two-tower index: {self.index.tuning.summary()}")  # type: ignore[attr-defined]
-        self.index.remove(idx[known & ~videos["available"].to_numpy()])
-        self._uploaded = np.zeros(len(model.vocab.videos) + 1, dtype=np.int64)
-        self._uploaded[idx[known]] = videos["uploaded_at"].dt.epoch("us").to_numpy()[known]
-        self._embeddings = (ids.filter(pl.Series(known)), vectors[known])
+        self.index.remove(keys[~videos["available"].to_numpy()])
+        self._uploaded = np.zeros(self._keys().max_key + 1, dtype=np.int64)
+        self._uploaded[keys] = videos["uploaded_at"].dt.epoch("us").to_numpy()
+        self._embeddings = (ids, vectors)
+
+    def add_videos(self, videos: pl.DataFrame) -> None:
+        """Embed new uploads from their content and add them to the index: searchable at once.
+
+        Ids already in the index are refused (their vectors would be duplicated); unavailable
+        rows are added masked.
+        """
+        model, index = self._require_model(), self._require_index()
+        if videos.height == 0:
+            return
+        ids, vectors = video_embeddings(model, videos)
+        keys = self._keys().extend(ids)
+        index.add(keys, vectors)
+        index.remove(keys[~videos["available"].to_numpy()])
+        uploaded = np.zeros(self._keys().max_key + 1, dtype=np.int64)
+        uploaded[: len(self._uploaded)] = self._uploaded
+        uploaded[keys] = videos["uploaded_at"].dt.epoch("us").to_numpy()
+        self._uploaded = uploaded
+        old_ids, old_vectors = self._embeddings
+        self._embeddings = (pl.concat([old_ids, ids]), np.vstack([old_vectors, vectors]))
+
+    def remove_videos(self, video_ids: pl.Series | list[str]) -> None:
+        """Never return these videos again (removed from the platform)."""
+        keys = self._keys().keys(video_ids)
+        self._require_index().remove(keys[keys > 0])
 
     def generate(self, users: pl.DataFrame, k: int, now: datetime) -> pl.DataFrame:
         check_k(k)
         model, index = self._require_model(), self.index
         if users.height == 0 or index is None:
             return pl.DataFrame(schema=CANDIDATE_SCHEMA)
-        excl = Exclusions(*shifted_index_lists(_excluded_lists(users), model.vocab.videos))
+        catalogue = self._keys()
+        excl = Exclusions(*catalogue.key_lists(_excluded_lists(users)))
         now_us = int(pl.select(_ts(now).dt.epoch("us")).item())
         not_yet = np.flatnonzero(self._uploaded > now_us)
-        scores, idx = index.search(user_embeddings(model, users), k, excl, blocked=not_yet)
-        n, kk = idx.shape
+        queries = user_embeddings(model, self.serving_state(users), now=now)
+        scores, keys = index.search(queries, k, excl, blocked=not_yet)
+        n, kk = keys.shape
         flat = pl.DataFrame(
             {
                 "user_id": users["user_id"].gather(np.repeat(np.arange(n), kk)),
-                "v": idx.reshape(-1),
+                "v": keys.reshape(-1),
                 "score": (scores.reshape(-1) / model.config.temperature).astype(np.float64),
                 "rank": np.tile(np.arange(1, kk + 1, dtype=np.int64), n),
             }
         ).filter(pl.col("v") > 0)
-        video_id = model.vocab.videos.to_ids(flat["v"].to_numpy() - 1)
+        video_id = catalogue.to_ids(flat["v"].to_numpy())
         return flat.with_columns(video_id=video_id, source=pl.lit(self.name)).select(list(CANDIDATE_SCHEMA))
+
+    def serving_state(self, users: pl.DataFrame) -> pl.DataFrame:
+        """``users`` (user state) with the demographic columns the model was trained on.
+
+        The user-state frame carries no demographics; they come from the users table seen
+        at fit, as in training. Users not in it (or columns it lacked) stay unknown.
+        """
+        if self._demographics is None:
+            return users
+        return join_demographics(users, self._demographics, self._require_model().vocab.user_fields)
 
     def _require_model(self) -> TwoTowerModel:
         if self.model is None:
             raise RuntimeError("TwoTowerGenerator: call fit() or load() before generate()")
         return self.model
+
+    def _require_index(self) -> TopKIndex:
+        if self.index is None:
+            raise RuntimeError("TwoTowerGenerator: call fit() or load() before adding or removing videos")
+        return self.index
+
+    def _keys(self) -> CatalogueKeys:
+        if self.catalogue is None:
+            self.catalogue = CatalogueKeys(self._require_model().vocab.videos)
+        return self.catalogue
 
     def save(self, directory: str | Path) -> Path:
         root = Path(directory)
@@ -110,12 +170,16 @@ class TwoTowerGenerator(CandidateGenerator):
         self.index.save(root / "index")
         save_video_embeddings(root / "video_embeddings.parquet", *self._embeddings)
         np.save(root / "uploaded_us.npy", self._uploaded)
+        self._keys().save(root)
+        if self._demographics is not None:
+            self._demographics.write_parquet(root / DEMOGRAPHICS_FILE)
         meta = {"exact": self.exact, "index": asdict(self.index_config)}
         (root / "generator.json").write_text(json.dumps(meta))
         return root
 
     @classmethod
     def load(cls, directory: str | Path) -> Self:
+        """Read a generator written by :meth:`save` (also one saved before uploads existed)."""
         root = Path(directory)
         meta = json.loads((root / "generator.json").read_text())
         model = TwoTowerModel.load(root / "model")
@@ -123,9 +187,21 @@ class TwoTowerGenerator(CandidateGenerator):
         gen.model = model
         gen.index = load_index(root / "index")
         gen._uploaded = np.load(root / "uploaded_us.npy")
+        gen.catalogue = CatalogueKeys.load(root, model.vocab.videos)
         frame = pl.read_parquet(root / "video_embeddings.parquet")
         gen._embeddings = (frame["video_id"], frame["embedding"].to_numpy())
+        if (root / DEMOGRAPHICS_FILE).exists():
+            gen._demographics = pl.read_parquet(root / DEMOGRAPHICS_FILE)
         return gen
+
+
+def _demographic_table(model: TwoTowerModel, users: pl.DataFrame | None) -> pl.DataFrame | None:
+    """The users table's demographic columns the model reads (None when it reads none)."""
+    fields = model.vocab.user_fields
+    if not model.config.user_demographics or not fields or users is None:
+        return None
+    cols = [c for c in fields if c in users.columns]
+    return users.select("user_id", *cols) if cols else None
 
 
 @dataclass(frozen=True)
@@ -177,6 +253,15 @@ class TrendingGenerator(CandidateGenerator):
         )
         self._fitted_at = now
         return self
+
+    def remove_videos(self, video_ids: pl.Series | list[str]) -> None:
+        """Never nominate these videos again (removed from the platform).
+
+        Uploads need no ``add_videos``: a video enters trending through watches at the next fit.
+        """
+        if self._scores is not None:
+            gone = pl.Series("video_id", video_ids, dtype=pl.String).implode()
+            self._scores = self._scores.filter(~pl.col("video_id").is_in(gone))
 
     def generate(self, users: pl.DataFrame, k: int, now: datetime) -> pl.DataFrame:
         check_k(k)

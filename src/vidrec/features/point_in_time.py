@@ -9,6 +9,10 @@ their event time; serving uses ``ts = now`` for every candidate.
 
 For serving, :meth:`EventTables.compact` keeps only the last row per key (what any
 ``ts`` after the last event would read) so the tables stored with a model stay small.
+At request time the video statistics can come from the online store instead
+(``video_stats=`` of :func:`point_in_time_features`), so that events observed since
+training count at once; the store counts and derives them with the same code
+(:mod:`vidrec.features.video_stats`) as the tables here.
 """
 
 from __future__ import annotations
@@ -22,12 +26,11 @@ from typing import Any
 import polars as pl
 
 from vidrec.data.schema import COMPLETION_THRESHOLD, TIMESTAMP, with_derived
+from vidrec.features.crosses import CROSS_COLUMNS, CROSS_TABLE_KEYS, build_cross_tables, cross_features
 from vidrec.features.user_state import completed_pairs
+from vidrec.features.video_stats import COUNTS, RATES, age_days, count_aggs, global_rate, smoothed_rate, video_rates
 
-COUNTS = ("impressions", "views", "completions", "likes", "dislikes")
-"""Event counts kept per video, per user and globally."""
-
-_TABLES = ("glob", "video", "user", "user_cat", "cat", "user_creator", "history", "completions")
+_TABLES = ("glob", "video", "user", "user_cat", "cat", "user_creator", "history", "completions", *CROSS_TABLE_KEYS)
 _KEYS: dict[str, list[str]] = {
     "glob": [],
     "video": ["video_id"],
@@ -37,18 +40,23 @@ _KEYS: dict[str, list[str]] = {
     "user_creator": ["user_id", "creator_id"],
     "history": ["user_id"],
     "completions": ["user_id", "rank"],
+    **CROSS_TABLE_KEYS,
 }
 
 FEATURE_COLUMNS: tuple[str, ...] = (
     "v_impressions", "v_views", "v_completions", "v_likes", "v_dislikes",
-    "v_completion_rate", "v_like_rate", "v_dislike_rate",
+    "v_completion_rate", "v_like_rate", "v_dislike_rate", "v_watch_rate",
     "video_age_days", "duration_seconds",
     "u_impressions", "u_views", "u_completions", "u_likes", "u_dislikes",
     "u_completion_rate", "u_mean_completion",
     "uc_views", "uc_affinity", "uc_completion_rate",
     "creator_views", "creator_disliked",
+    *CROSS_COLUMNS,
 )  # fmt: skip
 """Numeric columns :func:`point_in_time_features` adds (raw, before any transform)."""
+
+VIDEO_STAT_FEATURES: dict[str, str] = {**{c: f"v_{c}" for c in COUNTS}, **{r: f"v_{r}" for r in RATES}}
+"""Video statistic (:data:`vidrec.features.video_stats.VIDEO_STATS_SCHEMA` column) -> feature column."""
 
 
 @dataclass(frozen=True)
@@ -98,13 +106,7 @@ class EventTables:
         meta = videos.select("video_id", "category", "creator_id")
         ev = ev.join(meta, on="video_id", how="left")
         e = pl.col("event")
-        counts = {
-            "impressions": (e == "impression").sum(),
-            "views": (e == "watch").sum(),
-            "completions": pl.col("completed").sum(),
-            "likes": (e == "like").sum(),
-            "dislikes": (e == "dislike").sum(),
-        }
+        counts = count_aggs()
         capped = pl.col("completion").clip(0.0, cfg.completion_cap).fill_null(0.0)
         watch = ev.filter(e == "watch")
         pairs = completed_pairs(events, videos, None, cfg.threshold).with_columns(pl.col("ts").cast(TIMESTAMP))
@@ -120,6 +122,7 @@ class EventTables:
             ),
         }
         tables["history"], tables["completions"] = _history_tables(pairs)
+        tables.update(build_cross_tables(ev, videos))
         n_cat = max(int(videos["category"].n_unique()), 1)
         return cls(cfg, tables, n_cat)
 
@@ -220,12 +223,16 @@ def _asof(left: pl.DataFrame, right: pl.DataFrame, keys: list[str], prefix: str,
 
 
 def _rate(count: str, total: str, prior: pl.Expr, weight: float) -> pl.Expr:
-    """Beta-binomial smoothing: ``(count + weight * prior) / (total + weight)``."""
-    return (pl.col(count) + weight * prior) / (pl.col(total) + weight).clip(lower_bound=1e-9)
+    """:func:`smoothed_rate` of two columns."""
+    return smoothed_rate(pl.col(count), pl.col(total), prior, weight)
 
 
 def point_in_time_features(
-    rows: pl.DataFrame, tables: EventTables, videos: pl.DataFrame, with_history: bool = False
+    rows: pl.DataFrame,
+    tables: EventTables,
+    videos: pl.DataFrame,
+    with_history: bool = False,
+    video_stats: pl.DataFrame | None = None,
 ) -> pl.DataFrame:
     """``rows`` (user_id, video_id, ts, any extra columns) with :data:`FEATURE_COLUMNS` added.
 
@@ -234,8 +241,15 @@ def point_in_time_features(
     unknown to ``tables`` get zero counts and prior rates. With ``with_history`` a
     ``history`` column (the user's last ``history_len`` completed videos before ts,
     most recent last) is added too. The row order of ``rows`` is kept.
+
+    ``video_stats`` (serving): the current statistics of every video in ``rows``
+    (``OnlineStore.get_video_stats``, counted and derived by the same code as the tables)
+    replace the tables' video counts and rates; the caller vouches that they are as of
+    the rows' ``ts``, so all rows must share one ``ts`` (a request's ``now``).
     """
     cfg = tables.config
+    if video_stats is not None and rows.height and rows["ts"].n_unique() > 1:
+        raise ValueError("video_stats are as of one time: give rows that share one ts (a request's now)")
     if tables.compacted_at is not None and rows.height:
         earliest = rows["ts"].min()
         if earliest <= tables.compacted_at:  # type: ignore[operator]
@@ -260,32 +274,53 @@ def point_in_time_features(
         ("user_creator", ["user_id", "creator_id"], "creator_", ["views", "dislikes"]),
         ("history", ["user_id"], "h_", ["rank"]),
     ]
+    if video_stats is not None:
+        reads = [r for r in reads if r[0] != "video"]
     for name, keys, prefix, cols in reads:
         df = _asof(df, t[name], keys, prefix, cols)
     counts = [prefix + c for _, _, prefix, cols in reads for c in cols]
-    df = _derive(df.with_columns(pl.col(c).fill_null(0).cast(pl.Float64) for c in counts), cfg, tables.n_categories)
+    df = df.with_columns(pl.col(c).fill_null(0).cast(pl.Float64) for c in counts)
+    if video_stats is not None:
+        df = _join_video_stats(df, video_stats)
+    df = _derive(df, cfg, tables.n_categories, video_rates_from_counts=video_stats is None)
     if with_history:
         df = _histories(df, t["completions"], cfg.history_len)
+    df = cross_features(df, t, videos, cfg.user_prior_weight)
     keep = [*rows.columns, *(c for c in FEATURE_COLUMNS if c not in rows.columns)]
     if with_history:
         keep.append("history")
     return df.sort("_row").select(keep)
 
 
-def _derive(df: pl.DataFrame, cfg: PointInTimeConfig, n_categories: int) -> pl.DataFrame:
-    """Rates, affinity and age from the raw as-of counts."""
+def _join_video_stats(df: pl.DataFrame, video_stats: pl.DataFrame) -> pl.DataFrame:
+    """Attach the given statistics as the ``v_`` count and rate columns; every row's video must have them."""
+    stats = video_stats.select(
+        "video_id", *(pl.col(c).cast(pl.Float64).alias(f) for c, f in VIDEO_STAT_FEATURES.items())
+    ).unique("video_id", keep="first")
+    out = df.join(stats, on="video_id", how="left", maintain_order="left")
+    missing = out.filter(pl.col("v_completion_rate").is_null())["video_id"].unique()
+    if len(missing):
+        raise ValueError(
+            f"video_stats lack {len(missing)} video(s) of the rows (e.g. {', '.join(missing.head(3).to_list())}): "
+            "read the statistics of every candidate video"
+        )
+    return out
+
+
+def _derive(
+    df: pl.DataFrame, cfg: PointInTimeConfig, n_categories: int, video_rates_from_counts: bool
+) -> pl.DataFrame:
+    """Rates, affinity and age from the raw as-of counts (video rates: unless given already)."""
     w, wu = cfg.prior_weight, cfg.user_prior_weight
     g_views = pl.col("g_views")
-    g_rate = {c: (pl.col(f"g_{c}") + 1.0) / (g_views + 2.0) for c in ("completions", "likes", "dislikes")}
     g_mean = (pl.col("g_completion_sum") + 0.5) / (g_views + 1.0)
-    u_rate = _rate("u_completions", "u_views", g_rate["completions"], wu)
+    u_rate = _rate("u_completions", "u_views", global_rate(pl.col("g_completions"), g_views), wu)
     cat_share = (pl.col("cat_views") + 1.0) / (g_views + n_categories)
-    age = (pl.col("ts") - pl.col("uploaded_at")).dt.total_seconds() / 86_400.0
+    if video_rates_from_counts:
+        rates = video_rates({c: pl.col(f"v_{c}") for c in COUNTS}, {c: pl.col(f"g_{c}") for c in COUNTS}, w)
+        df = df.with_columns(**{VIDEO_STAT_FEATURES[r]: e for r, e in rates.items()})
     return df.with_columns(
-        v_completion_rate=_rate("v_completions", "v_views", g_rate["completions"], w),
-        v_like_rate=_rate("v_likes", "v_views", g_rate["likes"], w),
-        v_dislike_rate=_rate("v_dislikes", "v_views", g_rate["dislikes"], w),
-        video_age_days=age.cast(pl.Float64).fill_null(0.0),
+        video_age_days=age_days(pl.col("ts"), pl.col("uploaded_at")).fill_null(0.0),
         duration_seconds=pl.col("duration_seconds").fill_null(0.0),
         u_completion_rate=u_rate,
         u_mean_completion=_rate("u_completion_sum", "u_views", g_mean, wu),

@@ -1,27 +1,152 @@
-"""Per-video engagement statistics as of a point in time, smoothed towards global priors.
+"""Per-video engagement statistics: counted from events, then derived into smoothed rates and age.
 
-Used by the trending generator and as features by the scoring stage.
+The two halves are separate because three places need them at different times and must
+agree exactly: :func:`video_stats` (batch, from an event log), the online store
+(:mod:`vidrec.features.store`, which keeps only the raw counts, merged event by event, and
+derives the rest per read) and the ranker's point-in-time features
+(:mod:`vidrec.features.point_in_time`, counts as of each example's time). Counting is
+:func:`count_aggs` / :func:`count_video_events`; deriving is :func:`derive_video_stats`,
+built from the expressions :func:`video_rates` and :func:`age_days`, which the
+point-in-time features use directly on their per-row counts.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import datetime
+from typing import Protocol
 
 import polars as pl
 
-from vidrec.data.schema import COMPLETION_THRESHOLD, with_derived
+from vidrec.data.schema import COMPLETION_THRESHOLD, TIMESTAMP, with_derived
 
 PRIOR_WEIGHT = 20.0
 """Pseudo-views of the global rate added to every video's rates (beta-binomial smoothing)."""
 
+COUNTS: tuple[str, ...] = ("impressions", "views", "completions", "likes", "dislikes")
+"""Raw per-video event counts, the only per-video values that are stored or accumulated."""
 
-def _as_of_lit(events: pl.DataFrame, videos: pl.DataFrame, as_of: datetime | None) -> pl.Expr:
-    """``as_of``, or the time of the last event (the upload time of the newest video if none)."""
-    dtype = videos.schema["uploaded_at"]
+RATES: dict[str, tuple[str, str]] = {
+    "completion_rate": ("completions", "views"),
+    "like_rate": ("likes", "views"),
+    "dislike_rate": ("dislikes", "views"),
+    "watch_rate": ("views", "impressions"),
+}
+"""Smoothed rates: each is a count divided by another count. The watch rate (share of
+impressions followed by a watch) is the exposure-corrected popularity where a log has
+impressions; without them it is the prior for every video."""
+
+VIDEO_STATS_SCHEMA: dict[str, pl.DataType] = {
+    "video_id": pl.String(),
+    **{c: pl.Int64() for c in COUNTS},
+    **{r: pl.Float64() for r in RATES},
+    "age_days": pl.Float64(),
+}
+"""Columns of :func:`video_stats`, :func:`derive_video_stats` and ``OnlineStore.get_video_stats``."""
+
+_DAY_US = 86_400e6
+
+
+class VideoStatsSource(Protocol):
+    """Anything that answers current video statistics by id (the online store does)."""
+
+    def get_video_stats(self, video_ids: list[str] | pl.Series, now: datetime | None = None) -> pl.DataFrame:
+        """One row per requested id, :data:`VIDEO_STATS_SCHEMA` columns, age at ``now``."""
+        ...
+
+
+# ---- counting ------------------------------------------------------------------------------
+
+
+def count_aggs() -> dict[str, pl.Expr]:
+    """Aggregations turning events with ``event`` and ``completed`` (``with_derived``) into :data:`COUNTS`."""
+    e = pl.col("event")
+    return {
+        "impressions": (e == "impression").sum().cast(pl.Int64),
+        "views": (e == "watch").sum().cast(pl.Int64),
+        "completions": pl.col("completed").sum().cast(pl.Int64),
+        "likes": (e == "like").sum().cast(pl.Int64),
+        "dislikes": (e == "dislike").sum().cast(pl.Int64),
+    }
+
+
+def count_video_events(
+    events: pl.DataFrame,
+    videos: pl.DataFrame,
+    as_of: datetime | None = None,
+    threshold: float = COMPLETION_THRESHOLD,
+) -> pl.DataFrame:
+    """``video_id, *COUNTS`` for every video with events strictly before ``as_of`` (all if None)."""
+    ev = events
     if as_of is not None:
-        return pl.lit(as_of).cast(dtype)
-    last = events["ts"].max() if events.height else videos["uploaded_at"].max()
-    return pl.lit(last).cast(dtype)
+        ev = ev.filter(pl.col("ts") < pl.lit(as_of).cast(ev.schema["ts"]))
+    return with_derived(ev, videos, threshold).group_by("video_id").agg(**count_aggs())
+
+
+# ---- deriving ------------------------------------------------------------------------------
+
+
+def global_rate(count_total: pl.Expr, views_total: pl.Expr) -> pl.Expr:
+    """The platform-wide rate every per-view rate shrinks towards, Laplace-smoothed (defined with no views)."""
+    return (count_total.cast(pl.Float64) + 1.0) / (views_total.cast(pl.Float64) + 2.0)
+
+
+def smoothed_rate(count: pl.Expr, total: pl.Expr, prior: pl.Expr, weight: float) -> pl.Expr:
+    """Beta-binomial smoothing ``(count + weight * prior) / (total + weight)``; the prior when both are 0."""
+    denominator = total.cast(pl.Float64) + weight
+    rate = (count.cast(pl.Float64) + weight * prior) / denominator
+    return pl.when(denominator > 0).then(rate).otherwise(prior)
+
+
+def video_rates(
+    counts: Mapping[str, pl.Expr], totals: Mapping[str, pl.Expr], prior_weight: float
+) -> dict[str, pl.Expr]:
+    """The :data:`RATES` of one video from its counts and the platform totals (both by :data:`COUNTS` name).
+
+    ``(count + prior_weight * global_rate) / (per + prior_weight)``, so that a video with
+    two views does not rank above one with two thousand. Watches beyond the impressions
+    (a log that misses some impressions) do not push the watch rate above 1.
+    """
+
+    def numerator(source: Mapping[str, pl.Expr], count: str, per: str) -> pl.Expr:
+        return pl.min_horizontal(source[count], source[per]) if per == "impressions" else source[count]
+
+    return {
+        rate: smoothed_rate(
+            numerator(counts, count, per), counts[per], global_rate(numerator(totals, count, per), totals[per]), prior_weight
+        )
+        for rate, (count, per) in RATES.items()
+    }
+
+
+def age_days(at: pl.Expr, uploaded_at: pl.Expr) -> pl.Expr:
+    """Days from upload to ``at`` (microsecond precision; null for an unknown upload time)."""
+    return ((at - uploaded_at).dt.total_microseconds() / _DAY_US).cast(pl.Float64)
+
+
+def derive_video_stats(
+    counts: pl.DataFrame,
+    as_of: datetime | None,
+    prior_weight: float = PRIOR_WEIGHT,
+    totals: Mapping[str, int] | None = None,
+) -> pl.DataFrame:
+    """:data:`VIDEO_STATS_SCHEMA` rows from raw counts: the one definition of rates and age.
+
+    ``counts`` is ``video_id, *COUNTS, uploaded_at`` (null counts are zeros; a null upload
+    time, a video outside the catalogue, gives a null age). ``totals`` are the platform-wide
+    sums of the counts, by default those of ``counts`` (right when it covers the catalogue).
+    Age is measured at ``as_of`` (null if None).
+    """
+    if not prior_weight >= 0:
+        raise ValueError(f"prior_weight must be non-negative, got {prior_weight}")
+    out = counts.with_columns(pl.col(c).fill_null(0).cast(pl.Int64) for c in COUNTS)
+    if totals is None:
+        totals = {c: int(out[c].sum()) for c in COUNTS}
+    total_exprs = {c: pl.lit(int(totals.get(c, 0)), dtype=pl.Int64) for c in COUNTS}
+    rates = video_rates({c: pl.col(c) for c in COUNTS}, total_exprs, prior_weight)
+    at = pl.lit(as_of, dtype=TIMESTAMP) if as_of is not None else pl.lit(None, dtype=TIMESTAMP)
+    age = age_days(at, pl.col("uploaded_at").cast(TIMESTAMP))
+    return out.with_columns(**rates, age_days=age).select(pl.col(c).cast(t) for c, t in VIDEO_STATS_SCHEMA.items())
 
 
 def video_stats(
@@ -33,41 +158,13 @@ def video_stats(
 ) -> pl.DataFrame:
     """One row per video of ``videos``: counts, smoothed rates and age, from events before ``as_of``.
 
-    Columns: ``video_id, impressions, views, completions, likes, dislikes,
-    completion_rate, like_rate, dislike_rate, age_days``. Rates are
-    ``(count + prior_weight * global_rate) / (views + prior_weight)`` so that a video
-    with two views does not rank above one with two thousand.
+    Columns :data:`VIDEO_STATS_SCHEMA`. Without ``as_of`` every event counts and age is
+    measured at the last event (the newest upload if there are none).
     """
     if prior_weight < 0:
         raise ValueError(f"prior_weight must be non-negative, got {prior_weight}")
-    ev = events
-    if as_of is not None:
-        ev = ev.filter(pl.col("ts") < pl.lit(as_of).cast(ev.schema["ts"]))
-    ev = with_derived(ev, videos, threshold)
-    e = pl.col("event")
-    counts = ev.group_by("video_id").agg(
-        impressions=(e == "impression").sum(),
-        views=(e == "watch").sum(),
-        completions=pl.col("completed").sum(),
-        likes=(e == "like").sum(),
-        dislikes=(e == "dislike").sum(),
-    )
-    count_cols = ["impressions", "views", "completions", "likes", "dislikes"]
-    out = videos.select("video_id", "uploaded_at").join(counts, on="video_id", how="left")
-    out = out.with_columns(pl.col(c).fill_null(0).cast(pl.Int64) for c in count_cols)
-    total_views = max(int(out["views"].sum()), 1)
-    rates = {
-        "completion_rate": "completions",
-        "like_rate": "likes",
-        "dislike_rate": "dislikes",
-    }
-    exprs = []
-    for rate, count in rates.items():
-        prior = float(out[count].sum()) / total_views
-        exprs.append(
-            ((pl.col(count) + prior_weight * prior) / (pl.col("views") + prior_weight))
-            .fill_nan(prior)
-            .alias(rate)
-        )
-    age = (_as_of_lit(events, videos, as_of) - pl.col("uploaded_at")).dt.total_seconds() / 86400.0
-    return out.with_columns(*exprs, age_days=age.cast(pl.Float64)).drop("uploaded_at")
+    counts = count_video_events(events, videos, as_of, threshold)
+    rows = videos.select("video_id", "uploaded_at").join(counts, on="video_id", how="left", maintain_order="left")
+    if as_of is None:
+        as_of = events["ts"].max() if events.height else videos["uploaded_at"].max()  # type: ignore[assignment]
+    return derive_video_stats(rows, as_of, prior_weight)

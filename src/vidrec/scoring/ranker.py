@@ -9,7 +9,9 @@ that latest slice. In a log without impressions the examples add, per watch, neg
 the two-tower retrieves for the user at that time (:mod:`vidrec.scoring.hard_negatives`):
 the kind of candidate the ranker re-sorts at serving. Serving: the same feature code as
 of ``now`` against event tables compacted at the end of training (:meth:`refresh`
-updates them); ``score`` is the value model (:mod:`vidrec.scoring.value`) of the heads.
+updates them), except the candidates' video statistics, which come from the online
+store when one is attached (:meth:`use_video_stats`), so a watch observed a moment ago
+counts; ``score`` is the value model (:mod:`vidrec.scoring.value`) of the heads.
 
 Leakage note: two-tower video vectors trained on the same period have seen every
 training example's interaction. Train the two-tower on events before a cutoff and
@@ -34,6 +36,7 @@ from vidrec.data.dataset import Dataset
 from vidrec.data.schema import TIMESTAMP
 from vidrec.errors import VidrecError
 from vidrec.features.point_in_time import EventTables, point_in_time_features
+from vidrec.features.video_stats import VideoStatsSource
 from vidrec.scoring.base import EmbeddingSource, Ranker
 from vidrec.scoring.calibration import Calibrator, cross_fitted, expected_calibration_error, log_loss, roc_auc
 from vidrec.scoring.config import RankerConfig
@@ -75,6 +78,7 @@ class MultiTaskRanker(Ranker):
         self.calibrators: dict[str, Calibrator] = {}  # per task with a head
         self.base_rates: dict[str, float] = {}  # per task without a head: its validation positive rate
         self.tables: EventTables | None = None
+        self.video_stats_source: VideoStatsSource | None = None  # serving: current video statistics
         self.embeddings: EmbeddingSource | None = None
         self.embedding_dim = 0
         self.cooc: CoOccurrence | None = None
@@ -198,6 +202,16 @@ class MultiTaskRanker(Ranker):
         self.tables = EventTables.build(events, videos, self.config.features).compact()
         return self
 
+    def use_video_stats(self, source: VideoStatsSource | None) -> Self:
+        """Read the candidates' video statistics from ``source`` (the online store) in :meth:`score`.
+
+        The store counts and derives them with the same code as the training features, and
+        takes new events incrementally, so no :meth:`refresh` is needed for them; its
+        ``prior_weight`` must be the ranker's. None goes back to the stored event tables.
+        """
+        self.video_stats_source = source
+        return self
+
     def predict(self, frame: pl.DataFrame) -> np.ndarray:
         """Calibrated P(completed) for a frame of point-in-time features (+ ``history`` with embeddings or similarity)."""
         return self.predict_matrix(self._matrix(frame))["p_complete"]
@@ -223,7 +237,10 @@ class MultiTaskRanker(Ranker):
             return candidates.with_columns(*(pl.lit(None, pl.Float64).alias(c) for c in [*columns, "score"]))
         rows = candidates.select("user_id", "video_id").with_columns(ts=pl.lit(now).cast(TIMESTAMP))
         history = self._needs_history(self.embeddings)
-        feats = point_in_time_features(rows, self.tables, videos, with_history=history)
+        stats = None
+        if self.video_stats_source is not None:
+            stats = self.video_stats_source.get_video_stats(rows["video_id"].unique(maintain_order=True), now=now)
+        feats = point_in_time_features(rows, self.tables, videos, with_history=history, video_stats=stats)
         if history:
             feats = _history_from_state(feats, users, self.config.features.history_len)
         probs = self.predict_matrix(self._matrix(feats))

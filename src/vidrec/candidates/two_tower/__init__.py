@@ -6,6 +6,7 @@ from vidrec.candidates.two_tower.data import Vocabulary, hash_ids
 from vidrec.candidates.two_tower.export import (
     load_video_embeddings,
     save_video_embeddings,
+    serving_user_inputs,
     user_embeddings,
     video_embeddings,
 )
@@ -27,6 +28,7 @@ __all__ = [
     "load_video_embeddings",
     "sampled_softmax_loss",
     "save_video_embeddings",
+    "serving_user_inputs",
     "user_embeddings",
     "video_embeddings",
 ]

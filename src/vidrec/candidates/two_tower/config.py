@@ -9,6 +9,7 @@ from typing import Any
 
 
 OBJECTIVES = ("binary", "sampled_softmax")
+HISTORY_POOLINGS = ("mean", "weighted", "attention")
 LOGQ_CORRECTIONS = ("streaming", "counts", "none")
 
 
@@ -27,6 +28,17 @@ class TwoTowerConfig:
     dropout: float = 0.0  # dropout inside the MLPs
     user_id_dropout: float = 0.2  # share of training examples whose user-id embedding is zeroed,
     # so the tower learns to read the history too (cold users and fresh histories rely on it)
+    # --- richer towers (defaults chosen on the ML-100K validation carve, see notes/two-tower-features.md) ---
+    history_pooling: str = "attention"  # "mean": masked mean; "weighted": learned weight per recency
+    # position (softmax over the filled slots); "attention": learned query over video + position embeddings
+    dislike_len: int = 0  # recent dislikes pooled as a separate (negative) signal; 0 = off
+    user_demographics: bool = False  # users-table columns (age_bucket, country, gender, occupation)
+    request_context: bool = False  # hour of day and day of week of the request (example time in training)
+    example_age: bool = False  # age of the training example (YouTube paper); 0 at serving
+    video_duration: bool = False  # log-spaced duration bucket in the video tower
+    video_language: bool = False  # language in the video tower (where the videos table has it)
+    video_id_dropout: float = 0.0  # share of training videos whose id embedding is zeroed, so
+    # the content path alone learns to place new videos (cold start)
     # --- objective ---
     objective: str = "sampled_softmax"  # "binary": interacted vs sampled negatives (sigmoid cross-entropy);
     # "sampled_softmax": softmax over the batch's other positives (+ uniform, + hard negatives)
@@ -80,7 +92,7 @@ class TwoTowerConfig:
             raise ValueError(
                 f"TwoTowerConfig.negatives_per_positive must be >= 0, got {self.negatives_per_positive}"
             )
-        for name in ("popularity_negative_share", "dropout", "user_id_dropout"):
+        for name in ("popularity_negative_share", "dropout", "user_id_dropout", "video_id_dropout"):
             value = getattr(self, name)
             if not 0.0 <= value <= 1.0 or (name != "popularity_negative_share" and value == 1.0):
                 raise ValueError(f"TwoTowerConfig.{name} must be in [0, 1), got {value}")
@@ -90,6 +102,12 @@ class TwoTowerConfig:
             if not getattr(self, name) > 0.0:
                 raise ValueError(f"TwoTowerConfig.{name} must be positive, got {getattr(self, name)}")
         self._validate_objective()
+        if self.history_pooling not in HISTORY_POOLINGS:
+            raise ValueError(
+                f"TwoTowerConfig.history_pooling must be one of {HISTORY_POOLINGS}, got {self.history_pooling!r}"
+            )
+        if self.dislike_len < 0:
+            raise ValueError(f"TwoTowerConfig.dislike_len must be >= 0 (0 = off), got {self.dislike_len}")
         if self.weight_decay < 0 or self.popularity_exponent < 0:
             raise ValueError("TwoTowerConfig.weight_decay and popularity_exponent must be >= 0")
         if self.val_min_interactions < 2 or self.threads < 0:

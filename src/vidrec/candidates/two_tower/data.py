@@ -8,7 +8,7 @@ so an unseen video or an empty history slot contributes nothing.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -16,6 +16,16 @@ import polars as pl
 import pyarrow as pa
 import torch
 
+from vidrec.candidates.two_tower.config import TwoTowerConfig
+from vidrec.candidates.two_tower.inputs import (
+    DEMOGRAPHIC_COLUMNS,
+    demographic_indices,
+    demographic_vocab,
+    duration_bucket,
+    example_age_bucket,
+    join_demographics,
+    time_context,
+)
 from vidrec.data.ids import IdMap
 from vidrec.data.schema import COMPLETION_THRESHOLD
 from vidrec.features.user_state import completed_pairs
@@ -50,37 +60,47 @@ def hash_ids(ids: pl.Series | list[str], buckets: int, n_functions: int = 1) -> 
 
 def padded_indices(lists: pl.Series, vocab: IdMap, width: int) -> np.ndarray:
     """Map a list[str] column to an int64 matrix (n, width) of shifted indices, keeping the
-    last ``width`` entries of each list; unknown ids and padding are 0."""
+    last ``width`` entries of each list right-aligned (the last column is the most recent,
+    as in :func:`history_before`); unknown ids and left padding are 0."""
     n = len(lists)
     out = np.zeros((n, width), dtype=np.int64)
     frame = pl.DataFrame({"v": lists.list.tail(width)}).with_row_index("row")
     flat = frame.explode("v").drop_nulls("v")
     if flat.height == 0:
         return out
-    flat = flat.with_columns(pos=pl.int_range(pl.len()).over("row"))
+    flat = flat.with_columns(pos=pl.int_range(pl.len()).over("row") + width - pl.len().over("row"))
     rows = flat["row"].to_numpy().astype(np.int64)
     out[rows, flat["pos"].to_numpy()] = vocab.to_index(flat["v"]) + 1
     return out
 
 
+_VOCABS = ("videos", "categories", "tags", "creators")
+
+
 @dataclass
 class Vocabulary:
-    """The id vocabularies of a trained model: videos, categories, tags and creators."""
+    """The id vocabularies of a trained model: videos, categories, tags, creators, languages
+    and one per demographic column of the users table."""
 
     videos: IdMap
     categories: IdMap
     tags: IdMap
     creators: IdMap
+    languages: IdMap = field(default_factory=lambda: IdMap([]))
+    user_fields: dict[str, IdMap] = field(default_factory=dict)
 
     @classmethod
-    def from_videos(cls, videos: pl.DataFrame) -> "Vocabulary":
-        """Build every vocabulary from the videos table (sorted, so it is repeatable)."""
+    def from_videos(cls, videos: pl.DataFrame, users: pl.DataFrame | None = None) -> "Vocabulary":
+        """Build every vocabulary from the videos (and users) tables (sorted, so it is repeatable)."""
         tags = videos["tags"].explode().drop_nulls().unique().sort()
+        languages = videos["language"].drop_nulls().unique().sort() if "language" in videos.columns else []
         return cls(
             videos=IdMap(videos["video_id"].unique(maintain_order=True)),
             categories=IdMap(videos["category"].drop_nulls().unique().sort()),
             tags=IdMap(tags),
             creators=IdMap(videos["creator_id"].drop_nulls().unique().sort()),
+            languages=IdMap(languages),
+            user_fields=demographic_vocab(users),
         )
 
     def video_index(self, ids: pl.Series | list[str]) -> np.ndarray:
@@ -88,24 +108,43 @@ class Vocabulary:
         return self.videos.to_index(ids) + 1
 
     def encode_videos(self, videos: pl.DataFrame, max_tags: int = 16) -> dict[str, torch.Tensor]:
-        """Video-tower inputs of each row of ``videos``: id, category, creator (n,), tags (n, T)."""
+        """Video-tower inputs of each row of ``videos``: id, category, creator, duration bucket,
+        language (n,) and tags (n, T); 0 wherever unknown or missing."""
+        language = (
+            self.languages.to_index(videos["language"]) + 1
+            if "language" in videos.columns else np.zeros(videos.height, dtype=np.int64)
+        )
         return {
             "video": torch.from_numpy(self.video_index(videos["video_id"])),
             "category": torch.from_numpy(self.categories.to_index(videos["category"]) + 1),
             "creator": torch.from_numpy(self.creators.to_index(videos["creator_id"]) + 1),
             "tags": torch.from_numpy(padded_indices(videos["tags"], self.tags, max_tags)),
+            "duration": torch.from_numpy(duration_bucket(videos["duration_seconds"])),
+            "language": torch.from_numpy(language),
         }
 
     def save(self, directory: str | Path) -> None:
-        """Write each vocabulary as ``vocab_<name>.parquet``."""
-        for name in ("videos", "categories", "tags", "creators"):
-            getattr(self, name).save(Path(directory) / f"vocab_{name}.parquet")
+        """Write each vocabulary as ``vocab_<name>.parquet`` (demographics as ``vocab_user_<col>``)."""
+        root = Path(directory)
+        for name in (*_VOCABS, "languages"):
+            getattr(self, name).save(root / f"vocab_{name}.parquet")
+        for name, vocab in self.user_fields.items():
+            vocab.save(root / f"vocab_user_{name}.parquet")
 
     @classmethod
     def load(cls, directory: str | Path) -> "Vocabulary":
-        """Read vocabularies written by :meth:`save`."""
-        names = ("videos", "categories", "tags", "creators")
-        return cls(**{n: IdMap.load(Path(directory) / f"vocab_{n}.parquet") for n in names})
+        """Read vocabularies written by :meth:`save` (older models without languages or
+        demographics load with those empty)."""
+        root = Path(directory)
+        out = cls(**{n: IdMap.load(root / f"vocab_{n}.parquet") for n in _VOCABS})
+        if (root / "vocab_languages.parquet").exists():
+            out.languages = IdMap.load(root / "vocab_languages.parquet")
+        out.user_fields = {
+            c: IdMap.load(root / f"vocab_user_{c}.parquet")
+            for c in DEMOGRAPHIC_COLUMNS
+            if (root / f"vocab_user_{c}.parquet").exists()
+        }
+        return out
 
 
 def interacted_pairs(events: pl.DataFrame) -> pl.DataFrame:
@@ -156,9 +195,17 @@ class Examples:
     video: torch.Tensor  # (N,) shifted index of the positive video
     users: IdMap  # dense user index -> user id
     interacted_keys: np.ndarray  # sorted user * (n_videos + 1) + video of every interacted pair
+    user_inputs: dict[str, torch.Tensor] = field(default_factory=dict)  # the enabled ones of
+    # dislikes (N, D), demographics (N, F), hour, dow, example_age (N,)
 
     def __len__(self) -> int:
         return len(self.user)
+
+    def user_batch(self, rows: np.ndarray | torch.Tensor) -> dict[str, torch.Tensor]:
+        """Every user-tower input of the given example rows (``TwoTowerModel.embed_users`` reads it)."""
+        rows = torch.as_tensor(rows)
+        out = {"user_buckets": self.user_buckets[rows], "history": self.history[rows]}
+        return out | {k: v[rows] for k, v in self.user_inputs.items()}
 
 
 def build_examples(
@@ -169,35 +216,79 @@ def build_examples(
     hash_buckets: int,
     hash_functions: int,
     threshold: float = COMPLETION_THRESHOLD,
+    config: TwoTowerConfig | None = None,
+    users: pl.DataFrame | None = None,
 ) -> Examples:
-    """Turn an event log into positive examples with point-in-time user histories."""
+    """Turn an event log into positive examples with point-in-time user histories.
+
+    With ``config``, the richer user inputs it enables are built too (dislikes strictly
+    before each example, demographics from ``users``, the example's hour/day and age).
+    """
     pos = interacted_pairs(events)
     pos = pos.with_columns(v=pl.Series(vocab.video_index(pos["video_id"]))).filter(pl.col("v") > 0)
     pos = pos.sort("user_id", "ts", "video_id")
-    users = IdMap(pos["user_id"].unique(maintain_order=True))
+    user_ids = IdMap(pos["user_id"].unique(maintain_order=True))
     comp = completed_pairs(events, videos, None, threshold)
     comp = comp.with_columns(
-        u=pl.Series(users.to_index(comp["user_id"])), v=pl.Series(vocab.video_index(comp["video_id"]))
+        u=pl.Series(user_ids.to_index(comp["user_id"])), v=pl.Series(vocab.video_index(comp["video_id"]))
     ).filter((pl.col("u") >= 0) & (pl.col("v") > 0))
-    user = users.to_index(pos["user_id"])
+    user = user_ids.to_index(pos["user_id"])
+    ts = pos["ts"].dt.epoch("us").to_numpy()
     history = history_before(
-        user,
-        pos["ts"].dt.epoch("us").to_numpy(),
-        comp["u"].to_numpy(),
-        comp["ts"].dt.epoch("us").to_numpy(),
-        comp["v"].to_numpy(),
-        history_len,
+        user, ts, comp["u"].to_numpy(), comp["ts"].dt.epoch("us").to_numpy(), comp["v"].to_numpy(), history_len
     )
     video = pos["v"].to_numpy().astype(np.int64)
     n_v = np.int64(len(vocab.videos) + 1)
+    extra = _example_user_inputs(pos, user, ts, user_ids, events, vocab, config, users) if config else {}
     return Examples(
         user=user,
         user_buckets=torch.from_numpy(hash_ids(pos["user_id"], hash_buckets, hash_functions)),
         history=torch.from_numpy(history),
         video=torch.from_numpy(video),
-        users=users,
+        users=user_ids,
         interacted_keys=np.unique(user * n_v + video),
+        user_inputs={k: torch.from_numpy(np.ascontiguousarray(a)) for k, a in extra.items()},
     )
+
+
+def dislikes_before(
+    events: pl.DataFrame, user: np.ndarray, ts: np.ndarray, user_ids: IdMap, vocab: Vocabulary, width: int
+) -> np.ndarray:
+    """(n, width) shifted indices of the videos each example's user disliked strictly before
+    its time (first dislike of each video), oldest first, left-padded with 0."""
+    # first dislike of each (user, video), as ``build_user_state``'s ``disliked`` serves it
+    dis = events.filter(pl.col("event") == "dislike").group_by("user_id", "video_id").agg(ts=pl.col("ts").min())
+    dis = dis.select(
+        u=pl.Series(user_ids.to_index(dis["user_id"])),
+        v=pl.Series(vocab.video_index(dis["video_id"])),
+        t=pl.col("ts").dt.epoch("us"),
+    ).filter((pl.col("u") >= 0) & (pl.col("v") > 0))
+    return history_before(user, ts, dis["u"].to_numpy(), dis["t"].to_numpy(), dis["v"].to_numpy(), width)
+
+
+def _example_user_inputs(
+    pos: pl.DataFrame,
+    user: np.ndarray,
+    ts: np.ndarray,
+    user_ids: IdMap,
+    events: pl.DataFrame,
+    vocab: Vocabulary,
+    config: TwoTowerConfig,
+    users: pl.DataFrame | None,
+) -> dict[str, np.ndarray]:
+    """The user-tower inputs ``config`` enables, one row per example (see ``inputs.py``)."""
+    out: dict[str, np.ndarray] = {}
+    if config.dislike_len:
+        out["dislikes"] = dislikes_before(events, user, ts, user_ids, vocab, config.dislike_len)
+    if config.user_demographics:
+        frame = join_demographics(pos.select("user_id"), users, vocab.user_fields)
+        out["demographics"] = demographic_indices(frame, vocab.user_fields)
+    if config.request_context:
+        out["hour"], out["dow"] = time_context(ts)
+    if config.example_age:
+        end = int(events["ts"].dt.epoch("us").max())
+        out["example_age"] = example_age_bucket(end - ts)
+    return out
 
 
 def is_interacted(keys: np.ndarray, n_videos: int, user: np.ndarray, video: np.ndarray) -> np.ndarray:
@@ -268,17 +359,15 @@ def iterate_batches(
     batch_size: int,
     rng: np.random.Generator,
 ) -> Iterator[dict[str, torch.Tensor]]:
-    """Shuffled tensor batches: user (B,) dense index, user_buckets, history, video (B,),
-    negatives and neg_valid (B, n)."""
+    """Shuffled tensor batches: user (B,) dense index, user_buckets, history, the enabled
+    user inputs, video (B,), negatives and neg_valid (B, n)."""
     order = torch.from_numpy(rng.permutation(len(examples)))
     neg_t, valid_t = torch.from_numpy(negatives), torch.from_numpy(valid)
     user_t = torch.tensor(examples.user, dtype=torch.long)
     for start in range(0, len(examples), batch_size):
         idx = order[start : start + batch_size]
-        yield {
+        yield examples.user_batch(idx) | {
             "user": user_t[idx],
-            "user_buckets": examples.user_buckets[idx],
-            "history": examples.history[idx],
             "video": examples.video[idx],
             "negatives": neg_t[idx],
             "neg_valid": valid_t[idx],

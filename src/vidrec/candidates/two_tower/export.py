@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from pathlib import Path
 
 import numpy as np
@@ -9,7 +10,9 @@ import polars as pl
 import torch
 
 from vidrec.candidates.two_tower.data import hash_ids, padded_indices
+from vidrec.candidates.two_tower.inputs import demographic_indices, epoch_us, time_context
 from vidrec.candidates.two_tower.model import TwoTowerModel
+from vidrec.data.schema import TIMESTAMP
 
 
 @torch.no_grad()
@@ -18,30 +21,60 @@ def video_embeddings(
 ) -> tuple[pl.Series, np.ndarray]:
     """Embed every row of ``videos`` from its own columns: (video_ids, float32 (n, d)).
 
-    Videos unknown to the model are embedded from category, tags and creator alone.
+    Videos unknown to the model are embedded from their content (category, tags, creator,
+    duration, language) alone.
     """
     model.eval()
     feats = model.vocab.encode_videos(videos, max_tags=model.video_tags.shape[1])
     out = np.empty((videos.height, model.config.embedding_dim), dtype=np.float32)
     for s in range(0, videos.height, batch_size):
         part = {k: v[s : s + batch_size] for k, v in feats.items()}
-        emb = model.video_tower(part["video"], part["category"], part["tags"], part["creator"])
-        out[s : s + batch_size] = emb.numpy()
+        out[s : s + batch_size] = model.video_tower(**part).numpy()
     return videos["video_id"], out
 
 
+def serving_user_inputs(
+    model: TwoTowerModel, user_state: pl.DataFrame, now: datetime | None = None
+) -> dict[str, np.ndarray]:
+    """The user-tower inputs of ``build_user_state`` rows at request time ``now``.
+
+    Dislikes come from ``disliked``; demographics from extra columns of the frame
+    (``age_bucket``, ``country`` ...; absent ones are unknown); hour and day of week from
+    ``now``, else from a per-row ``request_ts`` column (unknown without either); the example age is left out, which means zero.
+    """
+    cfg, n = model.config, user_state.height
+    out = {
+        "user_buckets": hash_ids(user_state["user_id"], cfg.user_hash_buckets, cfg.user_hash_functions),
+        "history": padded_indices(user_state["recent_completed"], model.vocab.videos, cfg.history_len),
+    }
+    if cfg.dislike_len and "disliked" in user_state.columns:
+        out["dislikes"] = padded_indices(
+            user_state["disliked"].fill_null([]), model.vocab.videos, cfg.dislike_len
+        )
+    if cfg.user_demographics:
+        out["demographics"] = demographic_indices(user_state, model.vocab.user_fields)
+    if cfg.request_context and (now is not None or "request_ts" in user_state.columns):
+        ts = (
+            np.full(n, epoch_us(now), dtype=np.int64) if now is not None
+            else user_state["request_ts"].cast(TIMESTAMP).dt.epoch("us").fill_null(0).to_numpy()
+        )
+        out["hour"], out["dow"] = time_context(ts)
+    return out
+
+
 @torch.no_grad()
-def user_embeddings(model: TwoTowerModel, user_state: pl.DataFrame, batch_size: int = 8192) -> np.ndarray:
-    """Embed users from their current state (``build_user_state`` rows): float32 (n, d)."""
+def user_embeddings(
+    model: TwoTowerModel, user_state: pl.DataFrame, batch_size: int = 8192, now: datetime | None = None
+) -> np.ndarray:
+    """Embed users from their current state (``build_user_state`` rows, optionally with
+    demographic columns) at request time ``now``: float32 (n, d)."""
     model.eval()
-    cfg = model.config
-    buckets = hash_ids(user_state["user_id"], cfg.user_hash_buckets, cfg.user_hash_functions)
-    history = padded_indices(user_state["recent_completed"], model.vocab.videos, cfg.history_len)
-    out = np.empty((user_state.height, cfg.embedding_dim), dtype=np.float32)
+    arrays = serving_user_inputs(model, user_state, now)
+    inputs = {k: torch.from_numpy(np.ascontiguousarray(v)) for k, v in arrays.items()}
+    out = np.empty((user_state.height, model.config.embedding_dim), dtype=np.float32)
     for s in range(0, user_state.height, batch_size):
-        b = torch.from_numpy(buckets[s : s + batch_size])
-        h = torch.from_numpy(history[s : s + batch_size])
-        out[s : s + batch_size] = model.user_tower(b, h).numpy()
+        part = {k: v[s : s + batch_size] for k, v in inputs.items()}
+        out[s : s + batch_size] = model.embed_users(part).numpy()
     return out
 
 

@@ -39,7 +39,7 @@ class HardNegativeMiner:
         was_training = model.training
         model.eval()
         ex, n1 = self.examples, np.int64(self.n_videos + 1)
-        u = model.user_tower(ex.user_buckets[self.rows], ex.history[self.rows])  # (U, d)
+        u = model.embed_users(ex.user_batch(self.rows))  # (U, d)
         v = model.catalogue_tower(torch.arange(1, self.n_videos + 1))  # (N, d)
         keys = ex.interacted_keys  # sorted user * (N + 1) + video
         for s in range(0, len(self.rows), chunk):

@@ -4,6 +4,7 @@ dot product, so retrieving O(hundreds) candidates from O(millions) is one inner-
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import torch
@@ -12,6 +13,17 @@ from torch.nn import functional as F
 
 from vidrec.candidates.two_tower.config import TwoTowerConfig
 from vidrec.candidates.two_tower.data import Vocabulary
+from vidrec.candidates.two_tower.inputs import N_AGE, N_DOW, N_DURATION, N_HOUR, USER_INPUTS
+
+
+def _or(x: torch.Tensor | None, default: torch.Tensor) -> torch.Tensor:
+    return default if x is None else x
+
+
+def masked_mean(emb: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """emb (B, H, d), mask (B, H) bool -> (B, d) mean of the filled slots (zeros if none)."""
+    m = mask.unsqueeze(-1).float()  # (B, H, 1)
+    return (emb * m).sum(1) / m.sum(1).clamp(min=1.0)
 
 
 def _mlp(in_dim: int, hidden: tuple[int, ...], out_dim: int, dropout: float) -> nn.Sequential:
@@ -25,70 +37,182 @@ def _mlp(in_dim: int, hidden: tuple[int, ...], out_dim: int, dropout: float) -> 
     return nn.Sequential(*layers)
 
 
-class TwoTowerModel(nn.Module):
-    """User tower: hashed user id + masked mean of completed-history videos -> MLP -> L2 norm.
-    Video tower: id + category + mean of tags + creator -> MLP -> L2 norm.
+class HistoryPooling(nn.Module):
+    """Pools a right-aligned history (B, H, d) into (B, d) by the configured rule.
 
-    Row 0 of every id table is "unknown/padding" and stays zero, so cold videos are
+    "mean": masked mean. "weighted": a learned logit per recency position, softmax over the
+    filled slots (starts as the mean). "attention": a learned query scores each video plus
+    its recency-position embedding, softmax over the filled slots.
+    """
+
+    def __init__(self, mode: str, width: int, d: int) -> None:
+        super().__init__()
+        self.mode = mode
+        if mode == "weighted":
+            self.position_logit = nn.Parameter(torch.zeros(width))
+        if mode == "attention":
+            self.position = nn.Parameter(torch.randn(width, d) * 0.05)
+            self.key = nn.Linear(d, d)
+            self.query = nn.Parameter(torch.randn(d) * 0.05)
+
+    def forward(self, emb: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """emb (B, H, d), mask (B, H) bool -> (B, d); all-empty rows give zeros."""
+        if self.mode == "mean":
+            return masked_mean(emb, mask)
+        width = emb.shape[1]
+        if self.mode == "weighted":
+            scores = self.position_logit[-width:].expand(emb.shape[0], -1)  # (B, H)
+        else:
+            x = emb + self.position[-width:]  # (B, H, d)
+            scores = torch.tanh(self.key(x)) @ self.query / emb.shape[-1] ** 0.5  # (B, H)
+            emb = x
+        weights = torch.softmax(scores.masked_fill(~mask, -1e9), dim=1) * mask  # (B, H)
+        return torch.einsum("bh,bhd->bd", weights, emb)
+
+
+class TwoTowerModel(nn.Module):
+    """User tower: hashed user id, pooled completed history (+ pooled recent dislikes,
+    demographics, request context, example age, as configured) -> MLP -> L2 norm.
+    Video tower: id + category + mean of tags + creator (+ duration bucket, language) -> MLP
+    -> L2 norm.
+
+    Row 0 of every table is "unknown/padding" and stays zero, so cold videos are
     embedded from their content and cold users from their history alone.
     """
 
     def __init__(self, config: TwoTowerConfig, vocab: Vocabulary, max_tags: int = 16) -> None:
         super().__init__()
         self.config, self.vocab = config, vocab
-        d = config.embedding_dim
-        self.user_hash = nn.Embedding(config.user_hash_buckets, d)
-        self.history = nn.Embedding(len(vocab.videos) + 1, d, padding_idx=0)
-        self.video_id = nn.Embedding(len(vocab.videos) + 1, d, padding_idx=0)
+        c, d = config, config.embedding_dim
+        n = len(vocab.videos) + 1
+        self.user_hash = nn.Embedding(c.user_hash_buckets, d)
+        self.history = nn.Embedding(n, d, padding_idx=0)
+        self.pooling = HistoryPooling(c.history_pooling, c.history_len, d)
+        self.video_id = nn.Embedding(n, d, padding_idx=0)
         self.category = nn.Embedding(len(vocab.categories) + 1, d, padding_idx=0)
         self.tags = nn.EmbeddingBag(len(vocab.tags) + 1, d, mode="mean", padding_idx=0)
         self.creator = nn.Embedding(len(vocab.creators) + 1, d, padding_idx=0)
-        self.user_mlp = _mlp(2 * d, config.user_hidden, d, config.dropout)
-        self.video_mlp = _mlp(4 * d, config.video_hidden, d, config.dropout)
-        for table in (self.user_hash, self.history, self.video_id, self.category, self.creator):
+        tables = [self.user_hash, self.history, self.video_id, self.category, self.creator]
+        zero_rows = [self.history, self.video_id, self.category, self.tags, self.creator]
+        user_parts, video_parts = 2, 4
+        if c.user_demographics:
+            self.demographics = nn.ModuleList(
+                nn.Embedding(len(v) + 1, d, padding_idx=0) for v in vocab.user_fields.values()
+            )
+            tables += list(self.demographics)
+            user_parts += 1
+        if c.dislike_len:
+            user_parts += 1  # dislikes pooled from the history table (mean)
+        if c.request_context:  # only the tables in use exist (DDP requires every parameter used)
+            self.hour = nn.Embedding(N_HOUR, d, padding_idx=0)
+            self.dow = nn.Embedding(N_DOW, d, padding_idx=0)
+            tables += [self.hour, self.dow]
+        if c.example_age:
+            self.age = nn.Embedding(N_AGE, d, padding_idx=0)
+            tables.append(self.age)
+        if c.request_context or c.example_age:
+            user_parts += 1  # one context vector: hour + day of week + example age
+        if c.video_duration:
+            self.duration = nn.Embedding(N_DURATION, d, padding_idx=0)
+            tables.append(self.duration)
+            video_parts += 1
+        if c.video_language:
+            self.language = nn.Embedding(len(vocab.languages) + 1, d, padding_idx=0)
+            tables.append(self.language)
+            video_parts += 1
+        self.user_mlp = _mlp(user_parts * d, c.user_hidden, d, c.dropout)
+        self.video_mlp = _mlp(video_parts * d, c.video_hidden, d, c.dropout)
+        for table in tables:
             nn.init.normal_(table.weight, std=0.05)
         nn.init.normal_(self.tags.weight, std=0.05)
         with torch.no_grad():
-            for table in (self.history, self.video_id, self.category, self.tags, self.creator):
+            for table in zero_rows + tables[5:]:
                 table.weight[0].zero_()
         # Per-video features of the catalogue, gathered by index during training.
-        n = len(vocab.videos) + 1
-        self.register_buffer("video_category", torch.zeros(n, dtype=torch.long))
-        self.register_buffer("video_creator", torch.zeros(n, dtype=torch.long))
+        for name in ("video_category", "video_creator", "video_duration", "video_language"):
+            self.register_buffer(name, torch.zeros(n, dtype=torch.long))
         self.register_buffer("video_tags", torch.zeros(n, max_tags, dtype=torch.long))
 
     def set_catalogue(self, features: dict[str, torch.Tensor]) -> None:
-        """Store each known video's category/creator/tags (from ``Vocabulary.encode_videos``)."""
+        """Store each known video's content features (from ``Vocabulary.encode_videos``)."""
         known = features["video"] > 0
         idx = features["video"][known]
-        self.video_category[idx] = features["category"][known]
-        self.video_creator[idx] = features["creator"][known]
+        for name in ("category", "creator", "duration", "language"):
+            if name in features:
+                getattr(self, f"video_{name}")[idx] = features[name][known]
         self.video_tags[idx] = features["tags"][known][:, : self.video_tags.shape[1]]
 
-    def user_tower(self, user_buckets: torch.Tensor, history: torch.Tensor) -> torch.Tensor:
-        """(B, n_hash), (B, H) -> (B, d) unit vectors."""
+    def user_tower(
+        self,
+        user_buckets: torch.Tensor,
+        history: torch.Tensor,
+        dislikes: torch.Tensor | None = None,
+        demographics: torch.Tensor | None = None,
+        hour: torch.Tensor | None = None,
+        dow: torch.Tensor | None = None,
+        example_age: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        """(B, n_hash), (B, H) [, (B, D), (B, F), (B,), (B,), (B,)] -> (B, d) unit vectors.
+
+        Optional inputs the config enables default to "unknown" (index 0) when not given;
+        a missing ``example_age`` means age zero, the serving value.
+        """
+        c, b = self.config, user_buckets.shape[0]
         u = self.user_hash(user_buckets).sum(dim=1)  # (B, d)
-        if self.training and self.config.user_id_dropout > 0:
-            keep = torch.rand(u.shape[0], 1) >= self.config.user_id_dropout  # (B, 1)
-            u = u * keep
-        mask = (history > 0).unsqueeze(-1).float()  # (B, H, 1)
-        pooled = (self.history(history) * mask).sum(1) / mask.sum(1).clamp(min=1.0)  # (B, d)
-        return F.normalize(self.user_mlp(torch.cat([u, pooled], dim=-1)), dim=-1)
+        if self.training and c.user_id_dropout > 0:
+            u = u * (torch.rand(b, 1) >= c.user_id_dropout)  # (B, d)
+        parts = [u, self.pooling(self.history(history), history > 0)]
+        if c.dislike_len:
+            dis = dislikes if dislikes is not None else torch.zeros(b, 1, dtype=torch.long)
+            parts.append(masked_mean(self.history(dis), dis > 0))
+        if c.user_demographics:
+            demo = torch.zeros(b, self.config.embedding_dim)
+            if demographics is not None:
+                for j, table in enumerate(self.demographics):
+                    demo = demo + table(demographics[:, j])
+            parts.append(demo)
+        if c.request_context or c.example_age:
+            zero = torch.zeros(b, dtype=torch.long)
+            ctx = torch.zeros(b, self.config.embedding_dim)
+            if c.request_context:
+                ctx = ctx + self.hour(_or(hour, zero)) + self.dow(_or(dow, zero))
+            if c.example_age:
+                ctx = ctx + self.age(_or(example_age, torch.ones(b, dtype=torch.long)))
+            parts.append(ctx)
+        return F.normalize(self.user_mlp(torch.cat(parts, dim=-1)), dim=-1)
+
+    def embed_users(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        """The user tower on a batch dict (``Examples.user_batch`` / ``iterate_batches`` rows)."""
+        keys = ("user_buckets", "history", *USER_INPUTS)
+        return self.user_tower(**{k: batch[k] for k in keys if k in batch})
 
     def video_tower(
-        self, video: torch.Tensor, category: torch.Tensor, tags: torch.Tensor, creator: torch.Tensor
+        self,
+        video: torch.Tensor,
+        category: torch.Tensor,
+        tags: torch.Tensor,
+        creator: torch.Tensor,
+        duration: torch.Tensor | None = None,
+        language: torch.Tensor | None = None,
     ) -> torch.Tensor:
-        """(B,), (B,), (B, T), (B,) -> (B, d) unit vectors."""
-        x = torch.cat(
-            [self.video_id(video), self.category(category), self.tags(tags), self.creator(creator)],
-            dim=-1,
-        )  # (B, 4d)
-        return F.normalize(self.video_mlp(x), dim=-1)
+        """(B,), (B,), (B, T), (B,) [, (B,), (B,)] -> (B, d) unit vectors."""
+        c = self.config
+        vid = self.video_id(video)  # (B, d)
+        if self.training and c.video_id_dropout > 0:
+            vid = vid * (torch.rand(vid.shape[0], 1) >= c.video_id_dropout)
+        parts = [vid, self.category(category), self.tags(tags), self.creator(creator)]
+        zero = torch.zeros_like(video)
+        if c.video_duration:
+            parts.append(self.duration(_or(duration, zero)))
+        if c.video_language:
+            parts.append(self.language(_or(language, zero)))
+        return F.normalize(self.video_mlp(torch.cat(parts, dim=-1)), dim=-1)  # (B, d)
 
     def catalogue_tower(self, video: torch.Tensor) -> torch.Tensor:
         """Video-tower output for known videos by shifted index (features from the catalogue)."""
         return self.video_tower(
-            video, self.video_category[video], self.video_tags[video], self.video_creator[video]
+            video, self.video_category[video], self.video_tags[video], self.video_creator[video],
+            self.video_duration[video], self.video_language[video],
         )
 
     def logits(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
@@ -96,7 +220,7 @@ class TwoTowerModel(nn.Module):
 
         The video tower runs once per distinct video in the batch.
         """
-        u = self.user_tower(batch["user_buckets"], batch["history"])  # (B, d)
+        u = self.embed_users(batch)  # (B, d)
         videos = torch.cat([batch["video"].unsqueeze(1), batch["negatives"]], dim=1)  # (B, 1+n)
         uniq, inverse = torch.unique(videos, return_inverse=True)
         v = self.catalogue_tower(uniq)[inverse]  # (B, 1+n, d)
@@ -118,8 +242,12 @@ class TwoTowerModel(nn.Module):
         if not (root / "model.pt").exists():
             raise FileNotFoundError(f"{root}: no two-tower model (model.pt) found there")
         state = torch.load(root / "model.pt", map_location="cpu", weights_only=True)
+        saved = json.loads((root / "config.json").read_text())
+        saved.setdefault("history_pooling", "mean")  # models saved before pooling modes used the mean
+        for name in ("video_duration", "video_language"):  # models saved before these features
+            state.setdefault(name, torch.zeros_like(state["video_category"]))
         model = cls(
-            TwoTowerConfig.load(root / "config.json"),
+            TwoTowerConfig.from_dict(saved),
             Vocabulary.load(root),
             max_tags=state["video_tags"].shape[1],
         )

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import datetime
+
 import numpy as np
 import polars as pl
 
@@ -36,12 +38,15 @@ class TwoTowerEmbeddings:
         )
         return self._vectors[rows]
 
-    def user_vectors(self, user_ids: pl.Series, histories: pl.Series) -> np.ndarray:
-        """float32 (n, d): the user tower on each user's completed history (most recent last)."""
+    def user_vectors(
+        self, user_ids: pl.Series, histories: pl.Series, now: datetime | None = None
+    ) -> np.ndarray:
+        """float32 (n, d): the user tower on each user's completed history (most recent last),
+        at request time ``now`` (hour/day context, when the model uses it)."""
         state = pl.DataFrame(
             {
                 "user_id": pl.Series(user_ids, dtype=pl.String),
                 "recent_completed": pl.Series(histories).cast(pl.List(pl.String)).fill_null([]),
             }
         )
-        return user_embeddings(self.model, state)
+        return user_embeddings(self.model, state, now=now)

@@ -97,7 +97,7 @@ class SoftmaxTask(Task):
         candidates = torch.cat([video, uniform, hard.reshape(-1)])
         uniq, inverse = torch.unique(candidates, return_inverse=True)
         v = model.catalogue_tower(uniq)  # (U, d)
-        u = model.user_tower(batch["user_buckets"], batch["history"])  # (B, d)
+        u = model.embed_users(batch)  # (B, d)
         v_shared, v_hard = v[inverse[: b + m]], v[inverse[b + m :]].reshape(b, -1, v.shape[1])
         logits = torch.cat([u @ v_shared.T, torch.einsum("bd,bhd->bh", u, v_hard)], dim=1)
         logits = logits / self.config.temperature  # (B, B + M + H)

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import copy
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -25,8 +25,9 @@ from vidrec.candidates.two_tower.data import (
     shifted_index_lists,
 )
 from vidrec.candidates.two_tower.export import user_embeddings
+from vidrec.candidates.two_tower.inputs import join_demographics
 from vidrec.candidates.two_tower.model import TwoTowerModel
-from vidrec.candidates.two_tower.tasks import Task, make_task
+from vidrec.candidates.two_tower.tasks import Batch, Task, make_task
 from vidrec.errors import DataError
 from vidrec.features.user_state import build_user_state
 
@@ -99,6 +100,33 @@ def validation_state(
     )
 
 
+class Parallel:
+    """The hooks through which the loop runs on several processes; these defaults (one
+    process) change nothing. ``distributed.DistributedParallel`` overrides them under torchrun."""
+
+    world_size = 1
+
+    def order_rng(self, rng: np.random.Generator, epoch: int) -> np.random.Generator:
+        """The generator shuffling an epoch's examples (under torchrun: the same on every rank)."""
+        return rng
+
+    def shard(self, batches: Iterator[Batch]) -> Iterator[Batch]:
+        """This process's part of each batch of ``world_size * batch_size`` examples."""
+        return batches
+
+    def step(self, model: TwoTowerModel, task: Task) -> Callable[[Batch], tuple[torch.Tensor, float]]:
+        """One step's (loss, weight) function; where the model gets wrapped for gradient sync."""
+        return lambda batch: task.loss(model, batch)
+
+    def total(self, loss_sum: float, weight: float) -> tuple[float, float]:
+        """An epoch's loss sum and weight over all processes."""
+        return loss_sum, weight
+
+    def recall(self, model: TwoTowerModel, state: pl.DataFrame, truth: pl.DataFrame, k: int) -> float:
+        """Validation recall@k, identical on every process (so early stopping agrees)."""
+        return recall_at_k(model, state, truth, k)
+
+
 def _mine_now(config: TwoTowerConfig, task: Task, epoch: int, batch_in_epoch: int, step: int) -> bool:
     """Re-mine hard negatives after the warm-up: at each epoch start, or every N steps."""
     if task.miner is None or epoch <= config.hard_negative_warmup_epochs:
@@ -116,6 +144,8 @@ def _train(
     epochs: int,
     evaluate: Callable[[TwoTowerModel], float] | None,
     log: Logger,
+    parallel: Parallel,
+    users: pl.DataFrame | None = None,
 ) -> tuple[TwoTowerModel, list[dict[str, float]], int]:
     """Train from a fresh seeded initialisation; keep the best epoch when ``evaluate`` is given."""
     torch.manual_seed(config.seed)
@@ -123,7 +153,8 @@ def _train(
     model = TwoTowerModel(config, vocab)
     model.set_catalogue(vocab.encode_videos(videos))
     ex = build_examples(
-        events, videos, vocab, config.history_len, config.user_hash_buckets, config.user_hash_functions
+        events, videos, vocab, config.history_len, config.user_hash_buckets, config.user_hash_functions,
+        config=config, users=users,
     )
     if len(ex) == 0:
         raise DataError("two-tower training: no watch or like events on known videos", "check the events table")
@@ -133,6 +164,7 @@ def _train(
     )
     task = make_task(config, ex, len(vocab.videos), rng)
     opt = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+    step_loss = parallel.step(model, task)
     stats: list[dict[str, float]] = []
     best, best_epoch, best_state, stale, step = -1.0, epochs, None, 0, 0
     for epoch in range(1, epochs + 1):
@@ -141,16 +173,19 @@ def _train(
         per_positive = config.negatives_per_positive if config.objective == "binary" else 0
         neg, valid = sampler.sample(ex.user, per_positive)
         total, weight = 0.0, 0.0
-        for i, batch in enumerate(iterate_batches(ex, neg, valid, config.batch_size, rng)):
+        order_rng = parallel.order_rng(rng, epoch)
+        batches = iterate_batches(ex, neg, valid, config.batch_size * parallel.world_size, order_rng)
+        for i, batch in enumerate(parallel.shard(batches)):
             if _mine_now(config, task, epoch, i, step):
                 task.miner.refresh(model)
-            loss, w = task.loss(model, batch)
+            loss, w = step_loss(batch)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
             total += float(loss.detach()) * w
             weight += w
             step += 1
+        total, weight = parallel.total(total, weight)
         secs = time.perf_counter() - t0
         row = {"epoch": epoch, "loss": total / weight, "seconds": secs, "examples_per_s": len(ex) / secs}
         if evaluate is not None:
@@ -176,44 +211,58 @@ def _train(
 
 
 def fit_two_tower(
-    events: pl.DataFrame, videos: pl.DataFrame, config: TwoTowerConfig | None = None, log: Logger = print
+    events: pl.DataFrame,
+    videos: pl.DataFrame,
+    config: TwoTowerConfig | None = None,
+    log: Logger = print,
+    parallel: Parallel | None = None,
+    users: pl.DataFrame | None = None,
 ) -> tuple[TwoTowerModel, TrainReport]:
     """Train a two-tower model on an event log and the videos table.
 
     With ``val_fraction > 0`` the epoch count is chosen by recall@``eval_k`` on each user's
     last interactions, then (``refit_full``) the model is retrained on all events for
     that many epochs, so the most recent interactions are not lost to validation.
+    ``parallel`` runs one shard per process under torchrun (see ``distributed.py``).
+    ``users`` (the users table) feeds the demographics when ``config.user_demographics``.
     """
     config = config or TwoTowerConfig()
     previous_threads = torch.get_num_threads()
     if config.threads:
         torch.set_num_threads(config.threads)
     try:
-        return _fit(events, videos, config, log)
+        return _fit(events, videos, config, log, parallel or Parallel(), users)
     finally:
         torch.set_num_threads(previous_threads)
 
 
 def _fit(
-    events: pl.DataFrame, videos: pl.DataFrame, config: TwoTowerConfig, log: Logger
+    events: pl.DataFrame, videos: pl.DataFrame, config: TwoTowerConfig, log: Logger, parallel: Parallel,
+    users: pl.DataFrame | None = None,
 ) -> tuple[TwoTowerModel, TrainReport]:
-    vocab = Vocabulary.from_videos(videos)
+    vocab = Vocabulary.from_videos(videos, users if config.user_demographics else None)
     report = TrainReport()
     t0 = time.perf_counter()
     if config.val_fraction > 0:
         fit, truth = carve_validation(events, config.val_fraction, config.val_min_interactions)
     if config.val_fraction > 0 and truth.height:
         state = validation_state(fit, videos, truth, config.history_len)
-        evaluate = lambda m: recall_at_k(m, state, truth, config.eval_k)  # noqa: E731
-        model, report.epochs, report.best_epoch = _train(fit, videos, vocab, config, config.epochs, evaluate, log)
+        # Richer user inputs: demographics, and requests at the end of the fit period (as served).
+        state = join_demographics(state, users, vocab.user_fields).with_columns(request_ts=fit["ts"].max())
+        evaluate = lambda m: parallel.recall(m, state, truth, config.eval_k)  # noqa: E731
+        model, report.epochs, report.best_epoch = _train(
+            fit, videos, vocab, config, config.epochs, evaluate, log, parallel, users
+        )
         report.best_recall = max(r["val_recall"] for r in report.epochs)
         report.seconds = time.perf_counter() - t0
         if config.refit_full:
             t1 = time.perf_counter()
             log(f"refit on all events for {report.best_epoch} epochs")
-            model, _, _ = _train(events, videos, vocab, config, report.best_epoch, None, log)
+            model, _, _ = _train(events, videos, vocab, config, report.best_epoch, None, log, parallel, users)
             report.refit_seconds = time.perf_counter() - t1
     else:
-        model, report.epochs, report.best_epoch = _train(events, videos, vocab, config, config.epochs, None, log)
+        model, report.epochs, report.best_epoch = _train(
+            events, videos, vocab, config, config.epochs, None, log, parallel, users
+        )
         report.seconds = time.perf_counter() - t0
     return model, report

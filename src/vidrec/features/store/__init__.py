@@ -11,8 +11,9 @@ from pathlib import Path
 from typing import Any
 
 from vidrec.features.store.base import OnlineStore, StoreConfig
-from vidrec.features.store.deltas import USER_STATE_SCHEMA, VIDEO_STATS_SCHEMA
+from vidrec.features.store.deltas import USER_STATE_SCHEMA
 from vidrec.features.store.sqlite import SQLiteStore
+from vidrec.features.video_stats import VIDEO_STATS_SCHEMA
 
 _REDIS_SCHEMES = ("redis://", "rediss://", "unix://")
 

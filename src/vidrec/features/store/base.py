@@ -6,7 +6,8 @@ scale. :class:`OnlineStore` keeps them materialised, updated incrementally by
 :meth:`OnlineStore.apply_events`, with the meaning of every feature defined once in
 :mod:`vidrec.features.user_state`, :mod:`vidrec.features.video_stats` and
 :mod:`vidrec.features.store.deltas`. Backends (embedded SQLite, shared Redis) only
-store and fetch raw mergeable values.
+store and fetch raw mergeable values; video rates and age are derived per read by
+:func:`vidrec.features.video_stats.derive_video_stats`, the code batch statistics use.
 """
 
 from __future__ import annotations
@@ -20,16 +21,9 @@ from typing import Any
 import numpy as np
 import polars as pl
 
-from vidrec.data.schema import COMPLETION_THRESHOLD
-from vidrec.features.store.deltas import (
-    Deltas,
-    assemble_user_state,
-    catalogue,
-    compute_deltas,
-    derive_video_stats,
-    from_us,
-)
-from vidrec.features.video_stats import PRIOR_WEIGHT
+from vidrec.data.schema import COMPLETION_THRESHOLD, TIMESTAMP
+from vidrec.features.store.deltas import Deltas, assemble_user_state, catalogue, compute_deltas, from_us
+from vidrec.features.video_stats import PRIOR_WEIGHT, derive_video_stats
 
 
 @dataclass(frozen=True)
@@ -120,10 +114,11 @@ class OnlineStore(ABC):
         distinct = list(dict.fromkeys(ids))
         rows = self._read_videos(distinct)
         as_of = now if now is not None else from_us(rows.last_event_us or rows.last_upload_us)
+        uploaded = pl.from_epoch(pl.col("uploaded_us"), time_unit="us").dt.replace_time_zone("UTC").cast(TIMESTAMP)
         counts = pl.DataFrame({"video_id": pl.Series(distinct, dtype=pl.String)}).join(
-            rows.counts, on="video_id", how="left", maintain_order="left"
+            rows.counts.with_columns(uploaded_at=uploaded), on="video_id", how="left", maintain_order="left"
         )
-        stats = derive_video_stats(counts, rows.totals, as_of, self.config.prior_weight)
+        stats = derive_video_stats(counts, as_of, self.config.prior_weight, rows.totals)
         if len(distinct) == len(ids):
             return stats
         order = pl.DataFrame({"video_id": pl.Series(ids, dtype=pl.String)})

@@ -1,8 +1,9 @@
-"""What a batch of events changes in the online store, and how stored values become features.
+"""What a batch of events changes in the online store, and how stored user values become features.
 
 Both backends write the same :class:`Deltas` and read back the same raw values, so the
-meaning of every feature lives here (and in :mod:`vidrec.features.user_state` /
-:mod:`vidrec.features.video_stats`, whose definitions these follow), never in a backend.
+meaning of every feature lives here and in :mod:`vidrec.features.user_state` /
+:mod:`vidrec.features.video_stats` (per-video counts are counted and derived by the
+latter's code), never in a backend.
 
 Everything the store keeps is *mergeable*: per (user, video, kind) the first time
 (merged with ``min``), and counts (merged with ``+``). So a batch applied now gives
@@ -19,14 +20,10 @@ import polars as pl
 
 from vidrec.data.schema import TIMESTAMP, with_derived
 from vidrec.features.user_state import STATE_SCHEMA, completed_pairs
+from vidrec.features.video_stats import COUNTS, count_aggs
 
 KINDS: tuple[str, ...] = ("seen", "watched", "completed", "disliked")
 """Per-user video sets, each ordered by the first time the user entered it."""
-
-COUNTS: tuple[str, ...] = ("impressions", "views", "completions", "likes", "dislikes")
-"""Per-video event counts (the raw columns of :func:`vidrec.features.video_stats`)."""
-
-RATES: dict[str, str] = {"completion_rate": "completions", "like_rate": "likes", "dislike_rate": "dislikes"}
 
 CATEGORY_FIELDS = ("views", "completions")  # watches of the category's videos, completed ones among them
 CREATOR_FIELDS = ("views", "dislikes")  # watches and dislikes of the creator's videos
@@ -40,14 +37,6 @@ USER_STATE_SCHEMA: dict[str, pl.DataType] = {
     "creator_affinity": CREATOR_AFFINITY,
 }
 """Columns of ``OnlineStore.get_user_state``: :data:`STATE_SCHEMA` plus the affinity counts."""
-
-VIDEO_STATS_SCHEMA: dict[str, pl.DataType] = {
-    "video_id": pl.String(),
-    **{c: pl.Int64() for c in COUNTS},
-    **{r: pl.Float64() for r in RATES},
-    "age_days": pl.Float64(),
-}
-"""Columns of ``OnlineStore.get_video_stats``, those of :func:`vidrec.features.video_stats`."""
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 
@@ -104,13 +93,7 @@ def compute_deltas(events: pl.DataFrame, videos: pl.DataFrame, threshold: float)
         .with_columns(kind=pl.lit("disliked")),
     ]  # fmt: skip
     firsts = pl.concat([p.select("user_id", "kind", "video_id", to_us("ts").alias("ts_us")) for p in parts])
-    video_counts = ev.group_by("video_id").agg(
-        impressions=(e == "impression").sum().cast(pl.Int64),
-        views=(e == "watch").sum().cast(pl.Int64),
-        completions=pl.col("completed").sum().cast(pl.Int64),
-        likes=(e == "like").sum().cast(pl.Int64),
-        dislikes=(e == "dislike").sum().cast(pl.Int64),
-    )
+    video_counts = ev.group_by("video_id").agg(**count_aggs())
     watches = ev.filter(e == "watch")
     category = watches.group_by("user_id", "category").agg(
         views=pl.len().cast(pl.Int64), completions=pl.col("completed").sum().cast(pl.Int64)
@@ -157,28 +140,6 @@ def _struct_lists(df: pl.DataFrame, key: str, fields: tuple[str, ...], name: str
         .group_by("user_id", maintain_order=True)
         .agg(pl.struct(key, *fields).alias(name))
     )
-
-
-def derive_video_stats(
-    counts: pl.DataFrame, totals: dict[str, int], as_of: datetime | None, prior_weight: float
-) -> pl.DataFrame:
-    """Smoothed rates and age from raw counts, as :func:`vidrec.features.video_stats` defines them.
-
-    ``counts`` is ``video_id, *COUNTS, uploaded_us`` (null upload time for ids not in the
-    catalogue: null age); ``totals`` are the catalogue-wide sums of the counts.
-    """
-    total_views = max(int(totals.get("views", 0)), 1)
-    exprs = []
-    for rate, count in RATES.items():
-        prior = float(totals.get(count, 0)) / total_views
-        exprs.append(
-            ((pl.col(count) + prior_weight * prior) / (pl.col("views") + prior_weight)).fill_nan(prior).alias(rate)
-        )
-    uploaded = pl.from_epoch(pl.col("uploaded_us"), time_unit="us").dt.replace_time_zone("UTC")
-    at = pl.lit(as_of).cast(TIMESTAMP) if as_of is not None else pl.lit(None, dtype=TIMESTAMP)
-    age = ((at - uploaded).dt.total_seconds() / 86400.0).cast(pl.Float64)
-    out = counts.with_columns(pl.col(c).fill_null(0).cast(pl.Int64) for c in COUNTS)
-    return out.with_columns(*exprs, age_days=age).select(pl.col(c).cast(t) for c, t in VIDEO_STATS_SCHEMA.items())
 
 
 def from_us(us: int | None) -> datetime | None:

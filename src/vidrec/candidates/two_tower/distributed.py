@@ -1,0 +1,255 @@
+"""Scale-out training of the two-tower model: the same loop as ``fit_two_tower``, one process
+per rank under ``torchrun``, gradients averaged by DistributedDataParallel.
+
+    torchrun --standalone --nproc_per_node=2 -m vidrec.candidates.two_tower.distributed \\
+        --data DATA_DIR --out MODEL_DIR [--set epochs=20 batch_size=512 ...]
+
+How the work is split (all ranks hold the whole event log; it is small next to the model):
+
+* Each epoch's examples are shuffled by a generator seeded with (seed, epoch), the same on
+  every rank; the loop cuts that order into global batches of ``world_size * batch_size``
+  and rank r trains on rows r, r + N, ... of each, so the ranks cover disjoint 1/N shards.
+  ``batch_size`` is therefore per rank. A last global batch smaller than N is skipped.
+* The loss runs inside ``_StepModule.forward``, so DDP's hooks see every tower call the task
+  makes (``logits``, ``user_tower``, ``catalogue_tower``) and all-reduce the gradients in
+  buckets while backward runs. DDP only syncs what runs under the wrapped ``forward``;
+  calling the towers directly on the bare model would silently train N diverging models.
+* Sampled softmax stays per rank: a positive competes with the other positives of its own
+  rank's batch (plus that rank's uniform and hard negatives), and the log-Q estimate is of
+  the per-rank stream, so the correction matches the negatives actually used. With N ranks
+  the in-batch negatives are those of a ``batch_size`` batch, not of the global batch.
+* Validation users are split across ranks; the (recall sum, user count) pairs are gathered
+  and summed in rank order, so every rank gets the bit-identical recall and takes the same
+  early-stopping decision. Only rank 0 logs and writes the model and report.
+
+Backend: gloo for CPU tensors; with CUDA present the group is ``cpu:gloo,cuda:nccl`` so CUDA
+tensors would go through NCCL (the training loop itself runs on CPU today).
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+import sys
+import time
+from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+import torch
+import torch.distributed as dist
+from torch import nn
+from torch.nn.parallel import DistributedDataParallel
+
+from vidrec.candidates.two_tower.config import TwoTowerConfig
+from vidrec.candidates.two_tower.model import TwoTowerModel
+from vidrec.candidates.two_tower.tasks import Batch, Task
+from vidrec.candidates.two_tower.train import Parallel, TrainReport, fit_two_tower, recall_at_k
+from vidrec.data.dataset import read_dataset
+from vidrec.errors import VidrecError
+
+REPORT_FILE = "train_report.json"
+
+
+def backend() -> str:
+    """gloo on CPU; NCCL for CUDA tensors when a GPU is present."""
+    return "cpu:gloo,cuda:nccl" if torch.cuda.is_available() else "gloo"
+
+
+def under_torchrun() -> bool:
+    """Whether torchrun (or any launcher setting the env:// variables) started this process."""
+    return all(k in os.environ for k in ("RANK", "WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT"))
+
+
+def shard_rows(batch: Batch, rank: int, world_size: int) -> Batch:
+    """Rows rank, rank + N, ... of every tensor of a global batch (the rank's disjoint part)."""
+    return {key: value[rank::world_size] for key, value in batch.items()}
+
+
+def shard_users(
+    state: pl.DataFrame, truth: pl.DataFrame, rank: int, world_size: int
+) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """The rank's validation users (every N-th row of ``state``) and their truth pairs."""
+    mine = state.gather_every(world_size, offset=rank) if rank < state.height else state.clear()
+    return mine, truth.join(mine.select("user_id"), on="user_id", how="semi")
+
+
+def parameter_checksum(model: nn.Module) -> str:
+    """SHA-256 of every parameter and buffer in name order: equal iff the ranks agree bit for bit."""
+    digest = hashlib.sha256()
+    for name, tensor in sorted(model.state_dict().items()):
+        digest.update(name.encode())
+        digest.update(tensor.detach().cpu().contiguous().numpy().tobytes())
+    return digest.hexdigest()
+
+
+class _StepModule(nn.Module):
+    """The task's loss as a ``forward``, so DDP hooks every tower call made for the step."""
+
+    def __init__(self, model: TwoTowerModel, task: Task) -> None:
+        super().__init__()
+        self.model = model
+        self.task = task  # a plain object, not a submodule: it holds no parameters
+
+    def forward(self, batch: Batch) -> tuple[torch.Tensor, float]:
+        return self.task.loss(self.model, batch)
+
+
+class DistributedParallel(Parallel):
+    """The training loop's hooks for one rank of an initialised process group.
+
+    Args:
+        seed: seeds the per-epoch shuffle shared by all ranks (pass the config's seed).
+        find_unused_parameters: let DDP tolerate parameters a step does not use (one extra
+            autograd-graph walk per step); today every parameter is used at every step.
+    """
+
+    def __init__(self, seed: int = 0, find_unused_parameters: bool = False) -> None:
+        if not dist.is_initialized():
+            raise RuntimeError("DistributedParallel needs a process group: call init_from_env() first")
+        self.rank, self.world_size = dist.get_rank(), dist.get_world_size()
+        self.seed, self.find_unused_parameters = seed, find_unused_parameters
+
+    def order_rng(self, rng: np.random.Generator, epoch: int) -> np.random.Generator:
+        return np.random.default_rng([self.seed, epoch])
+
+    def shard(self, batches: Iterator[Batch]) -> Iterator[Batch]:
+        for batch in batches:
+            if len(next(iter(batch.values()))) >= self.world_size:  # every rank gets a row
+                yield shard_rows(batch, self.rank, self.world_size)
+
+    def step(self, model: TwoTowerModel, task: Task) -> Callable[[Batch], tuple[torch.Tensor, float]]:
+        # Buffers (the catalogue's features) are identical on all ranks: synced once at init
+        # with the parameters, never per step.
+        return DistributedDataParallel(
+            _StepModule(model, task),
+            forward_sync_buffers=False,
+            find_unused_parameters=self.find_unused_parameters,
+        )
+
+    def total(self, loss_sum: float, weight: float) -> tuple[float, float]:
+        both = torch.tensor([loss_sum, weight], dtype=torch.float64)
+        dist.all_reduce(both)
+        return float(both[0]), float(both[1])
+
+    def recall(self, model: TwoTowerModel, state: pl.DataFrame, truth: pl.DataFrame, k: int) -> float:
+        mine, mine_truth = shard_users(state, truth, self.rank, self.world_size)
+        local = recall_at_k(model, mine, mine_truth, k) * mine.height if mine.height else 0.0
+        parts = gather((local, mine.height))
+        return sum(p[0] for p in parts) / max(sum(p[1] for p in parts), 1)
+
+
+def gather(value: object) -> list:
+    """Every rank's ``value`` (picklable), in rank order, on every rank."""
+    out: list = [None] * dist.get_world_size()
+    dist.all_gather_object(out, value)
+    return out
+
+
+def init_from_env() -> DistributedParallel | None:
+    """Join the process group torchrun describes in the environment; None when not under torchrun."""
+    if not under_torchrun():
+        return None
+    if not dist.is_initialized():
+        if torch.cuda.is_available():  # one GPU per local rank, for NCCL's collectives
+            torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")) % torch.cuda.device_count())
+        dist.init_process_group(backend())
+    return DistributedParallel()
+
+
+def fit_distributed(
+    events: pl.DataFrame,
+    videos: pl.DataFrame,
+    config: TwoTowerConfig,
+    log: Callable[[str], None] = print,
+    find_unused_parameters: bool = False,
+    users: pl.DataFrame | None = None,
+) -> tuple[TwoTowerModel, TrainReport, list[str]]:
+    """``fit_two_tower`` on this rank's shard; also returns every rank's parameter checksum.
+
+    Without torchrun it is the single-process ``fit_two_tower`` (one checksum).
+    """
+    if not under_torchrun():
+        model, report = fit_two_tower(events, videos, config, log, users=users)
+        return model, report, [parameter_checksum(model)]
+    init_from_env()
+    parallel = DistributedParallel(config.seed, find_unused_parameters)
+    quiet = log if parallel.rank == 0 else (lambda _: None)
+    model, report = fit_two_tower(events, videos, config, quiet, parallel, users=users)
+    return model, report, gather(parameter_checksum(model))
+
+
+def parse_overrides(pairs: Sequence[str]) -> dict[str, object]:
+    """``key=value`` config overrides; values are JSON where they parse, else strings."""
+    out: dict[str, object] = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise ValueError(f"config override {pair!r} is not key=value (for example epochs=10)")
+        try:
+            out[key] = json.loads(value)
+        except json.JSONDecodeError:
+            out[key] = value
+    return out
+
+
+def _write(
+    out: Path, model: TwoTowerModel, report: TrainReport, checksums: list[str], seconds: float
+) -> None:
+    """Rank 0's artifacts: the model (with its resolved config) and the training report."""
+    model.save(out)
+    summary = {
+        "world_size": len(checksums),
+        "backend": backend() if len(checksums) > 1 else "none",
+        "parameter_checksums": checksums,
+        "ranks_agree": len(set(checksums)) == 1,
+        "best_epoch": report.best_epoch,
+        "best_recall": report.best_recall,
+        "train_seconds": report.seconds,
+        "refit_seconds": report.refit_seconds,
+        "wall_seconds": seconds,
+        "epochs": report.epochs,
+    }
+    (out / REPORT_FILE).write_text(json.dumps(summary, indent=2))
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Train on a data directory and save the model; run it under torchrun to scale out."""
+    ap = argparse.ArgumentParser(
+        prog="python -m vidrec.candidates.two_tower.distributed", description=__doc__.splitlines()[0]
+    )
+    ap.add_argument("--data", type=Path, required=True, help="a vidrec data directory (events/videos/users.parquet)")
+    ap.add_argument("--out", type=Path, required=True, help="where rank 0 writes the model and train_report.json")
+    ap.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE", help="TwoTowerConfig overrides")
+    ap.add_argument("--find-unused-parameters", action="store_true", help="see DistributedParallel")
+    args = ap.parse_args(argv)
+    start = time.perf_counter()
+    try:
+        config = TwoTowerConfig.from_dict(parse_overrides(args.set))
+        ds = read_dataset(args.data)
+        model, report, checksums = fit_distributed(
+            ds.events, ds.videos, config, find_unused_parameters=args.find_unused_parameters, users=ds.users
+        )
+    except (ValueError, VidrecError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        if dist.is_initialized():
+            dist.destroy_process_group()
+        return 2
+    try:
+        rank = dist.get_rank() if dist.is_initialized() else 0
+        if rank == 0:
+            _write(args.out, model, report, checksums, time.perf_counter() - start)
+            print(f"saved {args.out} ({len(checksums)} process(es), ranks agree: {len(set(checksums)) == 1})")
+        if dist.is_initialized():
+            dist.barrier()  # no rank exits (tearing the group down) before rank 0 has written
+    finally:
+        if dist.is_initialized():
+            dist.destroy_process_group()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

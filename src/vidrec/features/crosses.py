@@ -1,0 +1,165 @@
+"""User x video-attribute affinities as of a point in time: the video's tags and language.
+
+The category affinity of :mod:`vidrec.features.point_in_time` is coarse: one category
+holds many topics, and a user who loves one of them is indifferent to the rest. Tags
+name the topic, so the user's history with a candidate's tags is the sharpest
+interest signal a log carries without a model. Language is the other attribute real
+platforms show strong per-user preferences for (a user rarely completes videos in a
+language they do not speak). Both follow the same recipe as every other point-in-time
+feature: cumulative counts per (key, ts), read with a strictly-before as-of join, and
+beta-binomial smoothing towards the population so a single view does not look like
+a passion.
+"""
+
+from __future__ import annotations
+
+import polars as pl
+
+from vidrec.features.video_stats import global_rate, smoothed_rate
+
+CROSS_TABLE_KEYS: dict[str, list[str]] = {
+    "user_tag": ["user_id", "tag"],
+    "tag": ["tag"],
+    "user_lang": ["user_id", "language"],
+    "lang": ["language"],
+}
+"""Tables this module adds to ``EventTables`` and the keys each one is cumulated over."""
+
+CROSS_COLUMNS: tuple[str, ...] = (
+    "u_watch_rate",
+    "ut_affinity_max", "ut_lift_max", "ut_completion_rate_max", "ut_watch_rate_max", "ut_watch_rate_mean",
+    "ul_affinity", "ul_completion_rate", "ul_watch_rate",
+)  # fmt: skip
+"""Features added per row. The user's exposure rate (share of impressions watched). Over the candidate's tags: the largest smoothed share of the user's views
+with that tag, its log-lift over the population's share, the user's smoothed completion
+rate on it, and the user's largest and mean watch rate when shown it. The same share,
+completion rate and watch rate for the video's language.
+
+Watch rates per impression are the unbiased interest signal where the log has
+impressions: a share of views also reflects what the platform chose to show. Without
+impressions (MovieLens) they are constant and the model ignores them."""
+
+
+def _cumulate(ev: pl.DataFrame, keys: list[str], aggs: dict[str, pl.Expr]) -> pl.DataFrame:
+    """Per (keys, ts): running totals up to and including ts, sorted by ts."""
+    per_ts = ev.group_by(*keys, "ts").agg(**aggs).sort(*keys, "ts")
+    return per_ts.with_columns(pl.col(c).cum_sum().over(keys) for c in aggs).sort("ts")
+
+
+def build_cross_tables(events: pl.DataFrame, videos: pl.DataFrame) -> dict[str, pl.DataFrame]:
+    """Cumulative impressions, views and completions per (user, tag), tag, (user, language), language.
+
+    ``events`` (impressions and watches are used) with a boolean ``completed``
+    column and ``ts`` in the canonical timestamp type. Videos without tags or language
+    simply add no rows.
+    """
+    base = events.filter(pl.col("event").is_in(["impression", "watch"])).select(
+        "user_id", "video_id", "ts", "event", "completed"
+    )
+    e = pl.col("event")
+    counts = {
+        "impressions": (e == "impression").sum().cast(pl.Int64),
+        "views": (e == "watch").sum().cast(pl.Int64),
+        "completions": pl.col("completed").fill_null(False).sum().cast(pl.Int64),
+    }
+    tags = videos.select("video_id", tag=pl.col("tags")).explode("tag").drop_nulls("tag")
+    tagged = base.join(tags, on="video_id", how="inner")
+    if "language" in videos.columns:
+        langs = videos.select("video_id", "language").drop_nulls("language")
+    else:
+        langs = pl.DataFrame(schema={"video_id": pl.String, "language": pl.String})
+    spoken = base.join(langs, on="video_id", how="inner")
+    return {
+        "user_tag": _cumulate(tagged, ["user_id", "tag"], counts),
+        "tag": _cumulate(tagged, ["tag"], {"views": counts["views"]}),
+        "user_lang": _cumulate(spoken, ["user_id", "language"], counts),
+        "lang": _cumulate(spoken, ["language"], {"views": counts["views"]}),
+    }
+
+
+def _asof(left: pl.DataFrame, right: pl.DataFrame, keys: list[str], prefix: str, cols: list[str]) -> pl.DataFrame:
+    """Attach ``cols`` of the last ``right`` row with ts strictly before each left row's ts (0 if none)."""
+    r = right.select(*keys, pl.col("ts").alias("_ts"), *[pl.col(c).alias(prefix + c) for c in cols])
+    out = left.join_asof(
+        r, left_on="ts", right_on="_ts", by=keys, strategy="backward",
+        allow_exact_matches=False, check_sortedness=False,
+    ).drop("_ts")  # fmt: skip
+    return out.with_columns(pl.col(prefix + c).fill_null(0).cast(pl.Float64) for c in cols)
+
+
+def _share(count: str, total: str, prior: pl.Expr, weight: float) -> pl.Expr:
+    return smoothed_rate(pl.col(count), pl.col(total), prior, weight)
+
+
+def _watch_rate(views: str, impressions: str, prior: pl.Expr, weight: float) -> pl.Expr:
+    """Smoothed share of impressions followed by a watch, as :func:`vidrec.features.video_stats.video_rates`."""
+    return smoothed_rate(pl.min_horizontal(pl.col(views), pl.col(impressions)), pl.col(impressions), prior, weight)
+
+
+def cross_features(
+    df: pl.DataFrame,
+    tables: dict[str, pl.DataFrame],
+    videos: pl.DataFrame,
+    user_prior_weight: float,
+) -> pl.DataFrame:
+    """``df`` with :data:`CROSS_COLUMNS` added, reading only events strictly before each row's ts.
+
+    ``df`` needs ``_row`` (a unique row id), ``user_id``, ``video_id``, ``ts``, and the
+    as-of counts and rates :func:`vidrec.features.point_in_time.point_in_time_features`
+    has already attached (``g_``/``u_``/``v_`` impressions and views, ``u_completion_rate``).
+    A video without tags (or language) gets the neutral values: share 0, lift 0 and the
+    user's overall rates.
+    """
+    w = user_prior_weight
+    g_rate = global_rate(pl.min_horizontal("g_views", "g_impressions"), pl.col("g_impressions"))
+    df = df.with_columns(u_watch_rate=_watch_rate("u_views", "u_impressions", g_rate, w))
+    has_lang = "language" in videos.columns
+    language = pl.col("language") if has_lang else pl.lit(None, pl.String).alias("language")
+    meta = videos.select("video_id", "tags", language)
+    need = df.select("_row", "user_id", "video_id", "ts", "u_views", "g_views", "u_completion_rate", "u_watch_rate")
+    x = need.join(meta, on="video_id", how="left", maintain_order="left")
+    n_tags = max(int(tables["tag"]["tag"].n_unique()), 1)
+    n_langs = max(int(tables["lang"]["language"].n_unique()), 1)
+    cols = ["impressions", "views", "completions"]
+
+    t = x.drop("language").rename({"tags": "tag"}).explode("tag").drop_nulls("tag").sort("ts")
+    t = _asof(t, tables["user_tag"], ["user_id", "tag"], "ut_", cols)
+    t = _asof(t, tables["tag"], ["tag"], "tag_", ["views"])
+    tag_share = (pl.col("tag_views") + 1.0) / (pl.col("g_views") + n_tags)
+    t = t.with_columns(_p=tag_share).with_columns(
+        _share=_share("ut_views", "u_views", pl.col("_p"), w),
+        _crate=_share("ut_completions", "ut_views", pl.col("u_completion_rate"), w),
+        _wrate=_watch_rate("ut_views", "ut_impressions", pl.col("u_watch_rate"), w),
+    )
+    per_row = t.group_by("_row").agg(
+        ut_affinity_max=pl.col("_share").max(),
+        ut_lift_max=((pl.col("_share") + 1e-6) / pl.col("_p")).log().max(),
+        ut_completion_rate_max=pl.col("_crate").max(),
+        ut_watch_rate_max=pl.col("_wrate").max(),
+        ut_watch_rate_mean=pl.col("_wrate").mean(),
+    )
+
+    lang = x.drop("tags").filter(pl.col("language").is_not_null()).sort("ts")
+    lang = _asof(lang, tables["user_lang"], ["user_id", "language"], "ul_", cols)
+    lang = _asof(lang, tables["lang"], ["language"], "lang_", ["views"])
+    lang_share = (pl.col("lang_views") + 1.0) / (pl.col("g_views") + n_langs)
+    lang = lang.select(
+        "_row",
+        ul_affinity=_share("ul_views", "u_views", lang_share, w),
+        ul_completion_rate=_share("ul_completions", "ul_views", pl.col("u_completion_rate"), w),
+        ul_watch_rate=_watch_rate("ul_views", "ul_impressions", pl.col("u_watch_rate"), w),
+    )
+    out = df.join(per_row, on="_row", how="left", maintain_order="left").join(
+        lang, on="_row", how="left", maintain_order="left"
+    )
+    rate, watch = pl.col("u_completion_rate"), pl.col("u_watch_rate")
+    return out.with_columns(
+        pl.col("ut_affinity_max").fill_null(0.0),
+        pl.col("ut_lift_max").fill_null(0.0),
+        pl.col("ut_completion_rate_max").fill_null(rate),
+        pl.col("ut_watch_rate_max").fill_null(watch),
+        pl.col("ut_watch_rate_mean").fill_null(watch),
+        pl.col("ul_affinity").fill_null(0.0),
+        pl.col("ul_completion_rate").fill_null(rate),
+        pl.col("ul_watch_rate").fill_null(watch),
+    )
