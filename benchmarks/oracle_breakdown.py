@@ -89,6 +89,7 @@ def main() -> None:
     train = read_dataset(root / "split" / "train")
     start = time.perf_counter()
     rec = Recommender.train(train, log=lambda m: None)
+    rec.save(root / "model")
     print(f"simulated platform: {cfg.users} users, {cfg.videos} videos, {cfg.days} days, "
           f"{cfg.impressions_per_user_day} impressions per user-day; {train.events.height:,} training events; "
           f"training {time.perf_counter() - start:.1f} s")

@@ -133,12 +133,13 @@ def cmd_ranker(root: Path, dataset: str, which: str) -> None:
     x, y, ts, xt, yt = data.x[:hold], data.y[:hold], data.ts[:hold], data.x[hold:], data.y[hold:]
     print(f"{dataset}/{which}: {len(data.y)} examples ({hold} to fit, {len(yt)} held out); "
           f"positive rates {dict(zip(LABELS, data.y.mean(0).round(4).tolist()))}")  # fmt: skip
-    rows, fit_s = [], {}
+    rows, fit_s, curves = [], {}, []
     for name, ov in VARIANTS.items():
         start = time.perf_counter()
         r = MultiTaskRanker(variant(base, ov)).fit_arrays(x, y, ts)
         fit_s[name] = time.perf_counter() - start
         rows += head_metrics(name, r.predict_matrix(xt), yt)
+        curves += reliability_series(name, r, xt, yt)
     cut = time_split(ts, base.val_fraction)
     scaler = Standardizer().fit(x[:cut])
     xs, xts = scaler(x), scaler(xt)
@@ -155,6 +156,7 @@ def cmd_ranker(root: Path, dataset: str, which: str) -> None:
         print(table.sort("head", "model"))
     print("fit seconds: " + json.dumps({k: round(v, 1) for k, v in fit_s.items()}))
     table.write_csv(root / dataset / f"ranker_{which}.csv")
+    plot_reliability(curves, dataset, which)
 
 
 def cmd_e2e(root: Path, dataset: str, which: str, variants: dict, baselines: bool) -> None:
@@ -212,6 +214,41 @@ def cmd_latency(root: Path, dataset: str, which: str, variants: dict) -> None:
             times.append(time.perf_counter() - start)
         ms = np.array(times[20:]) * 1e3
         print(f"{dataset} {name:24s} 500 candidates, one user: p50 {np.percentile(ms, 50):.1f} ms, p99 {np.percentile(ms, 99):.1f} ms")
+
+
+PLOTTED = ("mmoe", "mlp single head (default)")
+"""The models drawn in the reliability diagram (every model's ECE is in the table)."""
+
+
+def reliability_series(name: str, ranker: MultiTaskRanker, xt: np.ndarray, yt: np.ndarray) -> list:
+    """Raw and calibrated probabilities of each head ``ranker`` really has, for the reliability diagram."""
+    import plots
+
+    if name not in PLOTTED:
+        return []
+    with torch.no_grad():
+        raw = ranker.model.predict_proba(torch.from_numpy(ranker.scaler(xt))).numpy()  # (n, tasks)
+    cal = ranker.predict_matrix(xt)
+    tasks = list(ranker.config.tasks)  # the labels with a head, in the model's output order
+    out = []
+    for task in tasks:
+        head, y = HEADS[task], yt[:, LABELS.index(task)]
+        for stage, p in (("raw", raw[:, tasks.index(task)].astype(np.float64)), ("calibrated", cal[head])):
+            out.append(plots.Reliability(head, f"{name}, {stage}", p, y, expected_calibration_error(p, y)))
+    return out
+
+
+def plot_reliability(curves: list, dataset: str, which: str) -> None:
+    """Write docs/figures/scoring-reliability-DATA-SPLIT.png (skipped without matplotlib)."""
+    import plots
+
+    if not plots.available():
+        print("matplotlib is not installed (pip install vidrec[plots]); reliability diagram skipped")
+        return
+    name = {"sim": "simulated platform", "ml100k": "MovieLens 100K"}[dataset]
+    path = plots.reliability_diagram(curves, f"Reliability on held-out examples, {name} ({which} split; "
+                                     "ECE: 15 equal-width bins)", plots.FIGURES / f"scoring-reliability-{dataset}-{which}.png")
+    print(f"figure: {path}")
 
 
 def main() -> None:

@@ -60,7 +60,7 @@ def run(data: Path, out: Path, procs: int, threads: int, overrides: list[str]) -
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--ml100k", type=Path, default=Path("/work/shared/data/ml-100k"))
+    ap.add_argument("--ml100k", type=Path, default=Path(__file__).resolve().parents[2] / "shared/data/ml-100k")
     ap.add_argument("--epochs", type=int, default=4, help="epochs of each throughput run")
     ap.add_argument("--skip-early-stop", action="store_true", help="only the throughput runs")
     args = ap.parse_args()

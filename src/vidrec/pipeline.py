@@ -13,8 +13,9 @@ import time
 from dataclasses import replace
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Callable, Literal
+from typing import Any, Callable, Literal
 
+import numpy as np
 import polars as pl
 
 from vidrec.candidates.base import CandidateGenerator
@@ -25,6 +26,7 @@ from vidrec.candidates.fresh import FreshGenerator
 from vidrec.candidates.generators import TrendingGenerator, TwoTowerGenerator
 from vidrec.candidates.merge import merge_candidates
 from vidrec.candidates.two_tower.config import TwoTowerConfig
+from vidrec.candidates.two_tower.export import video_embeddings
 from vidrec.candidates.two_tower.model import TwoTowerModel
 from vidrec.candidates.two_tower.source import TwoTowerEmbeddings
 from vidrec.candidates.two_tower.train import fit_two_tower
@@ -33,7 +35,7 @@ from vidrec.data.dataset import Dataset
 from vidrec.reranking.base import ReRanker
 from vidrec.reranking.config import ReRankConfig
 from vidrec.reranking.reranker import DefaultReRanker
-from vidrec.scoring.base import Ranker
+from vidrec.scoring.base import EmbeddingSource, Ranker
 from vidrec.scoring.ranker import MLPRanker
 
 Stage = Literal["candidates", "scored", "final"]
@@ -74,8 +76,9 @@ class Pipeline:
         self.ranker = ranker
         self.reranker = reranker
         self.feature_model = feature_model
-        self._video_vectors: TwoTowerEmbeddings | None = None
+        self._video_vectors: TwoTowerEmbeddings | WithUploads | None = None
         self.timings: dict[str, float] = {}
+        self.unavailable = pl.Series("video_id", [], dtype=pl.String)  # never nominated, whatever a generator keeps
 
     @classmethod
     def fit(cls, train: Dataset, config: PipelineConfig | None = None, log: Logger = print) -> "Pipeline":
@@ -101,13 +104,46 @@ class Pipeline:
         timings["scoring"] = time.perf_counter() - t0
         pipe = cls(config, generators, ranker, DefaultReRanker(config.rerank), feature_model)
         pipe.timings = timings
+        pipe.unavailable = _unavailable(train.videos)
         return pipe
 
     def candidates(self, users: pl.DataFrame, now: datetime) -> pl.DataFrame:
         """Stage 1: every generator nominates, the merger deduplicates and attributes."""
         cc = self.config.candidates
         frames = [g.generate(users, cc.per_generator, now) for g in self.generators]
+        if len(self.unavailable):  # removed videos never leave stage 1, even from a generator without a hook
+            gone = self.unavailable.implode()
+            frames = [f.filter(~pl.col("video_id").is_in(gone)) for f in frames]
         return merge_candidates(frames, quotas=cc.quotas, target=cc.target)
+
+    def add_videos(self, videos: pl.DataFrame) -> None:
+        """Make new uploads (validated catalogue rows) retrievable and scorable at once, no retraining.
+
+        Generators with an ``add_videos`` hook take them (the two-tower embeds them from
+        their content and adds them to its index; fresh and creators put them on their
+        shelves); the ranker's and the diversity's embeddings are extended the same way.
+        """
+        if videos.height == 0:
+            return
+        for gen in self.generators:
+            hook = getattr(gen, "add_videos", None)
+            if hook is not None:
+                hook(videos)
+        source = getattr(self.ranker, "embeddings", None)
+        if self.feature_model is not None and source is not None:
+            self.ranker.embeddings = WithUploads.extend(source, self.feature_model, videos)  # type: ignore[attr-defined]
+        if self._video_vectors is not None:
+            self._video_vectors = WithUploads.extend(self._video_vectors, self._video_vectors.model, videos)
+        self.unavailable = pl.concat([self.unavailable, _unavailable(videos)]).unique()  # uploaded unavailable
+
+    def remove_videos(self, video_ids: pl.Series | list[str]) -> None:
+        """Take videos off the platform: no stage returns them from the next request on."""
+        ids = pl.Series("video_id", video_ids, dtype=pl.String)
+        for gen in self.generators:
+            hook = getattr(gen, "remove_videos", None)
+            if hook is not None:
+                hook(ids)
+        self.unavailable = pl.concat([self.unavailable, ids]).unique()
 
     def run(
         self,
@@ -151,7 +187,7 @@ class Pipeline:
         )  # fmt: skip
         return _finish(final.with_columns(score=pl.col("final_score")))
 
-    def video_vectors(self, videos: pl.DataFrame) -> TwoTowerEmbeddings | None:
+    def video_vectors(self, videos: pl.DataFrame) -> TwoTowerEmbeddings | WithUploads | None:
         """The retrieval two-tower's video embeddings (for diversity), computed once."""
         if self._video_vectors is None:
             model = next((g.model for g in self.generators if isinstance(g, TwoTowerGenerator)), None)
@@ -185,7 +221,9 @@ class Pipeline:
         embeddings = TwoTowerEmbeddings(feature_model, videos) if feature_model else None
         ranker = MLPRanker.load(root / "scoring" / "ranker", embeddings, value=config.ranker.value)
         rerank_cfg = ReRankConfig.load(root / "reranking" / "config.json")
-        return cls(config, generators, ranker, DefaultReRanker(rerank_cfg), feature_model)
+        pipe = cls(config, generators, ranker, DefaultReRanker(rerank_cfg), feature_model)
+        pipe.unavailable = _unavailable(videos)
+        return pipe
 
 
 def _new_generator(name: str, config: PipelineConfig, log: Logger) -> CandidateGenerator:
@@ -202,6 +240,55 @@ def _feature_config(config: PipelineConfig, generators: list[CandidateGenerator]
         if isinstance(gen, TwoTowerGenerator) and report is not None and report.best_epoch:
             return replace(config.two_tower, val_fraction=0.0, epochs=report.best_epoch)
     return config.two_tower
+
+
+class WithUploads:
+    """An embedding source plus vectors of videos uploaded after it was built (same model).
+
+    Implements ``scoring.base.EmbeddingSource``: uploads are embedded once, from their
+    content, by the model that embedded the rest; everything else is the base's answer.
+    """
+
+    def __init__(self, base: EmbeddingSource, model: TwoTowerModel, ids: pl.Series, vectors: np.ndarray) -> None:
+        self.base, self.model = base, model
+        self._lookup = pl.DataFrame({"video_id": pl.Series(ids, dtype=pl.String), "row": np.arange(len(ids))})
+        self._vectors = vectors  # (n_uploads, d)
+
+    @classmethod
+    def extend(cls, source: EmbeddingSource, model: TwoTowerModel, videos: pl.DataFrame) -> "WithUploads":
+        """``source`` with ``videos`` embedded by ``model`` (later rows win over earlier ones)."""
+        ids, vectors = video_embeddings(model, videos)
+        if isinstance(source, WithUploads):
+            ids = pl.concat([source._lookup["video_id"], ids])
+            vectors = np.vstack([source._vectors, vectors])
+            source = source.base
+        return cls(source, model, ids, vectors)
+
+    @property
+    def dim(self) -> int:
+        return int(self.base.dim)
+
+    def video_vectors(self, video_ids: pl.Series) -> np.ndarray:
+        """float32 (n, d): uploads' own vectors, the base's for the rest."""
+        out = np.asarray(self.base.video_vectors(video_ids), dtype=np.float32).copy()
+        rows = (
+            pl.DataFrame({"video_id": pl.Series(video_ids, dtype=pl.String)})
+            .join(self._lookup.unique("video_id", keep="last"), on="video_id", how="left", maintain_order="left")["row"]
+            .fill_null(-1)
+            .to_numpy()
+        )
+        hit = rows >= 0
+        out[hit] = self._vectors[rows[hit]]
+        return out
+
+    def user_vectors(self, user_ids: pl.Series, histories: pl.Series, **context: Any) -> np.ndarray:
+        """The base's user tower (uploads change no user)."""
+        return self.base.user_vectors(user_ids, histories, **context)
+
+
+def _unavailable(videos: pl.DataFrame) -> pl.Series:
+    """Ids of the catalogue's unavailable (removed) videos."""
+    return videos.filter(~pl.col("available"))["video_id"].rename("video_id")
 
 
 def _source_scores(cands: pl.DataFrame) -> list[pl.Expr]:

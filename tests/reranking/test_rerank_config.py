@@ -12,8 +12,9 @@ from vidrec.reranking import ReRankConfig
 def test_defaults_match_the_documented_values() -> None:
     cfg = ReRankConfig()
     assert (cfg.fresh_boost, cfg.fresh_half_life_days) == (0.2, 7.0)
-    assert (cfg.creator_cap, cfg.creator_window, cfg.creator_backfill) == (2, 10, True)
-    assert (cfg.diversity, cfg.diversity_weight, cfg.min_fresh, cfg.fresh_days) == ("dpp", 0.1, 1, 7.0)
+    assert (cfg.creator_cap, cfg.creator_window, cfg.creator_backfill) == (3, 10, True)
+    assert (cfg.diversity, cfg.diversity_weight, cfg.min_fresh, cfg.fresh_days) == ("dpp", 0.02, 1, 7.0)
+    assert cfg.greedy_pool == 100
     assert (cfg.calibration_weight, cfg.fair_min_share, cfg.rewatch_after_days) == (0.0, 0.0, None)
     assert (cfg.fatigue_filter_days, cfg.fatigue_recover_days, cfg.fatigue_floor) == (14.0, 140.0, 0.2)
 
@@ -88,7 +89,7 @@ def test_a_config_saved_before_the_new_knobs_still_loads(tmp_path) -> None:
     path = tmp_path / "old.json"
     path.write_text(json.dumps({"creator_backfill": True, "creator_cap": 2, "creator_window": 10,
                                 "fresh_boost": 0.2, "fresh_half_life_days": 7.0}))
-    assert ReRankConfig.load(path) == ReRankConfig()
+    assert ReRankConfig.load(path) == ReRankConfig(creator_cap=2)  # the saved value wins, the rest default
 
 
 def test_new_knobs_round_trip_through_json(tmp_path) -> None:

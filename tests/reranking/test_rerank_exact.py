@@ -11,7 +11,7 @@ from tests.reranking.rerank_frames import NOW, old, scored_frame, users_frame, v
 from vidrec.reranking import DefaultReRanker, ReRankConfig
 
 NO_CAP = ReRankConfig(creator_cap=None, diversity="none", min_fresh=0)
-NO_FRESH = ReRankConfig(fresh_boost=0.0, diversity="none", min_fresh=0)
+NO_FRESH = ReRankConfig(fresh_boost=0.0, creator_cap=2, diversity="none", min_fresh=0)
 NOBODY = users_frame({})
 
 
@@ -90,7 +90,7 @@ def test_a_slate_the_cap_cannot_fill_is_backfilled_or_left_short() -> None:
     out = DefaultReRanker(NO_FRESH).rerank(scored, NOBODY, videos, NOW, k=5)
     assert slate_of(out) == ["a0", "a1", "b0", "a2", "a3"]
     assert out["adjustments"].to_list()[3:] == [["creator_cap:relaxed"]] * 2
-    strict = ReRankConfig(fresh_boost=0.0, creator_backfill=False, diversity="none", min_fresh=0)
+    strict = ReRankConfig(fresh_boost=0.0, creator_cap=2, creator_backfill=False, diversity="none", min_fresh=0)
     assert slate_of(DefaultReRanker(strict).rerank(scored, NOBODY, videos, NOW, k=5)) == ["a0", "a1", "b0"]
 
 

@@ -47,3 +47,12 @@ class CatalogueRecommender:
 
     def known_video(self, video_id: str) -> bool:
         return video_id in self.scores
+
+    def add_videos(self, videos: pl.DataFrame, strict: bool = False) -> pl.DataFrame:
+        for v in videos["video_id"].to_list():
+            self.scores[v] = 0.0
+        return pl.DataFrame()
+
+    def remove_videos(self, video_ids: list[str]) -> int:
+        gone = [v for v in video_ids if self.scores.pop(v, None) is not None]
+        return len(gone)

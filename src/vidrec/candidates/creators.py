@@ -67,6 +67,32 @@ class CreatorsGenerator(CandidateGenerator):
         self._fitted_at = now
         return self
 
+    def add_videos(self, videos: pl.DataFrame) -> None:
+        """New uploads join their creator's shelf at once, valued by the new-upload bonus alone.
+
+        Their age is measured at the fit clock (as every shelf value is), so an upload
+        after fit counts as brand new: no watches yet, the full bonus.
+        """
+        if self._videos is None or self._fitted_at is None:
+            raise not_fitted("CreatorsGenerator")
+        cfg = self.config
+        fresh = cfg.new_upload_bonus * decay(age_days("uploaded_at", self._fitted_at), cfg.new_upload_half_life_days)
+        new = (
+            catalogue(videos)
+            .filter(pl.col("available"))
+            .join(self._videos, on="video_id", how="anti")
+            .with_columns(value=fresh)
+        )
+        self._videos = pl.concat([self._videos, new], how="vertical_relaxed").sort(
+            ["creator_id", "value", "video_id"], descending=[False, True, False]
+        )
+
+    def remove_videos(self, video_ids: pl.Series | list[str]) -> None:
+        """Never nominate these videos again (removed from the platform)."""
+        if self._videos is not None:
+            gone = pl.Series(video_ids, dtype=pl.String).implode()
+            self._videos = self._videos.filter(~pl.col("video_id").is_in(gone))
+
     def generate(self, users: pl.DataFrame, k: int, now: datetime) -> pl.DataFrame:
         check_k(k)
         if self._videos is None:

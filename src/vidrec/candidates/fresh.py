@@ -67,6 +67,7 @@ class FreshGenerator(CandidateGenerator):
     def __init__(self, config: FreshConfig | None = None) -> None:
         self.config = config or FreshConfig()
         self._videos: pl.DataFrame | None = None  # catalogue + quality (smoothed completion rate)
+        self._prior = 0.0  # the catalogue's completion rate: the quality of a video nobody watched yet
         self._fitted_at: datetime | None = None
 
     def fit(self, train: Dataset, now: datetime) -> Self:
@@ -83,8 +84,22 @@ class FreshGenerator(CandidateGenerator):
             .with_columns(quality=pl.col("quality").fill_nan(prior).fill_null(prior))
             .drop("n", "c")
         )
+        self._prior = prior
         self._fitted_at = now
         return self
+
+    def add_videos(self, videos: pl.DataFrame) -> None:
+        """New uploads enter the pool at once, at the prior quality (nobody watched them yet)."""
+        if self._videos is None:
+            raise not_fitted("FreshGenerator")
+        new = catalogue(videos).join(self._videos, on="video_id", how="anti")
+        self._videos = pl.concat([self._videos, new.with_columns(quality=pl.lit(self._prior))], how="vertical_relaxed")
+
+    def remove_videos(self, video_ids: pl.Series | list[str]) -> None:
+        """Never nominate these videos again (removed from the platform)."""
+        if self._videos is not None:
+            gone = pl.col("video_id").is_in(pl.Series(video_ids, dtype=pl.String).implode())
+            self._videos = self._videos.with_columns(available=pl.col("available") & ~gone)
 
     def generate(self, users: pl.DataFrame, k: int, now: datetime) -> pl.DataFrame:
         check_k(k)
@@ -117,11 +132,16 @@ class FreshGenerator(CandidateGenerator):
     def save(self, directory: str | Path) -> Path:
         if self._videos is None or self._fitted_at is None:
             raise not_fitted("FreshGenerator")
-        return save_state(Path(directory), self.config, self._fitted_at, {"videos": self._videos})
+        prior = pl.DataFrame({"prior": [self._prior]})
+        return save_state(Path(directory), self.config, self._fitted_at, {"videos": self._videos, "prior": prior})
 
     @classmethod
     def load(cls, directory: str | Path) -> Self:
         config, fitted_at, frames = load_state(Path(directory))
         gen = cls(FreshConfig(**config))
         gen._videos, gen._fitted_at = frames["videos"], fitted_at
+        if "prior" in frames:
+            gen._prior = float(frames["prior"]["prior"][0])
+        elif gen._videos.height:  # saved before the prior was: unwatched videos all hold it
+            gen._prior = float(gen._videos["quality"].mode().sort()[0])
         return gen

@@ -9,7 +9,7 @@ import polars as pl
 from vidrec.reranking.base import ADJUSTMENTS, REMOVED_REASON, ReRanker, check_inputs
 from vidrec.reranking.config import ReRankConfig
 from vidrec.reranking.diversity import BLOCKED, CAP_CODE, POS, cap_creators, order_by_score
-from vidrec.reranking.fairness import protected_creators
+from vidrec.reranking.fairness import creator_watches, protected_creators
 from vidrec.reranking.filters import (
     CATALOGUE_COLUMNS,
     CREATOR,
@@ -27,6 +27,7 @@ from vidrec.reranking.history import (
     creator_fatigue,
     dislike_times,
     rewatchable,
+    user_events,
 )
 from vidrec.reranking.slate import CAPPED, IS_FAIR, IS_FRESH, SLATE_CODES, VideoVectors, select_slates
 
@@ -55,6 +56,7 @@ class DefaultReRanker(ReRanker):
 
     def __init__(self, config: ReRankConfig | None = None) -> None:
         self.config = config or ReRankConfig()
+        self._protected: tuple[tuple, pl.DataFrame] | None = None  # (inputs it was computed from, result)
 
     def rerank(
         self,
@@ -69,8 +71,10 @@ class DefaultReRanker(ReRanker):
     ) -> pl.DataFrame:
         """See :meth:`ReRanker.rerank`; removed rows (debug) come after each user's slate."""
         check_inputs(scored, users, videos, now, k)
-        if events is not None:
+        log = events
+        if events is not None:  # one columnar scan of the log; every later step reads the few rows left
             check_events(events)
+            events = user_events(events, scored["user_id"], now)
         cfg = self.config
         frame = scored
         if ADJUSTMENTS not in scored.columns:
@@ -80,7 +84,7 @@ class DefaultReRanker(ReRanker):
         boosted = _adjust(apply_freshness(allowed, now, cfg.fresh_boost, cfg.fresh_half_life_days))
         ordered = order_by_score(boosted)
         if cfg.uses_slate_greedy:
-            flagged = _flag(ordered, videos, events, now, cfg)
+            flagged = _flag(ordered, self._protected_creators(videos, log, now), now, cfg)
             pool = select_slates(flagged, users, videos, k, cfg, video_vectors)
             slate = pool.filter(pl.col("rank").is_not_null())
             leftover = None
@@ -118,6 +122,34 @@ class DefaultReRanker(ReRanker):
         allowed, removed = split_removed(removal_reason(joined, users, rewatch))
         return mark_rewatch(allowed, users, rewatch), removed
 
+    def _protected_creators(
+        self, videos: pl.DataFrame, log: pl.DataFrame | None, now: datetime
+    ) -> pl.DataFrame | None:
+        """Small or new creators (fairness minimum), from the whole log: kept until an input changes.
+
+        The statistic is global (every creator's watches), so it is computed once per
+        (log, catalogue, time, settings) rather than on every request; a new log object
+        (``Recommender.observe`` appends events) recomputes it on the next request.
+        """
+        cfg = self.config
+        if cfg.fair_min_share <= 0:
+            return None
+        key = (log, videos, now, cfg.small_creator_quantile, cfg.new_creator_days)
+        cached = self._protected
+        if cached is not None and all(map(_same, cached[0], key)):
+            return cached[1]
+        watches = creator_watches(log, videos, now) if log is not None else None
+        guarded = protected_creators(videos, watches, now, cfg.small_creator_quantile, cfg.new_creator_days)
+        self._protected = (key, guarded)
+        return guarded
+
+
+def _same(a: object, b: object) -> bool:
+    """Frames match only when they are the same object (no content scan); other values by equality."""
+    if isinstance(a, pl.DataFrame) or isinstance(b, pl.DataFrame):
+        return a is b
+    return bool(a == b)
+
 
 def _adjust(frame: pl.DataFrame) -> pl.DataFrame:
     """Apply the fatigue factor to ``final_score`` (a negative score moves away from zero)."""
@@ -125,15 +157,12 @@ def _adjust(frame: pl.DataFrame) -> pl.DataFrame:
     return frame.with_columns((fs - fs.abs() * (1.0 - pl.col(FATIGUE))).alias("final_score"))
 
 
-def _flag(
-    ordered: pl.DataFrame, videos: pl.DataFrame, events: pl.DataFrame | None, now: datetime, cfg: ReRankConfig
-) -> pl.DataFrame:
+def _flag(ordered: pl.DataFrame, guarded: pl.DataFrame | None, now: datetime, cfg: ReRankConfig) -> pl.DataFrame:
     """Add the fresh and protected-creator flags the slate minimums count."""
     fresh = (upload_age_days(pl.col(UPLOADED), now) < cfg.fresh_days).fill_null(False)
     out = ordered.with_columns(fresh.alias(IS_FRESH))
-    if cfg.fair_min_share <= 0:
+    if guarded is None:
         return out.with_columns(pl.lit(False).alias(IS_FAIR))
-    guarded = protected_creators(videos, events, now, cfg.small_creator_quantile, cfg.new_creator_days)
     guarded = guarded.select(pl.col("creator_id").alias(CREATOR), pl.col("protected").alias(IS_FAIR))
     out = out.join(guarded, on=CREATOR, how="left", maintain_order="left")
     return out.with_columns(pl.col(IS_FAIR).fill_null(False))

@@ -8,7 +8,7 @@ from vidrec import __version__
 from vidrec.serving.deps import RecommenderLike
 from vidrec.serving.errors import install_error_handlers
 from vidrec.serving.event_store import EventStore
-from vidrec.serving.routers import events, health, recommendations
+from vidrec.serving.routers import events, health, recommendations, videos
 
 
 def create_app(recommender: RecommenderLike, store: EventStore) -> FastAPI:
@@ -25,6 +25,6 @@ def create_app(recommender: RecommenderLike, store: EventStore) -> FastAPI:
     app.state.recommender = recommender
     app.state.event_store = store
     install_error_handlers(app)
-    for router in (health, recommendations, events):
+    for router in (health, recommendations, events, videos):
         app.include_router(router)
     return app

@@ -34,6 +34,15 @@ class RecommenderLike(Protocol):
         """Whether ``video_id`` is in the catalogue the recommender serves from."""
         ...
 
+    def add_videos(self, videos: pl.DataFrame, strict: bool = False) -> pl.DataFrame:
+        """Add uploads (canonical videos rows) to the catalogue, retrievable from the next
+        ``recommend``; ``strict`` refuses the whole batch if a row is invalid."""
+        ...
+
+    def remove_videos(self, video_ids: list[str]) -> int:
+        """Take videos off: no later ``recommend`` returns them. Returns how many were available."""
+        ...
+
 
 def get_recommender(request: Request) -> RecommenderLike:
     """The recommender the app was created with."""

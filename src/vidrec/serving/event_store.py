@@ -1,9 +1,11 @@
-"""Durable storage of the events the service receives, before anything else sees them.
+"""Durable storage of the events and catalogue changes the service receives, kept first.
 
 The HTTP service writes every accepted event here first, so a restart loses nothing:
 the next retraining reads :meth:`EventStore.all_events`, and a fresh process can
-rebuild user state from it. SQLite in WAL mode gives crash-safe commits without a
-server process, and lets readers proceed while a writer commits.
+rebuild user state from it. Uploaded and removed videos are kept the same way (tables
+``uploads`` and ``removals``) and replayed on start, before the events. SQLite in WAL mode
+gives crash-safe commits without a server process, and lets readers proceed while a
+writer commits.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ import threading
 from abc import ABC, abstractmethod
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import Iterator
 
 import polars as pl
 
@@ -33,6 +36,27 @@ CREATE TABLE IF NOT EXISTS events (
 CREATE INDEX IF NOT EXISTS events_user_ts ON events (user_id, ts_us);
 CREATE INDEX IF NOT EXISTS events_ts ON events (ts_us);
 """
+_CATALOGUE_SQL = """
+CREATE TABLE IF NOT EXISTS uploads (
+    seq              INTEGER PRIMARY KEY AUTOINCREMENT,
+    video_id         TEXT    NOT NULL UNIQUE CHECK (length(video_id) > 0),
+    creator_id       TEXT    NOT NULL,
+    category         TEXT    NOT NULL,
+    tags_json        TEXT    NOT NULL,                -- {"tags": [...]}
+    duration_seconds REAL    NOT NULL CHECK (duration_seconds > 0),
+    uploaded_us      INTEGER NOT NULL,
+    available        INTEGER NOT NULL,
+    title            TEXT,
+    language         TEXT
+);
+CREATE TABLE IF NOT EXISTS removals (
+    seq      INTEGER PRIMARY KEY AUTOINCREMENT,
+    video_id TEXT    NOT NULL,
+    at_us    INTEGER NOT NULL
+);
+"""
+_TAGS_JSON = pl.Struct({"tags": pl.List(pl.String)})
+_UPLOAD_COLUMNS = "video_id, creator_id, category, tags_json, duration_seconds, uploaded_us, available, title, language"
 _COLUMNS = "user_id, video_id, ts_us, event, watch_seconds"
 _INSERT_SQL = f"INSERT INTO events ({_COLUMNS}) VALUES (?, ?, ?, ?, ?)"
 
@@ -51,6 +75,22 @@ class EventStore(ABC):
     @abstractmethod
     def all_events(self, since: datetime | None = None) -> pl.DataFrame:
         """Every event (with ``ts >= since`` when given), oldest first."""
+
+    @abstractmethod
+    def append_videos(self, videos: pl.DataFrame) -> int:
+        """Store uploaded videos (canonical videos rows) durably, all or none; return how many."""
+
+    @abstractmethod
+    def uploaded_videos(self) -> pl.DataFrame:
+        """Every stored upload, in arrival order (canonical videos columns)."""
+
+    @abstractmethod
+    def append_removals(self, video_ids: list[str], at: datetime) -> int:
+        """Store that these videos were taken off at ``at``."""
+
+    @abstractmethod
+    def removed_videos(self) -> list[str]:
+        """Every video id ever taken off, in arrival order (distinct)."""
 
     def close(self) -> None:
         """Release the store's resources (no-op by default)."""
@@ -86,7 +126,7 @@ class SQLiteEventStore(EventStore):
         )
         self._conn.execute("PRAGMA journal_mode=WAL")
         self._conn.execute("PRAGMA synchronous=FULL")  # a commit survives power loss too
-        self._conn.executescript(_SCHEMA_SQL)
+        self._conn.executescript(_SCHEMA_SQL + _CATALOGUE_SQL)
 
     def append(self, events: pl.DataFrame) -> int:
         """Insert all rows in one transaction; a bad row rolls back the whole batch."""
@@ -123,6 +163,74 @@ class SQLiteEventStore(EventStore):
 
     def events_for_user(self, user_id: str) -> pl.DataFrame:
         return self._query("WHERE user_id = ? ORDER BY ts_us, seq", (user_id,))
+
+    def append_videos(self, videos: pl.DataFrame) -> int:
+        """Insert all uploads in one transaction; an id stored before rolls the batch back."""
+        if videos.height == 0:
+            return 0
+        cols = videos.select(
+            pl.col("video_id").cast(pl.String),
+            pl.col("creator_id").cast(pl.String),
+            pl.col("category").cast(pl.String),
+            pl.struct(pl.col("tags").cast(pl.List(pl.String)).fill_null([])).struct.json_encode().alias("tags_json"),
+            pl.col("duration_seconds").cast(pl.Float64),
+            pl.col("uploaded_at").cast(TIMESTAMP).dt.epoch("us"),
+            pl.col("available").cast(pl.Int64),
+            *(
+                pl.col(c).cast(pl.String) if c in videos.columns else pl.lit(None, pl.String).alias(c)
+                for c in ("title", "language")
+            ),
+        )
+        rows = zip(*(cols[c].to_list() for c in cols.columns))
+        sql = f"INSERT INTO uploads ({_UPLOAD_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
+        self._transaction(sql, rows, "uploads")
+        return videos.height
+
+    def uploaded_videos(self) -> pl.DataFrame:
+        with self._lock:
+            rows = self._conn.execute(f"SELECT {_UPLOAD_COLUMNS} FROM uploads ORDER BY seq").fetchall()
+        raw = pl.DataFrame(
+            rows,
+            schema={"video_id": pl.String, "creator_id": pl.String, "category": pl.String, "tags_json": pl.String,
+                    "duration_seconds": pl.Float64, "uploaded_us": pl.Int64, "available": pl.Int64,
+                    "title": pl.String, "language": pl.String},
+            orient="row",
+        )  # fmt: skip
+        return raw.select(
+            "video_id",
+            "creator_id",
+            "category",
+            pl.col("tags_json").str.json_decode(_TAGS_JSON).struct.field("tags"),
+            "duration_seconds",
+            pl.from_epoch("uploaded_us", time_unit="us").dt.replace_time_zone("UTC").alias("uploaded_at"),
+            pl.col("available").cast(pl.Boolean),
+            "title",
+            "language",
+        )
+
+    def append_removals(self, video_ids: list[str], at: datetime) -> int:
+        rows = [(str(v), _to_micros(at)) for v in video_ids]
+        self._transaction("INSERT INTO removals (video_id, at_us) VALUES (?, ?)", iter(rows), "removals")
+        return len(rows)
+
+    def removed_videos(self) -> list[str]:
+        with self._lock:
+            rows = self._conn.execute("SELECT video_id FROM removals ORDER BY seq").fetchall()
+        return list(dict.fromkeys(r[0] for r in rows))
+
+    def _transaction(self, sql: str, rows: Iterator[tuple], what: str) -> None:
+        """Run one ``executemany`` atomically; a constraint failure is a readable ValueError."""
+        with self._lock:
+            try:
+                self._conn.execute("BEGIN IMMEDIATE")
+                self._conn.executemany(sql, rows)
+                self._conn.execute("COMMIT")
+            except sqlite3.IntegrityError as exc:
+                self._conn.execute("ROLLBACK")
+                raise ValueError(f"{what} refused by the store ({exc})") from None
+            except BaseException:
+                self._conn.execute("ROLLBACK")
+                raise
 
     def all_events(self, since: datetime | None = None) -> pl.DataFrame:
         if since is None:

@@ -1,4 +1,4 @@
-"""The HTTP routes: health, a user's recommendations, incoming events."""
+"""The HTTP routes: health, a user's recommendations, incoming events, uploads and removals."""
 
 from __future__ import annotations
 
@@ -9,7 +9,8 @@ import polars as pl
 from fastapi import APIRouter, Body, Path, Query
 
 from vidrec import __version__
-from vidrec.data.schema import EVENTS_REQUIRED
+from vidrec.data.schema import EVENTS_REQUIRED, VIDEOS_OPTIONAL, VIDEOS_REQUIRED
+from vidrec.errors import DataError
 from vidrec.serving.deps import Recommender, Store
 from vidrec.serving.errors import RequestProblem
 from vidrec.serving.schemas import (
@@ -22,6 +23,10 @@ from vidrec.serving.schemas import (
     Problem,
     RecommendationItem,
     RecommendationsResponse,
+    VideoIn,
+    VideosAccepted,
+    VideosBody,
+    VideosRemoved,
 )
 
 _REFUSED = {422: {"model": ErrorResponse, "description": "the request is invalid; see errors"}}
@@ -35,6 +40,8 @@ _ITEM_DEFAULTS: dict[str, pl.Expr] = {
 health = APIRouter(tags=["health"])
 recommendations = APIRouter(tags=["recommendations"])
 events = APIRouter(tags=["events"])
+videos = APIRouter(tags=["videos"])
+_NOT_FOUND = {404: {"model": ErrorResponse, "description": "no such video in the catalogue"}}
 
 
 @health.get("/health", response_model=Health)
@@ -121,3 +128,69 @@ def post_events(
     store.append(frame)
     recommender.observe(frame)
     return EventsAccepted(accepted=frame.height)
+
+
+def videos_frame(items: list[VideoIn], now: datetime) -> pl.DataFrame:
+    """Validated uploads as canonical videos rows; a missing ``uploaded_at`` becomes ``now``."""
+    return pl.DataFrame(
+        {
+            "video_id": [v.video_id for v in items],
+            "creator_id": [v.creator_id for v in items],
+            "category": [v.category for v in items],
+            "tags": [v.tags for v in items],
+            "duration_seconds": [v.duration_seconds for v in items],
+            "uploaded_at": [v.uploaded_at or now for v in items],
+            "available": [v.available for v in items],
+            "title": [v.title for v in items],
+            "language": [v.language for v in items],
+        },
+        schema={**VIDEOS_REQUIRED, **VIDEOS_OPTIONAL},
+    )
+
+
+def _taken_ids(items: list[VideoIn], recommender: Recommender, batch: bool) -> list[Problem]:
+    """One problem per upload whose id the catalogue (or an earlier item of the batch) holds."""
+    where = (lambda i: f"body[{i}].video_id") if batch else (lambda i: "body.video_id")
+    seen: set[str] = set()
+    problems = []
+    for i, v in enumerate(items):
+        if recommender.known_video(v.video_id):
+            problems.append(Problem(field=where(i), message=f"video {v.video_id!r} is already in the catalogue; "
+                                    "give the upload a new id"))
+        elif v.video_id in seen:
+            problems.append(Problem(field=where(i), message=f"video {v.video_id!r} appears twice in this batch"))
+        seen.add(v.video_id)
+    return problems
+
+
+@videos.post("/videos", response_model=VideosAccepted, responses=_REFUSED)
+def post_videos(body: Annotated[VideosBody, Body()], recommender: Recommender, store: Store) -> VideosAccepted:
+    """Add one uploaded video or a batch: stored durably, then searchable from the next request.
+
+    A batch is all or nothing, checked by the rules of ingestion; ids must be new.
+    """
+    batch = isinstance(body, list)
+    items = body if batch else [body]
+    problems = _taken_ids(items, recommender, batch)
+    if problems:
+        raise RequestProblem(problems)
+    frame = videos_frame(items, datetime.now(timezone.utc))
+    store.append_videos(frame)
+    try:
+        recommender.add_videos(frame, strict=True)
+    except DataError as exc:  # the schema above checks the same rules, so this is a safety net
+        raise RequestProblem([Problem(field="body", message=exc.message)]) from None
+    return VideosAccepted(accepted=frame.height)
+
+
+@videos.delete("/videos/{video_id}", response_model=VideosRemoved, responses=_NOT_FOUND)
+def delete_video(
+    video_id: Annotated[str, Path(min_length=1, max_length=256)], recommender: Recommender, store: Store
+) -> VideosRemoved:
+    """Take a video off the platform: no recommendation returns it from the next request on."""
+    if not recommender.known_video(video_id):
+        raise RequestProblem(
+            [Problem(field="path.video_id", message=f"video {video_id!r} is not in the catalogue; check the id")], 404
+        )
+    store.append_removals([video_id], datetime.now(timezone.utc))
+    return VideosRemoved(removed=recommender.remove_videos([video_id]))

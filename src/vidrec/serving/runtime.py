@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import polars as pl
 from fastapi import FastAPI
 
 from vidrec.recommender import Recommender
@@ -18,14 +19,29 @@ def load_service(
 ) -> FastAPI:
     """The FastAPI app serving ``model_dir``, with events kept durably in SQLite.
 
-    Events stored by earlier runs of the service are replayed, so a dislike recorded
+    Uploads, removals and events stored by earlier runs of the service are replayed, so a dislike recorded
     before a restart is still honoured after it; a feature store that persisted across
     the restart already holds them and is not updated twice. ``feature_store`` is a
     ``redis://`` URL shared by replicas, or a SQLite path (default: the model's own).
     """
     recommender = Recommender.load(model_dir, store=feature_store)
     store = SQLiteEventStore(events_db or Path(model_dir) / EVENTS_DB)
+    replay_catalogue(recommender, store)
     past = store.all_events()
     if past.height:
         recommender.observe(past, update_store=recommender.store_is_new)
     return create_app(recommender, store)
+
+
+def replay_catalogue(recommender: Recommender, store: SQLiteEventStore) -> None:
+    """Re-apply uploads and removals stored by earlier runs (before the events that refer to them).
+
+    Uploads the loaded model already holds (it was saved or retrained with them) are skipped.
+    """
+    uploads = store.uploaded_videos()
+    if uploads.height:
+        new = uploads.filter(~pl.col("video_id").is_in(recommender.videos["video_id"].implode()))
+        recommender.add_videos(new)  # rows the service accepted once; an invalid one is skipped
+    removed = [v for v in store.removed_videos() if recommender.known_video(v)]
+    if removed:
+        recommender.remove_videos(removed)

@@ -1,8 +1,9 @@
 """Request and response bodies of the HTTP API, validated by pydantic.
 
-Events follow the same rules as ingestion (:mod:`vidrec.data.validation`): a watch
-carries ``watch_seconds`` >= 0 and nothing else does, times lie between 1970 and
-a day from now; a time without an offset is taken as UTC.
+Events and uploaded videos follow the same rules as ingestion (:mod:`vidrec.data.validation`):
+a watch carries ``watch_seconds`` >= 0 and nothing else does, event times lie between 1970
+and a day from now, upload times between 1900 and a day from now, durations above 0; a
+time without an offset is taken as UTC.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from pydantic import (
     field_validator,
 )
 
-from vidrec.data.schema import EARLIEST_TS
+from vidrec.data.schema import EARLIEST_TS, EARLIEST_UPLOAD
 from vidrec.data.validation import REASONS
 
 MAX_K = 500
@@ -86,6 +87,61 @@ class EventsAccepted(BaseModel):
     """How many events were stored and passed to the recommender."""
 
     accepted: int
+
+
+class VideoIn(BaseModel):
+    """One uploaded video: a row of the canonical videos table (ingestion's rules apply)."""
+
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+    video_id: ID
+    creator_id: ID
+    category: ID
+    tags: list[Annotated[str, Field(min_length=1, max_length=256)]] = Field(default_factory=list, max_length=256)
+    duration_seconds: float = Field(description="length in seconds, above 0")
+    uploaded_at: datetime | None = Field(default=None, description="upload time (UTC); default: now")
+    available: bool = True
+    title: str | None = None
+    language: str | None = None
+
+    @field_validator("duration_seconds")
+    @classmethod
+    def _positive_duration(cls, value: float) -> float:
+        if not (math.isfinite(value) and value > 0):
+            raise ValueError(REASONS["non_positive_duration"])
+        return value
+
+    @field_validator("uploaded_at")
+    @classmethod
+    def _upload_in_range(cls, value: datetime | None) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            value = value.replace(tzinfo=timezone.utc)
+        value = value.astimezone(timezone.utc)
+        if not EARLIEST_UPLOAD <= value <= datetime.now(timezone.utc) + MAX_FUTURE:
+            raise ValueError(REASONS["timestamp_out_of_range"])
+        return value
+
+
+VideoBatch = Annotated[list[VideoIn], Field(min_length=1, max_length=MAX_BATCH)]
+VideosBody = Annotated[
+    Annotated[VideoIn, Tag("one")] | Annotated[VideoBatch, Tag("many")],
+    Discriminator(_one_or_many),
+]
+"""``POST /videos`` takes one video object or a list of them."""
+
+
+class VideosAccepted(BaseModel):
+    """How many uploads were stored and added to the catalogue."""
+
+    accepted: int
+
+
+class VideosRemoved(BaseModel):
+    """How many videos were taken off (were available until now)."""
+
+    removed: int
 
 
 class RecommendationItem(BaseModel):
