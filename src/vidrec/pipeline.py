@@ -252,6 +252,7 @@ class WithUploads:
     def __init__(self, base: EmbeddingSource, model: TwoTowerModel, ids: pl.Series, vectors: np.ndarray) -> None:
         self.base, self.model = base, model
         self._lookup = pl.DataFrame({"video_id": pl.Series(ids, dtype=pl.String), "row": np.arange(len(ids))})
+        self._latest = self._lookup.unique("video_id", keep="last")  # later rows win; deduplicated once
         self._vectors = vectors  # (n_uploads, d)
 
     @classmethod
@@ -273,7 +274,7 @@ class WithUploads:
         out = np.asarray(self.base.video_vectors(video_ids), dtype=np.float32).copy()
         rows = (
             pl.DataFrame({"video_id": pl.Series(video_ids, dtype=pl.String)})
-            .join(self._lookup.unique("video_id", keep="last"), on="video_id", how="left", maintain_order="left")["row"]
+            .join(self._latest, on="video_id", how="left", maintain_order="left")["row"]
             .fill_null(-1)
             .to_numpy()
         )

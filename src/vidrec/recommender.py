@@ -11,6 +11,7 @@ one store.
 from __future__ import annotations
 
 import json
+import warnings
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Callable
@@ -70,7 +71,8 @@ class Recommender:
 
     def _store_config(self) -> StoreConfig:
         cfg = self.pipeline.config
-        return StoreConfig(history_len=cfg.history_len, prior_weight=cfg.ranker.features.prior_weight)
+        features = cfg.ranker.features
+        return StoreConfig(history_len=cfg.history_len, prior_weight=features.prior_weight, threshold=features.threshold)
 
     def _serve_video_stats_from(self, store: OnlineStore) -> None:
         """Let the ranker read candidates' video statistics from ``store``, current to the last observed event.
@@ -84,6 +86,14 @@ class Recommender:
         if use is None or features is None:
             return
         same = store.config.threshold == features.threshold and store.config.prior_weight == features.prior_weight
+        if not same:
+            warnings.warn(
+                f"the feature store counts completions at {store.config.threshold} with prior weight "
+                f"{store.config.prior_weight}, the ranker at {features.threshold} / {features.prior_weight}: "
+                "the ranker keeps the video statistics frozen at training; rebuild the store "
+                "(attach_store(..., rebuild=True)) to serve live statistics",
+                stacklevel=2,
+            )
         use(store if same else None)
 
     def attach_store(self, location: str | Path, rebuild: bool = False) -> OnlineStore:
@@ -236,12 +246,15 @@ class Recommender:
             raise upload_error(bad, videos.height)
         if clean.height == 0:
             return bad
-        self.videos = pl.concat([self.videos, clean], how="vertical")
-        self._video_ids.update(clean["video_id"].to_list())
+        # The stages first: if one refuses, the catalogue has not changed yet.
         self.pipeline.add_videos(clean)
         if self.store is not None:
             self.store.put_videos(clean)
-        latest = clean["uploaded_at"].max()
+        self.videos = pl.concat([self.videos, clean], how="vertical")
+        self._video_ids.update(clean["video_id"].to_list())
+        # The clock follows uploads (so one is recommendable at once) but never past the wall
+        # clock: a video dated in the future stays blocked until its time.
+        latest = min(clean["uploaded_at"].max(), datetime.now(timezone.utc))
         self._last_upload = latest if self._last_upload is None else max(self._last_upload, latest)
         return bad
 

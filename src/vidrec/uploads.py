@@ -16,7 +16,7 @@ from vidrec.data.validation import QUARANTINE_SCHEMA, ROW, ValidationConfig, val
 from vidrec.errors import DataError
 
 SOURCE = "uploads"
-_IN_CATALOGUE = "this video id is already in the catalogue; give the upload a new id, or remove the old video first"
+_IN_CATALOGUE = "this video id is already in the catalogue (removed videos keep their id); give the upload a new id"
 
 
 def validate_uploads(

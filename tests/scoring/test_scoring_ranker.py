@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 from dataclasses import replace
 from datetime import datetime, timedelta
 
@@ -124,6 +126,16 @@ def test_save_load_gives_identical_scores(tmp_path, world, ranker, emb_ranker) -
         assert loaded.config == r.config
         a = r.score(cands, users, world[0].videos, NOW)
         assert a.equals(loaded.score(cands, users, world[0].videos, NOW))
+
+
+def test_a_ranker_with_other_features_is_refused_readably(tmp_path, ranker) -> None:
+    path = ranker.save(tmp_path / "old")
+    meta = json.loads((path / "ranker.json").read_text())
+    meta["features"] = meta["features"][:-1]  # as a ranker saved before a feature was added
+    (path / "ranker.json").write_text(json.dumps(meta))
+    with pytest.raises(VidrecError, match="older vidrec") as err:
+        MLPRanker.load(path)
+    assert "vidrec train" in str(err.value)
 
 
 def test_embedding_ranker_needs_its_embeddings(tmp_path, world, emb_ranker) -> None:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timezone
 
 import polars as pl
 
@@ -47,6 +47,10 @@ class CatalogueRecommender:
 
     def known_video(self, video_id: str) -> bool:
         return video_id in self.scores
+
+    @property
+    def now(self) -> datetime:
+        return datetime(2025, 6, 1, tzinfo=timezone.utc)
 
     def add_videos(self, videos: pl.DataFrame, strict: bool = False) -> pl.DataFrame:
         for v in videos["video_id"].to_list():

@@ -149,7 +149,7 @@ def test_an_unknown_video_refuses_the_whole_batch_and_says_what_to_do(client, db
     (problem,) = r.json()["errors"]
     assert problem["field"] == "body[1].video_id"
     assert "'nope' is not in the catalogue" in problem["message"]
-    assert "add the video" in problem["message"]
+    assert "POST /videos" in problem["message"]
     assert stored(db).height == 0 and recommender.observed == []
 
 

@@ -77,3 +77,32 @@ def test_invalid_uploads_get_422_naming_row_and_field(tmp_path):
         assert r.status_code == 404 and "nope" in r.text
         assert client.post("/videos", json=MUSIC).status_code == 200
         assert store.uploaded_videos()["tags"].to_list() == [["even"]]
+
+
+def test_an_id_stored_meanwhile_is_a_409_and_nothing_is_added(tmp_path):
+    store = SQLiteEventStore(tmp_path / "e.sqlite")
+    rec = CatalogueRecommender({"v1": 1.0})
+    with TestClient(create_app(rec, store)) as client:
+        store.append_videos(pl.DataFrame([{**MUSIC, "uploaded_at": rec.now, "available": True}]))  # another replica
+        r = client.post("/videos", json=MUSIC)
+        assert r.status_code == 409, r.text
+        assert "never reused" in r.json()["errors"][0]["message"]
+        assert not rec.known_video("up-music")
+        bad = client.post("/videos", json={**MUSIC, "video_id": "up-bad", "duration_seconds": -1})
+        assert bad.status_code == 422
+        assert store.uploaded_videos()["video_id"].to_list() == ["up-music"]  # nothing invalid was stored
+
+
+def test_events_a_saved_model_already_holds_are_not_replayed_twice(model_dir, tmp_path):
+    import shutil
+
+    own = tmp_path / "model"
+    shutil.copytree(model_dir, own)
+    db = tmp_path / "events.sqlite"
+    app = load_service(own, db)
+    with TestClient(app) as client:
+        assert client.post("/events", json={"user_id": "u0", "video_id": "v1", "event": "dislike"}).status_code == 200
+    app.state.recommender.save(own)  # a new version whose log holds the dislike
+    restarted = load_service(own, db).state.recommender
+    mine = restarted.events.filter((pl.col("user_id") == "u0") & (pl.col("event") == "dislike") & (pl.col("video_id") == "v1"))
+    assert mine.height == 1

@@ -142,6 +142,6 @@ class FreshGenerator(CandidateGenerator):
         gen._videos, gen._fitted_at = frames["videos"], fitted_at
         if "prior" in frames:
             gen._prior = float(frames["prior"]["prior"][0])
-        elif gen._videos.height:  # saved before the prior was: unwatched videos all hold it
-            gen._prior = float(gen._videos["quality"].mode().sort()[0])
+        elif gen._videos.height:  # saved before the prior was: the mean quality is a safe stand-in
+            gen._prior = float(gen._videos["quality"].mean())
         return gen

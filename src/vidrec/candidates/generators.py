@@ -87,7 +87,7 @@ class TwoTowerGenerator(CandidateGenerator):
         self.index.remove(keys[~videos["available"].to_numpy()])
         self._uploaded = np.zeros(self._keys().max_key + 1, dtype=np.int64)
         self._uploaded[keys] = videos["uploaded_at"].dt.epoch("us").to_numpy()
-        self._embeddings = (ids, vectors)
+        self._chunks = [(ids, vectors)]  # (ids, vectors) per index_videos / add_videos call
 
     def add_videos(self, videos: pl.DataFrame) -> None:
         """Embed new uploads from their content and add them to the index: searchable at once.
@@ -98,16 +98,20 @@ class TwoTowerGenerator(CandidateGenerator):
         model, index = self._require_model(), self._require_index()
         if videos.height == 0:
             return
+        taken = videos["video_id"].filter(pl.Series(self._keys().keys(videos["video_id"]) > 0))
+        if len(taken):
+            raise ValueError(f"videos already indexed: {', '.join(taken.head(5).to_list())}; ids are never reused")
         ids, vectors = video_embeddings(model, videos)
         keys = self._keys().extend(ids)
         index.add(keys, vectors)
         index.remove(keys[~videos["available"].to_numpy()])
-        uploaded = np.zeros(self._keys().max_key + 1, dtype=np.int64)
-        uploaded[: len(self._uploaded)] = self._uploaded
-        uploaded[keys] = videos["uploaded_at"].dt.epoch("us").to_numpy()
-        self._uploaded = uploaded
-        old_ids, old_vectors = self._embeddings
-        self._embeddings = (pl.concat([old_ids, ids]), np.vstack([old_vectors, vectors]))
+        needed = self._keys().max_key + 1
+        if needed > len(self._uploaded):  # grow geometrically: a stream of uploads copies O(n) in all
+            uploaded = np.zeros(max(needed, 2 * len(self._uploaded)), dtype=np.int64)  # unused keys: never blocked
+            uploaded[: len(self._uploaded)] = self._uploaded
+            self._uploaded = uploaded
+        self._uploaded[keys] = videos["uploaded_at"].dt.epoch("us").to_numpy()
+        self._chunks.append((ids, vectors))
 
     def remove_videos(self, video_ids: pl.Series | list[str]) -> None:
         """Never return these videos again (removed from the platform)."""
@@ -168,7 +172,8 @@ class TwoTowerGenerator(CandidateGenerator):
         if self.index is None:
             raise RuntimeError("TwoTowerGenerator: nothing to save before fit()")
         self.index.save(root / "index")
-        save_video_embeddings(root / "video_embeddings.parquet", *self._embeddings)
+        ids = pl.concat([c[0] for c in self._chunks])
+        save_video_embeddings(root / "video_embeddings.parquet", ids, np.vstack([c[1] for c in self._chunks]))
         np.save(root / "uploaded_us.npy", self._uploaded)
         self._keys().save(root)
         if self._demographics is not None:
@@ -189,7 +194,7 @@ class TwoTowerGenerator(CandidateGenerator):
         gen._uploaded = np.load(root / "uploaded_us.npy")
         gen.catalogue = CatalogueKeys.load(root, model.vocab.videos)
         frame = pl.read_parquet(root / "video_embeddings.parquet")
-        gen._embeddings = (frame["video_id"], frame["embedding"].to_numpy())
+        gen._chunks = [(frame["video_id"], frame["embedding"].to_numpy())]
         if (root / DEMOGRAPHICS_FILE).exists():
             gen._demographics = pl.read_parquet(root / DEMOGRAPHICS_FILE)
         return gen

@@ -15,7 +15,8 @@ from __future__ import annotations
 
 import polars as pl
 
-from vidrec.features.video_stats import global_rate, smoothed_rate
+from vidrec.features.asof import asof, cumulate
+from vidrec.features.video_stats import global_watch_rate, smoothed_rate, watch_rate
 
 CROSS_TABLE_KEYS: dict[str, list[str]] = {
     "user_tag": ["user_id", "tag"],
@@ -30,20 +31,17 @@ CROSS_COLUMNS: tuple[str, ...] = (
     "ut_affinity_max", "ut_lift_max", "ut_completion_rate_max", "ut_watch_rate_max", "ut_watch_rate_mean",
     "ul_affinity", "ul_completion_rate", "ul_watch_rate",
 )  # fmt: skip
-"""Features added per row. The user's exposure rate (share of impressions watched). Over the candidate's tags: the largest smoothed share of the user's views
-with that tag, its log-lift over the population's share, the user's smoothed completion
-rate on it, and the user's largest and mean watch rate when shown it. The same share,
-completion rate and watch rate for the video's language.
+"""Features added per row.
+
+``u_watch_rate`` is the user's exposure rate (share of impressions watched). Over the
+candidate's tags: the largest smoothed share of the user's views with that tag, its
+log-lift over the population's share, the user's smoothed completion rate on it, and the
+user's largest and mean watch rate when shown it. The same share, completion rate and
+watch rate for the video's language.
 
 Watch rates per impression are the unbiased interest signal where the log has
 impressions: a share of views also reflects what the platform chose to show. Without
 impressions (MovieLens) they are constant and the model ignores them."""
-
-
-def _cumulate(ev: pl.DataFrame, keys: list[str], aggs: dict[str, pl.Expr]) -> pl.DataFrame:
-    """Per (keys, ts): running totals up to and including ts, sorted by ts."""
-    per_ts = ev.group_by(*keys, "ts").agg(**aggs).sort(*keys, "ts")
-    return per_ts.with_columns(pl.col(c).cum_sum().over(keys) for c in aggs).sort("ts")
 
 
 def build_cross_tables(events: pl.DataFrame, videos: pl.DataFrame) -> dict[str, pl.DataFrame]:
@@ -70,21 +68,11 @@ def build_cross_tables(events: pl.DataFrame, videos: pl.DataFrame) -> dict[str, 
         langs = pl.DataFrame(schema={"video_id": pl.String, "language": pl.String})
     spoken = base.join(langs, on="video_id", how="inner")
     return {
-        "user_tag": _cumulate(tagged, ["user_id", "tag"], counts),
-        "tag": _cumulate(tagged, ["tag"], {"views": counts["views"]}),
-        "user_lang": _cumulate(spoken, ["user_id", "language"], counts),
-        "lang": _cumulate(spoken, ["language"], {"views": counts["views"]}),
+        "user_tag": cumulate(tagged, ["user_id", "tag"], counts),
+        "tag": cumulate(tagged, ["tag"], {"views": counts["views"]}),
+        "user_lang": cumulate(spoken, ["user_id", "language"], counts),
+        "lang": cumulate(spoken, ["language"], {"views": counts["views"]}),
     }
-
-
-def _asof(left: pl.DataFrame, right: pl.DataFrame, keys: list[str], prefix: str, cols: list[str]) -> pl.DataFrame:
-    """Attach ``cols`` of the last ``right`` row with ts strictly before each left row's ts (0 if none)."""
-    r = right.select(*keys, pl.col("ts").alias("_ts"), *[pl.col(c).alias(prefix + c) for c in cols])
-    out = left.join_asof(
-        r, left_on="ts", right_on="_ts", by=keys, strategy="backward",
-        allow_exact_matches=False, check_sortedness=False,
-    ).drop("_ts")  # fmt: skip
-    return out.with_columns(pl.col(prefix + c).fill_null(0).cast(pl.Float64) for c in cols)
 
 
 def _share(count: str, total: str, prior: pl.Expr, weight: float) -> pl.Expr:
@@ -92,8 +80,7 @@ def _share(count: str, total: str, prior: pl.Expr, weight: float) -> pl.Expr:
 
 
 def _watch_rate(views: str, impressions: str, prior: pl.Expr, weight: float) -> pl.Expr:
-    """Smoothed share of impressions followed by a watch, as :func:`vidrec.features.video_stats.video_rates`."""
-    return smoothed_rate(pl.min_horizontal(pl.col(views), pl.col(impressions)), pl.col(impressions), prior, weight)
+    return watch_rate(pl.col(views), pl.col(impressions), prior, weight)
 
 
 def cross_features(
@@ -111,7 +98,7 @@ def cross_features(
     user's overall rates.
     """
     w = user_prior_weight
-    g_rate = global_rate(pl.min_horizontal("g_views", "g_impressions"), pl.col("g_impressions"))
+    g_rate = global_watch_rate(pl.col("g_views"), pl.col("g_impressions"))
     df = df.with_columns(u_watch_rate=_watch_rate("u_views", "u_impressions", g_rate, w))
     has_lang = "language" in videos.columns
     language = pl.col("language") if has_lang else pl.lit(None, pl.String).alias("language")
@@ -123,8 +110,8 @@ def cross_features(
     cols = ["impressions", "views", "completions"]
 
     t = x.drop("language").rename({"tags": "tag"}).explode("tag").drop_nulls("tag").sort("ts")
-    t = _asof(t, tables["user_tag"], ["user_id", "tag"], "ut_", cols)
-    t = _asof(t, tables["tag"], ["tag"], "tag_", ["views"])
+    t = asof(t, tables["user_tag"], ["user_id", "tag"], "ut_", cols, fill=True)
+    t = asof(t, tables["tag"], ["tag"], "tag_", ["views"], fill=True)
     tag_share = (pl.col("tag_views") + 1.0) / (pl.col("g_views") + n_tags)
     t = t.with_columns(_p=tag_share).with_columns(
         _share=_share("ut_views", "u_views", pl.col("_p"), w),
@@ -140,8 +127,8 @@ def cross_features(
     )
 
     lang = x.drop("tags").filter(pl.col("language").is_not_null()).sort("ts")
-    lang = _asof(lang, tables["user_lang"], ["user_id", "language"], "ul_", cols)
-    lang = _asof(lang, tables["lang"], ["language"], "lang_", ["views"])
+    lang = asof(lang, tables["user_lang"], ["user_id", "language"], "ul_", cols, fill=True)
+    lang = asof(lang, tables["lang"], ["language"], "lang_", ["views"], fill=True)
     lang_share = (pl.col("lang_views") + 1.0) / (pl.col("g_views") + n_langs)
     lang = lang.select(
         "_row",

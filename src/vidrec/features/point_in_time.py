@@ -26,9 +26,19 @@ from typing import Any
 import polars as pl
 
 from vidrec.data.schema import COMPLETION_THRESHOLD, TIMESTAMP, with_derived
+from vidrec.features.asof import asof, cumulate
 from vidrec.features.crosses import CROSS_COLUMNS, CROSS_TABLE_KEYS, build_cross_tables, cross_features
 from vidrec.features.user_state import completed_pairs
-from vidrec.features.video_stats import COUNTS, RATES, age_days, count_aggs, global_rate, smoothed_rate, video_rates
+from vidrec.features.video_stats import (
+    COUNTS,
+    PRIOR_WEIGHT,
+    RATES,
+    age_days,
+    count_aggs,
+    global_rate,
+    smoothed_rate,
+    video_rates,
+)
 
 _TABLES = ("glob", "video", "user", "user_cat", "cat", "user_creator", "history", "completions", *CROSS_TABLE_KEYS)
 _KEYS: dict[str, list[str]] = {
@@ -63,7 +73,7 @@ VIDEO_STAT_FEATURES: dict[str, str] = {**{c: f"v_{c}" for c in COUNTS}, **{r: f"
 class PointInTimeConfig:
     """Smoothing priors and the history length of the point-in-time features."""
 
-    prior_weight: float = 20.0  # pseudo-views of the global rate in every video rate
+    prior_weight: float = PRIOR_WEIGHT  # pseudo-views of the global rate in every video rate
     user_prior_weight: float = 5.0  # pseudo-watches of the global rate in user / affinity rates
     history_len: int = 50  # completed videos kept per example for the user tower
     threshold: float = COMPLETION_THRESHOLD  # completion that counts as completed
@@ -79,14 +89,6 @@ class PointInTimeConfig:
             raise ValueError(f"PointInTimeConfig.threshold must be positive, got {self.threshold}")
         if not self.completion_cap > 0:
             raise ValueError(f"PointInTimeConfig.completion_cap must be positive, got {self.completion_cap}")
-
-
-def _cumulate(ev: pl.DataFrame, keys: list[str], aggs: dict[str, pl.Expr]) -> pl.DataFrame:
-    """Per (keys, ts): running totals of ``aggs`` up to and including ts, sorted by ts."""
-    per_ts = ev.group_by(*keys, "ts").agg(**aggs).sort(*keys, "ts")
-    cols = list(aggs)
-    running = [pl.col(c).cum_sum().over(keys) if keys else pl.col(c).cum_sum() for c in cols]
-    return per_ts.with_columns(running).sort("ts")
 
 
 @dataclass
@@ -111,12 +113,12 @@ class EventTables:
         watch = ev.filter(e == "watch")
         pairs = completed_pairs(events, videos, None, cfg.threshold).with_columns(pl.col("ts").cast(TIMESTAMP))
         tables = {
-            "glob": _cumulate(ev, [], {**counts, "completion_sum": capped.sum()}),
-            "video": _cumulate(ev, ["video_id"], counts),
-            "user": _cumulate(ev, ["user_id"], {**counts, "completion_sum": capped.sum()}),
-            "user_cat": _cumulate(watch, ["user_id", "category"], {k: counts[k] for k in ("views", "completions")}),
-            "cat": _cumulate(watch, ["category"], {"views": counts["views"]}),
-            "user_creator": _cumulate(
+            "glob": cumulate(ev, [], {**counts, "completion_sum": capped.sum()}),
+            "video": cumulate(ev, ["video_id"], counts),
+            "user": cumulate(ev, ["user_id"], {**counts, "completion_sum": capped.sum()}),
+            "user_cat": cumulate(watch, ["user_id", "category"], {k: counts[k] for k in ("views", "completions")}),
+            "cat": cumulate(watch, ["category"], {"views": counts["views"]}),
+            "user_creator": cumulate(
                 ev.filter(e.is_in(["watch", "dislike"])), ["user_id", "creator_id"],
                 {k: counts[k] for k in ("views", "dislikes")},
             ),
@@ -208,18 +210,9 @@ def histories_at(rows: pl.DataFrame, tables: EventTables) -> pl.DataFrame:
     hard negatives as the first stage would have at ts). Row order is kept.
     """
     df = rows.with_row_index("_row").with_columns(pl.col("ts").cast(TIMESTAMP)).sort("ts")
-    df = _asof(df, tables.tables["history"], ["user_id"], "h_", ["rank"])
+    df = asof(df, tables.tables["history"], ["user_id"], "h_", ["rank"])
     df = _histories(df.with_columns(pl.col("h_rank").fill_null(0)), tables.tables["completions"], tables.config.history_len)
     return df.sort("_row").select(*rows.columns, "history")
-
-
-def _asof(left: pl.DataFrame, right: pl.DataFrame, keys: list[str], prefix: str, cols: list[str]) -> pl.DataFrame:
-    """Attach ``cols`` of the last ``right`` row with ts strictly before each left row's ts."""
-    r = right.select(*keys, pl.col("ts").alias("_ts"), *[pl.col(c).alias(prefix + c) for c in cols])
-    return left.join_asof(
-        r, left_on="ts", right_on="_ts", by=keys or None, strategy="backward",
-        allow_exact_matches=False, check_sortedness=False,
-    ).drop("_ts")  # fmt: skip
 
 
 def _rate(count: str, total: str, prior: pl.Expr, weight: float) -> pl.Expr:
@@ -277,7 +270,7 @@ def point_in_time_features(
     if video_stats is not None:
         reads = [r for r in reads if r[0] != "video"]
     for name, keys, prefix, cols in reads:
-        df = _asof(df, t[name], keys, prefix, cols)
+        df = asof(df, t[name], keys, prefix, cols)
     counts = [prefix + c for _, _, prefix, cols in reads for c in cols]
     df = df.with_columns(pl.col(c).fill_null(0).cast(pl.Float64) for c in counts)
     if video_stats is not None:

@@ -98,25 +98,34 @@ def smoothed_rate(count: pl.Expr, total: pl.Expr, prior: pl.Expr, weight: float)
     return pl.when(denominator > 0).then(rate).otherwise(prior)
 
 
+def watch_rate(views: pl.Expr, impressions: pl.Expr, prior: pl.Expr, weight: float) -> pl.Expr:
+    """Smoothed share of impressions followed by a watch; watches beyond the impressions (a log
+    that misses some impressions) do not push it above 1."""
+    return smoothed_rate(pl.min_horizontal(views, impressions), impressions, prior, weight)
+
+
+def global_watch_rate(views_total: pl.Expr, impressions_total: pl.Expr) -> pl.Expr:
+    """The platform-wide watch rate every per-video or per-user watch rate shrinks towards."""
+    return global_rate(pl.min_horizontal(views_total, impressions_total), impressions_total)
+
+
 def video_rates(
     counts: Mapping[str, pl.Expr], totals: Mapping[str, pl.Expr], prior_weight: float
 ) -> dict[str, pl.Expr]:
     """The :data:`RATES` of one video from its counts and the platform totals (both by :data:`COUNTS` name).
 
     ``(count + prior_weight * global_rate) / (per + prior_weight)``, so that a video with
-    two views does not rank above one with two thousand. Watches beyond the impressions
-    (a log that misses some impressions) do not push the watch rate above 1.
+    two views does not rank above one with two thousand.
     """
-
-    def numerator(source: Mapping[str, pl.Expr], count: str, per: str) -> pl.Expr:
-        return pl.min_horizontal(source[count], source[per]) if per == "impressions" else source[count]
-
-    return {
-        rate: smoothed_rate(
-            numerator(counts, count, per), counts[per], global_rate(numerator(totals, count, per), totals[per]), prior_weight
-        )
-        for rate, (count, per) in RATES.items()
-    }
+    out = {}
+    for rate, (count, per) in RATES.items():
+        if per == "impressions":
+            prior = global_watch_rate(totals[count], totals[per])
+            out[rate] = watch_rate(counts[count], counts[per], prior, prior_weight)
+        else:
+            prior = global_rate(totals[count], totals[per])
+            out[rate] = smoothed_rate(counts[count], counts[per], prior, prior_weight)
+    return out
 
 
 def age_days(at: pl.Expr, uploaded_at: pl.Expr) -> pl.Expr:

@@ -27,7 +27,7 @@ LOG1P_FEATURES: tuple[str, ...] = (
     "u_impressions", "u_views", "u_completions", "u_likes", "u_dislikes",
     "uc_views", "creator_views", "duration_seconds", "video_age_days",
 )  # fmt: skip
-"""Heavy-tailed counts and times, fed as ``log1p(max(x, 0))``; the rest are rates in [0, 1]."""
+"""Heavy-tailed counts and times, fed as ``log1p(max(x, 0))``; the rest (rates and log-lifts) as they are."""
 
 
 def dense_names(embedding_dim: int, similarity: bool = False) -> list[str]:

@@ -289,8 +289,12 @@ class MultiTaskRanker(Ranker):
         ranker.embeddings = embeddings if dim else None
         ranker.embedding_dim = dim
         ranker.scaler = Standardizer.from_dict(meta["scaler"])
-        if "calibrators" not in meta:
-            raise VidrecError(f"{root}: a ranker saved by an older vidrec", "retrain it (vidrec train)")
+        similarity = (root / "similarity").exists()
+        if "calibrators" not in meta or meta.get("features") != dense_names(dim, similarity):
+            raise VidrecError(
+                f"{root}: a ranker saved by an older vidrec (its features differ from this version's)",
+                "retrain it (vidrec train)",
+            )
         ranker.calibrators = {t: Calibrator.from_dict(c) for t, c in meta["calibrators"].items()}
         ranker.base_rates = {t: float(r) for t, r in meta["base_rates"].items()}
         ranker.report = meta["report"]

@@ -34,6 +34,11 @@ class RecommenderLike(Protocol):
         """Whether ``video_id`` is in the catalogue the recommender serves from."""
         ...
 
+    @property
+    def now(self) -> datetime:
+        """The model's clock (uploads sent without a time are dated at it)."""
+        ...
+
     def add_videos(self, videos: pl.DataFrame, strict: bool = False) -> pl.DataFrame:
         """Add uploads (canonical videos rows) to the catalogue, retrievable from the next
         ``recommend``; ``strict`` refuses the whole batch if a row is invalid."""

@@ -10,9 +10,9 @@ from fastapi import APIRouter, Body, Path, Query
 
 from vidrec import __version__
 from vidrec.data.schema import EVENTS_REQUIRED, VIDEOS_OPTIONAL, VIDEOS_REQUIRED
-from vidrec.errors import DataError
 from vidrec.serving.deps import Recommender, Store
 from vidrec.serving.errors import RequestProblem
+from vidrec.uploads import upload_error, validate_uploads
 from vidrec.serving.schemas import (
     MAX_K,
     ErrorResponse,
@@ -102,8 +102,8 @@ def _unknown_videos(items: list[EventIn], recommender: Recommender, batch: bool)
     return [
         Problem(
             field=f"body[{i}].video_id" if batch else "body.video_id",
-            message=f"video {e.video_id!r} is not in the catalogue; check the id, or add the video "
-            "to the videos table and reload the service before sending events about it",
+            message=f"video {e.video_id!r} is not in the catalogue; check the id, or upload the video "
+            "first (POST /videos)",
         )
         for i, e in enumerate(items)
         if not known[e.video_id]
@@ -174,12 +174,19 @@ def post_videos(body: Annotated[VideosBody, Body()], recommender: Recommender, s
     problems = _taken_ids(items, recommender, batch)
     if problems:
         raise RequestProblem(problems)
-    frame = videos_frame(items, datetime.now(timezone.utc))
-    store.append_videos(frame)
+    # Uploads without a time are dated at the model's clock, so a model of a past period
+    # (a replayed log) does not jump to today.
+    frame = videos_frame(items, recommender.now)
+    _, bad = validate_uploads(frame, frame.clear())  # checked before anything is stored (ids: above)
+    if bad.height:
+        raise RequestProblem([Problem(field="body", message=upload_error(bad, frame.height).message)])
     try:
-        recommender.add_videos(frame, strict=True)
-    except DataError as exc:  # the schema above checks the same rules, so this is a safety net
-        raise RequestProblem([Problem(field="body", message=exc.message)]) from None
+        store.append_videos(frame)
+    except ValueError:  # a concurrent request stored the same id first
+        raise RequestProblem(
+            [Problem(field="body", message="a video of this batch was uploaded meanwhile; ids are never reused")], 409
+        ) from None
+    recommender.add_videos(frame, strict=True)
     return VideosAccepted(accepted=frame.height)
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import warnings
+from datetime import timedelta
 from pathlib import Path
 
 import polars as pl
@@ -27,7 +29,10 @@ def load_service(
     recommender = Recommender.load(model_dir, store=feature_store)
     store = SQLiteEventStore(events_db or Path(model_dir) / EVENTS_DB)
     replay_catalogue(recommender, store)
-    past = store.all_events()
+    # Events up to the model's last one are already in its log (it was saved after observing
+    # them): replaying them would count them twice.
+    last = recommender.events["ts"].max()
+    past = store.all_events(since=None if last is None else last + timedelta(microseconds=1))
     if past.height:
         recommender.observe(past, update_store=recommender.store_is_new)
     return create_app(recommender, store)
@@ -41,7 +46,10 @@ def replay_catalogue(recommender: Recommender, store: SQLiteEventStore) -> None:
     uploads = store.uploaded_videos()
     if uploads.height:
         new = uploads.filter(~pl.col("video_id").is_in(recommender.videos["video_id"].implode()))
-        recommender.add_videos(new)  # rows the service accepted once; an invalid one is skipped
+        refused = recommender.add_videos(new)  # rows the service accepted once
+        if refused.height:
+            warnings.warn(f"{refused.height} stored upload(s) no longer pass validation and were skipped: "
+                          f"{refused['value'].head(5).to_list()}", stacklevel=2)
     removed = [v for v in store.removed_videos() if recommender.known_video(v)]
     if removed:
         recommender.remove_videos(removed)

@@ -124,11 +124,15 @@ class DistributedParallel(Parallel):
     def step(self, model: TwoTowerModel, task: Task) -> Callable[[Batch], tuple[torch.Tensor, float]]:
         # Buffers (the catalogue's features) are identical on all ranks: synced once at init
         # with the parameters, never per step.
-        return DistributedDataParallel(
+        wrapped = DistributedDataParallel(
             _StepModule(model, task),
             forward_sync_buffers=False,
             find_unused_parameters=self.find_unused_parameters,
         )
+        # The ranks start from rank 0's weights (DDP broadcast them above); from here each
+        # rank draws its own id-dropout masks, as one process would over the whole batch.
+        torch.manual_seed(self.seed * 1_000_003 + self.rank + 1)
+        return wrapped
 
     def total(self, loss_sum: float, weight: float) -> tuple[float, float]:
         both = torch.tensor([loss_sum, weight], dtype=torch.float64)
@@ -157,7 +161,7 @@ def init_from_env() -> DistributedParallel | None:
         if torch.cuda.is_available():  # one GPU per local rank, for NCCL's collectives
             torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")) % torch.cuda.device_count())
         dist.init_process_group(backend())
-    return DistributedParallel()
+    return DistributedParallel()  # seed 0; fit_distributed builds its own with the config's seed
 
 
 def fit_distributed(
