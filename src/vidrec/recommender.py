@@ -60,6 +60,7 @@ class Recommender:
         self.videos = data.videos
         self.users = data.users
         self.events = data.events
+        self._last_event = data.events["ts"].max()  # kept current by observe(): no log scan per request
         self.trained_until = trained_until
         self.path = path
         self._video_ids = set(self.videos["video_id"].to_list())
@@ -176,7 +177,7 @@ class Recommender:
     def now(self) -> datetime:
         """The model's clock: the latest of the training end, the last event observed and the
         last upload added (an upload is recommendable the moment it is added)."""
-        last = self.events["ts"].max()
+        last = self._last_event
         clock = max(self.trained_until, last + timedelta(microseconds=1)) if last else self.trained_until
         return max(clock, self._last_upload + timedelta(microseconds=1)) if self._last_upload else clock
 
@@ -226,6 +227,9 @@ class Recommender:
             self.store.apply_events(new, self.videos)
         # appended as a new chunk: no copy of the whole log per event
         self.events = pl.concat([self.events, new], how="vertical_relaxed", rechunk=False)
+        latest = new["ts"].max()
+        if latest is not None and (self._last_event is None or latest > self._last_event):
+            self._last_event = latest
 
     def known_video(self, video_id: str) -> bool:
         """Whether ``video_id`` is in the catalogue."""
