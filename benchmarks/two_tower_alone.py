@@ -1,12 +1,13 @@
 """The two-tower generator alone beside most-popular, iALS and EASE: candidate recall, and on the
 simulated platform the recall of the oracle's best 100 videos per user.
 
-    .venv/bin/python benchmarks/two_tower_alone.py {ml100k,sim} [--out DIR]
+    .venv/bin/python benchmarks/two_tower_alone.py {ml100k,sim} [--out DIR] [--set key=json ...]
 
 Per-user temporal split (each user's last 20% of watches by time are test), the evaluation
 protocol of `vidrec evaluate` (full ranking over the videos a user has not interacted with
 in training; baselines tuned on a carve of the training period). The two-tower runs with
-the default config behind its default index, exactly as stage 1 uses it. "Oracle best-100
+the default config (``--set`` overrides fields of it, e.g. ``--set video_titles=true``) behind
+its default index, exactly as stage 1 uses it. "Oracle best-100
 recall" is the share of each user's 100 best unseen videos by the simulator's true
 P(complete >= 80% | shown) at the end of training that the method's top 100 contain.
 """
@@ -25,7 +26,9 @@ import polars as pl
 import torch
 
 from end_to_end import prepare
+from two_tower_ml100k import parse_overrides
 from vidrec.candidates import TwoTowerGenerator
+from vidrec.candidates.two_tower import TwoTowerConfig
 from vidrec.config import PipelineConfig
 from vidrec.data.dataset import read_dataset
 from vidrec.data.simulator import GroundTruth
@@ -56,6 +59,7 @@ def main() -> None:
     parser.add_argument("dataset", choices=["ml100k", "sim"])
     parser.add_argument("--ml100k", type=Path, default=Path(__file__).resolve().parents[2] / "shared/data/ml-100k")
     parser.add_argument("--out", type=Path, default=None)
+    parser.add_argument("--set", nargs="*", default=[], help="TwoTowerConfig overrides, key=json")
     args = parser.parse_args()
     torch.set_num_threads(1)
     root = args.out or Path(tempfile.mkdtemp(prefix=f"vidrec-tt-{args.dataset}-"))
@@ -65,9 +69,11 @@ def main() -> None:
     data = EvaluationData.from_split(root / "split")
     now = train.events["ts"].max() + timedelta(microseconds=1)
     config = PipelineConfig()
+    overrides = parse_overrides(args.set)
+    two_tower = TwoTowerConfig.from_dict({**config.two_tower.to_dict(), **overrides})
 
     start = time.perf_counter()
-    gen = TwoTowerGenerator(config.two_tower, config.index, log=lambda m: None).fit(train, now)
+    gen = TwoTowerGenerator(two_tower, config.index, log=lambda m: None).fit(train, now)
     fit_seconds = time.perf_counter() - start
     users = data.judged_users()
     ids = data.users.ids.gather(users)
@@ -90,7 +96,7 @@ def main() -> None:
             mat[users] = model.recommend(users, 100, exclude=data.exclude)
             oracle[row["model"]] = oracle_recall(truth, data, mat, users, now)
         extra = " oracle best-100 recall |"
-    print(f"\n{args.dataset}: {data.summary()}")
+    print(f"\n{args.dataset}: {data.summary()}" + (f"\ntwo-tower overrides: {overrides}" if overrides else ""))
     print("\n| model | " + " | ".join(f"recall@{k}" for k in KS) + " |" + extra)
     print("|---|" + "---:|" * (len(KS) + (1 if extra else 0)))
     for row in table.iter_rows(named=True):
@@ -98,7 +104,7 @@ def main() -> None:
         tail = f" {oracle[row['model']]:.4f} |" if oracle else ""
         print(f"| {row['model']} | {cells} |{tail}")
     rep = gen.report
-    print(f"\ntwo-tower: best epoch {rep.best_epoch}, validation recall@{config.two_tower.eval_k} {rep.best_recall:.4f}; "
+    print(f"\ntwo-tower: best epoch {rep.best_epoch}, validation recall@{two_tower.eval_k} {rep.best_recall:.4f}; "
           f"fit {fit_seconds:.1f} s (search {rep.seconds:.1f} s + refit {rep.refit_seconds:.1f} s, index included)")
     ease = table.filter(pl.col("model") == "EASE").row(0, named=True)
     ials = table.filter(pl.col("model") == "iALS").row(0, named=True)

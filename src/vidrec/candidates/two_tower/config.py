@@ -37,6 +37,8 @@ class TwoTowerConfig:
     example_age: bool = False  # age of the training example (YouTube paper); 0 at serving
     video_duration: bool = False  # log-spaced duration bucket in the video tower
     video_language: bool = False  # language in the video tower (where the videos table has it)
+    video_titles: bool = False  # learned projection of the frozen title embedding (all-MiniLM-L6-v2,
+    # computed once per video; needs the optional extra: pip install 'vidrec[text]')
     video_id_dropout: float = 0.0  # share of training videos whose id embedding is zeroed, so
     # the content path alone learns to place new videos (cold start)
     # --- objective ---

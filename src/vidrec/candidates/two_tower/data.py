@@ -28,6 +28,7 @@ from vidrec.candidates.two_tower.inputs import (
 )
 from vidrec.data.ids import IdMap
 from vidrec.data.schema import COMPLETION_THRESHOLD
+from vidrec.features.titles import title_embeddings
 from vidrec.features.user_state import completed_pairs
 
 _FNV_OFFSET = np.uint64(0xCBF29CE484222325)
@@ -145,6 +146,18 @@ class Vocabulary:
             if (root / f"vocab_user_{c}.parquet").exists()
         }
         return out
+
+
+def catalogue_features(
+    vocab: Vocabulary, videos: pl.DataFrame, config: TwoTowerConfig, max_tags: int = 16
+) -> dict[str, torch.Tensor]:
+    """The catalogue's video-tower inputs (``Vocabulary.encode_videos``), plus each video's
+    frozen title vector ``title`` (n, TITLE_DIM) when ``config.video_titles``: computed here,
+    once per fit, then kept in the model's catalogue buffer."""
+    feats = vocab.encode_videos(videos, max_tags)
+    if config.video_titles:
+        feats["title"] = torch.from_numpy(title_embeddings(videos))
+    return feats
 
 
 def interacted_pairs(events: pl.DataFrame) -> pl.DataFrame:

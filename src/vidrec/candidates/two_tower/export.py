@@ -13,6 +13,7 @@ from vidrec.candidates.two_tower.data import hash_ids, padded_indices
 from vidrec.candidates.two_tower.inputs import demographic_indices, epoch_us, time_context
 from vidrec.candidates.two_tower.model import TwoTowerModel
 from vidrec.data.schema import TIMESTAMP
+from vidrec.features.titles import title_embeddings
 
 
 @torch.no_grad()
@@ -22,15 +23,27 @@ def video_embeddings(
     """Embed every row of ``videos`` from its own columns: (video_ids, float32 (n, d)).
 
     Videos unknown to the model are embedded from their content (category, tags, creator,
-    duration, language) alone.
+    duration, language, title) alone.
     """
     model.eval()
     feats = model.vocab.encode_videos(videos, max_tags=model.video_tags.shape[1])
+    if model.config.video_titles:
+        feats["title"] = video_title_vectors(model, videos, feats["video"])
     out = np.empty((videos.height, model.config.embedding_dim), dtype=np.float32)
     for s in range(0, videos.height, batch_size):
         part = {k: v[s : s + batch_size] for k, v in feats.items()}
         out[s : s + batch_size] = model.video_tower(**part).numpy()
     return videos["video_id"], out
+
+
+def video_title_vectors(model: TwoTowerModel, videos: pl.DataFrame, video: torch.Tensor) -> torch.Tensor:
+    """(n, TITLE_DIM) title vectors of ``videos`` rows (shifted indices ``video``): the ones
+    stored at fit for known videos, computed now from the title for unknown ones only."""
+    out = model.video_title[video].clone()  # unknown rows read row 0: zeros
+    cold = (video == 0).numpy()
+    if cold.any():
+        out[torch.from_numpy(cold)] = torch.from_numpy(title_embeddings(videos.filter(pl.Series(cold))))
+    return out
 
 
 def serving_user_inputs(

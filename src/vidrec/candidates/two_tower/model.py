@@ -14,6 +14,7 @@ from torch.nn import functional as F
 from vidrec.candidates.two_tower.config import TwoTowerConfig
 from vidrec.candidates.two_tower.data import Vocabulary
 from vidrec.candidates.two_tower.inputs import N_AGE, N_DOW, N_DURATION, N_HOUR, USER_INPUTS
+from vidrec.features.titles import TITLE_DIM
 
 
 def _or(x: torch.Tensor | None, default: torch.Tensor) -> torch.Tensor:
@@ -73,8 +74,8 @@ class HistoryPooling(nn.Module):
 class TwoTowerModel(nn.Module):
     """User tower: hashed user id, pooled completed history (+ pooled recent dislikes,
     demographics, request context, example age, as configured) -> MLP -> L2 norm.
-    Video tower: id + category + mean of tags + creator (+ duration bucket, language) -> MLP
-    -> L2 norm.
+    Video tower: id + category + mean of tags + creator (+ duration bucket, language, a
+    learned projection of the frozen title embedding) -> MLP -> L2 norm.
 
     Row 0 of every table is "unknown/padding" and stays zero, so cold videos are
     embedded from their content and cold users from their history alone.
@@ -120,6 +121,9 @@ class TwoTowerModel(nn.Module):
             self.language = nn.Embedding(len(vocab.languages) + 1, d, padding_idx=0)
             tables.append(self.language)
             video_parts += 1
+        if c.video_titles:
+            self.title = nn.Linear(TITLE_DIM, d, bias=False)  # frozen sentence vector -> tower input
+            video_parts += 1
         self.user_mlp = _mlp(user_parts * d, c.user_hidden, d, c.dropout)
         self.video_mlp = _mlp(video_parts * d, c.video_hidden, d, c.dropout)
         for table in tables:
@@ -132,12 +136,16 @@ class TwoTowerModel(nn.Module):
         for name in ("video_category", "video_creator", "video_duration", "video_language"):
             self.register_buffer(name, torch.zeros(n, dtype=torch.long))
         self.register_buffer("video_tags", torch.zeros(n, max_tags, dtype=torch.long))
+        if c.video_titles:  # computed once per known video at fit, saved with the model
+            self.register_buffer("video_title", torch.zeros(n, TITLE_DIM))
 
     def set_catalogue(self, features: dict[str, torch.Tensor]) -> None:
-        """Store each known video's content features (from ``Vocabulary.encode_videos``)."""
+        """Store each known video's content features (from ``Vocabulary.encode_videos``,
+        plus ``title`` (n, TITLE_DIM) when the model reads titles)."""
         known = features["video"] > 0
         idx = features["video"][known]
-        for name in ("category", "creator", "duration", "language"):
+        names = ("category", "creator", "duration", "language") + (("title",) if self.config.video_titles else ())
+        for name in names:
             if name in features:
                 getattr(self, f"video_{name}")[idx] = features[name][known]
         self.video_tags[idx] = features["tags"][known][:, : self.video_tags.shape[1]]
@@ -194,8 +202,12 @@ class TwoTowerModel(nn.Module):
         creator: torch.Tensor,
         duration: torch.Tensor | None = None,
         language: torch.Tensor | None = None,
+        title: torch.Tensor | None = None,
     ) -> torch.Tensor:
-        """(B,), (B,), (B, T), (B,) [, (B,), (B,)] -> (B, d) unit vectors."""
+        """(B,), (B,), (B, T), (B,) [, (B,), (B,), (B, TITLE_DIM) float] -> (B, d) unit vectors.
+
+        A missing ``title`` (or a zero row: no title) contributes nothing.
+        """
         c = self.config
         vid = self.video_id(video)  # (B, d)
         if self.training and c.video_id_dropout > 0:
@@ -206,6 +218,8 @@ class TwoTowerModel(nn.Module):
             parts.append(self.duration(_or(duration, zero)))
         if c.video_language:
             parts.append(self.language(_or(language, zero)))
+        if c.video_titles:
+            parts.append(self.title(_or(title, torch.zeros(video.shape[0], TITLE_DIM))))  # (B, d)
         return F.normalize(self.video_mlp(torch.cat(parts, dim=-1)), dim=-1)  # (B, d)
 
     def catalogue_tower(self, video: torch.Tensor) -> torch.Tensor:
@@ -213,6 +227,7 @@ class TwoTowerModel(nn.Module):
         return self.video_tower(
             video, self.video_category[video], self.video_tags[video], self.video_creator[video],
             self.video_duration[video], self.video_language[video],
+            self.video_title[video] if self.config.video_titles else None,
         )
 
     def logits(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:

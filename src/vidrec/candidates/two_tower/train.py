@@ -20,6 +20,7 @@ from vidrec.candidates.two_tower.data import (
     NegativeSampler,
     Vocabulary,
     build_examples,
+    catalogue_features,
     interacted_pairs,
     iterate_batches,
     shifted_index_lists,
@@ -146,12 +147,16 @@ def _train(
     log: Logger,
     parallel: Parallel,
     users: pl.DataFrame | None = None,
+    catalogue: dict[str, torch.Tensor] | None = None,
 ) -> tuple[TwoTowerModel, list[dict[str, float]], int]:
-    """Train from a fresh seeded initialisation; keep the best epoch when ``evaluate`` is given."""
+    """Train from a fresh seeded initialisation; keep the best epoch when ``evaluate`` is given.
+
+    ``catalogue`` holds the videos' tower inputs (``catalogue_features``), computed once per fit.
+    """
     torch.manual_seed(config.seed)
     rng = np.random.default_rng(config.seed)
     model = TwoTowerModel(config, vocab)
-    model.set_catalogue(vocab.encode_videos(videos))
+    model.set_catalogue(catalogue if catalogue is not None else catalogue_features(vocab, videos, config))
     ex = build_examples(
         events, videos, vocab, config.history_len, config.user_hash_buckets, config.user_hash_functions,
         config=config, users=users,
@@ -241,6 +246,7 @@ def _fit(
     users: pl.DataFrame | None = None,
 ) -> tuple[TwoTowerModel, TrainReport]:
     vocab = Vocabulary.from_videos(videos, users if config.user_demographics else None)
+    catalogue = catalogue_features(vocab, videos, config)  # title vectors (if any) computed once here
     report = TrainReport()
     t0 = time.perf_counter()
     if config.val_fraction > 0:
@@ -251,18 +257,20 @@ def _fit(
         state = join_demographics(state, users, vocab.user_fields).with_columns(request_ts=fit["ts"].max())
         evaluate = lambda m: parallel.recall(m, state, truth, config.eval_k)  # noqa: E731
         model, report.epochs, report.best_epoch = _train(
-            fit, videos, vocab, config, config.epochs, evaluate, log, parallel, users
+            fit, videos, vocab, config, config.epochs, evaluate, log, parallel, users, catalogue
         )
         report.best_recall = max(r["val_recall"] for r in report.epochs)
         report.seconds = time.perf_counter() - t0
         if config.refit_full:
             t1 = time.perf_counter()
             log(f"refit on all events for {report.best_epoch} epochs")
-            model, _, _ = _train(events, videos, vocab, config, report.best_epoch, None, log, parallel, users)
+            model, _, _ = _train(
+                events, videos, vocab, config, report.best_epoch, None, log, parallel, users, catalogue
+            )
             report.refit_seconds = time.perf_counter() - t1
     else:
         model, report.epochs, report.best_epoch = _train(
-            events, videos, vocab, config, config.epochs, None, log, parallel, users
+            events, videos, vocab, config, config.epochs, None, log, parallel, users, catalogue
         )
         report.seconds = time.perf_counter() - t0
     return model, report
