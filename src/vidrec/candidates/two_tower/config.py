@@ -72,9 +72,7 @@ class TwoTowerConfig:
     eval_k: int = 100  # recall@eval_k drives early stopping
     patience: int = 3  # epochs without improvement before stopping
     refit_full: bool = True  # retrain on all data for the best number of epochs
-    threads: int = 1  # torch intra-op threads during fit (0: torch's default). One is fastest for the
-    # default size (9.5k vs 8.6k examples/s with two on 2 idle cores) and does not collapse when other
-    # jobs share the cores; scale out with more processes (torchrun) instead
+    threads: int = 0  # torch intra-op threads; 0 leaves torch's default
     extra: dict[str, Any] = field(default_factory=dict)  # free-form notes saved with the model
 
     def __post_init__(self) -> None:
