@@ -73,6 +73,8 @@ class TwoTowerConfig:
     patience: int = 3  # epochs without improvement before stopping
     refit_full: bool = True  # retrain on all data for the best number of epochs
     threads: int = 0  # torch intra-op threads; 0 leaves torch's default
+    deterministic: bool = True  # gradient steps on one thread, so a seed always gives the same model
+    # (threaded backward kernels sum floats in a varying order); validation and export keep `threads`
     extra: dict[str, Any] = field(default_factory=dict)  # free-form notes saved with the model
 
     def __post_init__(self) -> None:

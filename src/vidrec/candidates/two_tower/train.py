@@ -180,16 +180,22 @@ def _train(
         total, weight = 0.0, 0.0
         order_rng = parallel.order_rng(rng, epoch)
         batches = iterate_batches(ex, neg, valid, config.batch_size * parallel.world_size, order_rng)
-        for i, batch in enumerate(parallel.shard(batches)):
-            if _mine_now(config, task, epoch, i, step):
-                task.miner.refresh(model)
-            loss, w = step_loss(batch)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            total += float(loss.detach()) * w
-            weight += w
-            step += 1
+        outer_threads = torch.get_num_threads()
+        if config.deterministic:  # parallel reductions in backward would change the float sums run to run
+            torch.set_num_threads(1)
+        try:
+            for i, batch in enumerate(parallel.shard(batches)):
+                if _mine_now(config, task, epoch, i, step):
+                    task.miner.refresh(model)
+                loss, w = step_loss(batch)
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                opt.step()
+                total += float(loss.detach()) * w
+                weight += w
+                step += 1
+        finally:
+            torch.set_num_threads(outer_threads)
         total, weight = parallel.total(total, weight)
         secs = time.perf_counter() - t0
         row = {"epoch": epoch, "loss": total / weight, "seconds": secs, "examples_per_s": len(ex) / secs}
