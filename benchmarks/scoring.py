@@ -28,11 +28,10 @@ import numpy as np
 import polars as pl
 import torch
 
+from end_to_end import prepare
 from vidrec.candidates.two_tower.source import TwoTowerEmbeddings
-from vidrec.data.adapters import load_source
 from vidrec.data.dataset import Dataset, read_dataset, write_dataset
-from vidrec.data.ingest import ingest_tables
-from vidrec.data.simulator import GroundTruth, SimulatorConfig, simulate
+from vidrec.data.simulator import GroundTruth
 from vidrec.data.splits import SplitConfig, read_split, write_split
 from vidrec.evaluation.oracle import oracle_ratio
 from vidrec.evaluation.protocol import EvaluationData, temporal_holdout
@@ -52,14 +51,7 @@ def split_dir(root: Path, dataset: str, which: str) -> Path:
     """The split directory (``test``: the per-user temporal split; ``val``: its training carve)."""
     base = root / dataset
     if not (base / "split" / "split.json").exists():
-        if dataset == "ml100k":
-            raw = load_source("movielens", ML100K)
-            ingest_tables(raw.events, raw.videos, raw.users, base / "data", sources=raw.sources)
-        else:
-            simulate(SimulatorConfig(), base / "platform")
-            ds = read_dataset(base / "platform")
-            ingest_tables(ds.events, ds.videos, ds.users, base / "data")
-        write_split(read_dataset(base / "data"), base / "split", SplitConfig())
+        write_split(read_dataset(prepare(dataset, base, ML100K)), base / "split", SplitConfig())
     if which == "test":
         return base / "split"
     if not (base / "val" / "test" / "events.parquet").exists():

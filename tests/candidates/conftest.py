@@ -60,3 +60,17 @@ def clustered() -> tuple[Dataset, datetime]:
 def cluster_of(ids: pl.Series) -> np.ndarray:
     """0/1 cluster of user or video ids ('u7' -> 1, 'v4' -> 0)."""
     return ids.str.slice(1).cast(pl.Int64).to_numpy() % 2
+
+
+def with_rule_cases(ds: Dataset, now: datetime) -> Dataset:
+    """``ds`` with the cases every generator must respect: v0 and v1 unavailable, v2 uploaded
+    after ``now``, and v3 disliked by the users of the first 20 events."""
+    videos = ds.videos.with_columns(
+        available=~pl.col("video_id").is_in(["v0", "v1"]),
+        uploaded_at=pl.when(pl.col("video_id") == "v2").then(pl.lit(now + timedelta(days=5)).cast(TIMESTAMP))
+        .otherwise(pl.col("uploaded_at")),
+    )
+    dislikes = ds.events.head(20).with_columns(
+        video_id=pl.lit("v3"), event=pl.lit("dislike"), watch_seconds=pl.lit(None, dtype=pl.Float64)
+    )
+    return Dataset(pl.concat([ds.events, dislikes]), videos, ds.users)

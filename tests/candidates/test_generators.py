@@ -3,10 +3,9 @@ from datetime import timedelta
 import polars as pl
 import pytest
 
-from tests.candidates.conftest import T0, cluster_of
+from tests.candidates.conftest import T0, cluster_of, with_rule_cases
 from vidrec.candidates import CANDIDATE_SCHEMA, TrendingConfig, TrendingGenerator, TwoTowerGenerator
 from vidrec.candidates.two_tower import TwoTowerConfig
-from vidrec.data.dataset import Dataset
 from vidrec.data.schema import TIMESTAMP
 from vidrec.features import build_user_state
 from vidrec.features.user_state import empty_user_state
@@ -19,15 +18,7 @@ SMALL = TwoTowerConfig(embedding_dim=8, user_hidden=(16,), video_hidden=(16,), u
 def platform(clustered):
     """The clustered data with two unavailable videos, one not yet uploaded and some dislikes."""
     ds, now = clustered
-    videos = ds.videos.with_columns(
-        available=~pl.col("video_id").is_in(["v0", "v1"]),
-        uploaded_at=pl.when(pl.col("video_id") == "v2").then(pl.lit(now + timedelta(days=5)).cast(TIMESTAMP))
-        .otherwise(pl.col("uploaded_at")),
-    )
-    dislikes = ds.events.head(20).with_columns(
-        video_id=pl.lit("v3"), event=pl.lit("dislike"), watch_seconds=pl.lit(None, dtype=pl.Float64)
-    )
-    return Dataset(pl.concat([ds.events, dislikes]), videos, ds.users), now
+    return with_rule_cases(ds, now), now
 
 
 @pytest.fixture(scope="module")

@@ -8,7 +8,7 @@ import numpy as np
 import polars as pl
 import pytest
 
-from tests.candidates.conftest import T0, cluster_of
+from tests.candidates.conftest import T0, cluster_of, with_rule_cases
 from tests.candidates.test_generators import check_candidates
 from vidrec.candidates.cowatch import CoWatchConfig, CoWatchGenerator, item_similarity
 from vidrec.candidates.creators import CreatorsConfig, CreatorsGenerator
@@ -31,19 +31,12 @@ FACTORIES = {
 def platform(clustered):
     """Clustered data; v0, v1 unavailable, v2 not yet uploaded, v3 disliked; users have groups."""
     ds, now = clustered
-    videos = ds.videos.with_columns(
-        available=~pl.col("video_id").is_in(["v0", "v1"]),
-        uploaded_at=pl.when(pl.col("video_id") == "v2").then(pl.lit(now + timedelta(days=5)).cast(TIMESTAMP))
-        .otherwise(pl.col("uploaded_at")),
-    )
-    dislikes = ds.events.head(20).with_columns(
-        video_id=pl.lit("v3"), event=pl.lit("dislike"), watch_seconds=pl.lit(None, dtype=pl.Float64)
-    )
+    ds = with_rule_cases(ds, now)
     users = ds.users.with_columns(
         country=pl.when(pl.Series(cluster_of(ds.users["user_id"]) == 0)).then(pl.lit("FR")).otherwise(pl.lit("JP")),
         age_bucket=pl.lit("25-34"),
     )
-    return Dataset(pl.concat([ds.events, dislikes]), videos, users), now
+    return Dataset(ds.events, ds.videos, users), now
 
 
 @pytest.fixture(scope="module", params=sorted(FACTORIES))
