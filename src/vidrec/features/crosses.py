@@ -75,14 +75,6 @@ def build_cross_tables(events: pl.DataFrame, videos: pl.DataFrame) -> dict[str, 
     }
 
 
-def _share(count: str, total: str, prior: pl.Expr, weight: float) -> pl.Expr:
-    return smoothed_rate(pl.col(count), pl.col(total), prior, weight)
-
-
-def _watch_rate(views: str, impressions: str, prior: pl.Expr, weight: float) -> pl.Expr:
-    return watch_rate(pl.col(views), pl.col(impressions), prior, weight)
-
-
 def cross_features(
     df: pl.DataFrame,
     tables: dict[str, pl.DataFrame],
@@ -99,7 +91,7 @@ def cross_features(
     """
     w = user_prior_weight
     g_rate = global_watch_rate(pl.col("g_views"), pl.col("g_impressions"))
-    df = df.with_columns(u_watch_rate=_watch_rate("u_views", "u_impressions", g_rate, w))
+    df = df.with_columns(u_watch_rate=watch_rate("u_views", "u_impressions", g_rate, w))
     has_lang = "language" in videos.columns
     language = pl.col("language") if has_lang else pl.lit(None, pl.String).alias("language")
     meta = videos.select("video_id", "tags", language)
@@ -114,9 +106,9 @@ def cross_features(
     t = asof(t, tables["tag"], ["tag"], "tag_", ["views"], fill=True)
     tag_share = (pl.col("tag_views") + 1.0) / (pl.col("g_views") + n_tags)
     t = t.with_columns(_p=tag_share).with_columns(
-        _share=_share("ut_views", "u_views", pl.col("_p"), w),
-        _crate=_share("ut_completions", "ut_views", pl.col("u_completion_rate"), w),
-        _wrate=_watch_rate("ut_views", "ut_impressions", pl.col("u_watch_rate"), w),
+        _share=smoothed_rate("ut_views", "u_views", pl.col("_p"), w),
+        _crate=smoothed_rate("ut_completions", "ut_views", pl.col("u_completion_rate"), w),
+        _wrate=watch_rate("ut_views", "ut_impressions", pl.col("u_watch_rate"), w),
     )
     per_row = t.group_by("_row").agg(
         ut_affinity_max=pl.col("_share").max(),
@@ -132,9 +124,9 @@ def cross_features(
     lang_share = (pl.col("lang_views") + 1.0) / (pl.col("g_views") + n_langs)
     lang = lang.select(
         "_row",
-        ul_affinity=_share("ul_views", "u_views", lang_share, w),
-        ul_completion_rate=_share("ul_completions", "ul_views", pl.col("u_completion_rate"), w),
-        ul_watch_rate=_watch_rate("ul_views", "ul_impressions", pl.col("u_watch_rate"), w),
+        ul_affinity=smoothed_rate("ul_views", "u_views", lang_share, w),
+        ul_completion_rate=smoothed_rate("ul_completions", "ul_views", pl.col("u_completion_rate"), w),
+        ul_watch_rate=watch_rate("ul_views", "ul_impressions", pl.col("u_watch_rate"), w),
     )
     out = df.join(per_row, on="_row", how="left", maintain_order="left").join(
         lang, on="_row", how="left", maintain_order="left"

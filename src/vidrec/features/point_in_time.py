@@ -215,11 +215,6 @@ def histories_at(rows: pl.DataFrame, tables: EventTables) -> pl.DataFrame:
     return df.sort("_row").select(*rows.columns, "history")
 
 
-def _rate(count: str, total: str, prior: pl.Expr, weight: float) -> pl.Expr:
-    """:func:`smoothed_rate` of two columns."""
-    return smoothed_rate(pl.col(count), pl.col(total), prior, weight)
-
-
 def point_in_time_features(
     rows: pl.DataFrame,
     tables: EventTables,
@@ -307,7 +302,7 @@ def _derive(
     w, wu = cfg.prior_weight, cfg.user_prior_weight
     g_views = pl.col("g_views")
     g_mean = (pl.col("g_completion_sum") + 0.5) / (g_views + 1.0)
-    u_rate = _rate("u_completions", "u_views", global_rate(pl.col("g_completions"), g_views), wu)
+    u_rate = smoothed_rate("u_completions", "u_views", global_rate(pl.col("g_completions"), g_views), wu)
     cat_share = (pl.col("cat_views") + 1.0) / (g_views + n_categories)
     if video_rates_from_counts:
         rates = video_rates({c: pl.col(f"v_{c}") for c in COUNTS}, {c: pl.col(f"g_{c}") for c in COUNTS}, w)
@@ -316,8 +311,8 @@ def _derive(
         video_age_days=age_days(pl.col("ts"), pl.col("uploaded_at")).fill_null(0.0),
         duration_seconds=pl.col("duration_seconds").fill_null(0.0),
         u_completion_rate=u_rate,
-        u_mean_completion=_rate("u_completion_sum", "u_views", g_mean, wu),
-        uc_affinity=_rate("uc_views", "u_views", cat_share, wu),
-        uc_completion_rate=_rate("uc_completions", "uc_views", u_rate, wu),
+        u_mean_completion=smoothed_rate("u_completion_sum", "u_views", g_mean, wu),
+        uc_affinity=smoothed_rate("uc_views", "u_views", cat_share, wu),
+        uc_completion_rate=smoothed_rate("uc_completions", "uc_views", u_rate, wu),
         creator_disliked=(pl.col("creator_dislikes") > 0).cast(pl.Float64),
     )

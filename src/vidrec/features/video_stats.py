@@ -91,17 +91,22 @@ def global_rate(count_total: pl.Expr, views_total: pl.Expr) -> pl.Expr:
     return (count_total.cast(pl.Float64) + 1.0) / (views_total.cast(pl.Float64) + 2.0)
 
 
-def smoothed_rate(count: pl.Expr, total: pl.Expr, prior: pl.Expr, weight: float) -> pl.Expr:
-    """Beta-binomial smoothing ``(count + weight * prior) / (total + weight)``; the prior when both are 0."""
-    denominator = total.cast(pl.Float64) + weight
-    rate = (count.cast(pl.Float64) + weight * prior) / denominator
+def _expr(x: str | pl.Expr) -> pl.Expr:
+    return pl.col(x) if isinstance(x, str) else x
+
+
+def smoothed_rate(count: str | pl.Expr, total: str | pl.Expr, prior: pl.Expr, weight: float) -> pl.Expr:
+    """Beta-binomial smoothing ``(count + weight * prior) / (total + weight)``; the prior when both
+    are 0. ``count`` and ``total`` are expressions or column names."""
+    denominator = _expr(total).cast(pl.Float64) + weight
+    rate = (_expr(count).cast(pl.Float64) + weight * prior) / denominator
     return pl.when(denominator > 0).then(rate).otherwise(prior)
 
 
-def watch_rate(views: pl.Expr, impressions: pl.Expr, prior: pl.Expr, weight: float) -> pl.Expr:
+def watch_rate(views: str | pl.Expr, impressions: str | pl.Expr, prior: pl.Expr, weight: float) -> pl.Expr:
     """Smoothed share of impressions followed by a watch; watches beyond the impressions (a log
     that misses some impressions) do not push it above 1."""
-    return smoothed_rate(pl.min_horizontal(views, impressions), impressions, prior, weight)
+    return smoothed_rate(pl.min_horizontal(_expr(views), _expr(impressions)), impressions, prior, weight)
 
 
 def global_watch_rate(views_total: pl.Expr, impressions_total: pl.Expr) -> pl.Expr:
