@@ -18,7 +18,7 @@ from vidrec.data.simulator.behaviour import (
     response_probabilities,
 )
 from vidrec.data.simulator.config import SimulatorConfig
-from vidrec.data.simulator.groundtruth import save_ground_truth
+from vidrec.data.simulator.groundtruth import PolicyTrace, save_ground_truth
 from vidrec.data.simulator.policy import LoggingPolicy
 from vidrec.data.simulator.vocab import language_penalty_table
 from vidrec.data.simulator.world import World, build_world
@@ -141,10 +141,12 @@ def simulate(config: SimulatorConfig, out_dir: str | Path) -> dict:
     params = BehaviourParams()
     policy = LoggingPolicy(world)
     views = np.zeros(config.videos)
+    exposure = PolicyTrace.empty(config.days, config.videos)
     kinds = np.zeros(len(KIND_CODE), dtype=np.int64)
     first_us, last_us = None, None
     with EventsWriter(root / "events.parquet", world.users["user_id"], world.videos["video_id"]) as writer:
         for day in range(config.days):
+            exposure.record(day, policy, views)
             events = simulate_day(world, policy, params, views, day, np.random.default_rng([config.seed, 100, day]))
             writer.write(events.user, events.video, events.ts_us, events.kind, events.watch_seconds)
             views += np.bincount(events.watched_videos, minlength=config.videos)
@@ -154,7 +156,7 @@ def simulate(config: SimulatorConfig, out_dir: str | Path) -> dict:
                 last_us = events.ts_us[-1]
     world.videos.write_parquet(root / "videos.parquet", compression="zstd")
     world.users.write_parquet(root / "users.parquet", compression="zstd")
-    save_ground_truth(world, params, root / "ground_truth")
+    save_ground_truth(world, params, root / "ground_truth", exposure)
     summary = _summary(world, kinds, first_us, last_us)
     result = {"config": config.to_dict(), "summary": summary}
     (root / "simulation.json").write_text(json.dumps(result, indent=2) + "\n")

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
@@ -24,8 +25,36 @@ CELLS_PER_CHUNK = 1 << 22  # users x videos scored at once by best_videos (~32 M
 TimeLike = datetime | np.datetime64 | np.ndarray | pl.Series | Sequence[datetime]
 
 
-def save_ground_truth(world, params: BehaviourParams, directory: Path) -> None:
-    """Write the latent arrays the response model needs (users, videos, interests, params)."""
+@dataclass
+class PolicyTrace:
+    """How the logging policy chose impressions each day: the truth behind exposure in a log.
+
+    The policy shows a video from the personalised source with probability
+    ``personal_share * estimate[user, topic] * weight / topic weight``, from the popular
+    source ``popular_share * weight / total weight`` and from the fresh source uniformly over
+    ``fresh_pool``; the estimate is ``(1 - noise_weight) * interests + noise_weight * noise``.
+    """
+
+    weights: np.ndarray  # (days, videos) float32: popularity weight at the start of each day, 0 if not showable
+    fresh_pool: np.ndarray  # (days, videos) bool
+    noise: np.ndarray = field(default_factory=lambda: np.zeros((0, 0), np.float32))  # (users, topics)
+    personal_share: float = 0.0
+    fresh_share: float = 0.0
+    noise_weight: float = 0.0
+    start_us: int = 0  # midnight of day 0
+
+    @classmethod
+    def empty(cls, days: int, videos: int) -> "PolicyTrace":
+        return cls(np.zeros((days, videos), np.float32), np.zeros((days, videos), bool))
+
+    def record(self, day: int, policy, views: np.ndarray) -> None:
+        """Keep ``policy``'s (a :class:`LoggingPolicy`) weights and fresh pool for ``day``."""
+        self.weights[day] = policy.weights(day, views)
+        self.fresh_pool[day] = policy.fresh_pool(day)
+
+
+def save_ground_truth(world, params: BehaviourParams, directory: Path, exposure: PolicyTrace | None = None) -> None:
+    """Write the latent arrays the response model (and, given, the logging policy) needs."""
     directory.mkdir(parents=True, exist_ok=True)
     pl.DataFrame({"user_id": world.users["user_id"], "language": world.user_language}).write_parquet(
         directory / "users.parquet"
@@ -42,10 +71,20 @@ def save_ground_truth(world, params: BehaviourParams, directory: Path) -> None:
         }
     ).write_parquet(directory / "videos.parquet")
     np.save(directory / "interest.npy", world.interest)
+    np.save(directory / "interest_prior.npy", world.interest_prior)
+    if exposure is not None:
+        np.savez_compressed(directory / "policy.npz", weights=exposure.weights, fresh_pool=exposure.fresh_pool,
+                            noise=world.policy_noise)  # fmt: skip
     meta = {
         "topics": world.config.topics,
         "behaviour": params.to_dict(),
         "language_penalty": language_penalty_table().tolist(),
+        "policy": {
+            "personal_share": world.config.policy_personal_share,
+            "fresh_share": world.config.policy_fresh_share,
+            "noise_weight": world.config.policy_noise,
+            "start_us": int(world.start_us),
+        },
         "definitions": {
             "p_interact": "P(watch | impression at ts)",
             "p_complete": "P(watch and watch_seconds / duration_seconds >= 0.8 | impression at ts)",
@@ -84,7 +123,8 @@ class GroundTruth:
         array([0.173...])
     """
 
-    def __init__(self, users: pl.DataFrame, videos: pl.DataFrame, interest: np.ndarray, meta: dict) -> None:
+    def __init__(self, users: pl.DataFrame, videos: pl.DataFrame, interest: np.ndarray, meta: dict,
+                 interest_prior: np.ndarray | None = None, policy: PolicyTrace | None = None) -> None:
         self.user_ids = IdMap(users["user_id"])
         self.video_ids = IdMap(videos["video_id"])
         self.user_language = users["language"].to_numpy()
@@ -95,6 +135,8 @@ class GroundTruth:
         self.removed_us = videos["removed_us"].to_numpy()
         self.video_language = videos["language"].to_numpy()
         self.interest = interest  # (users, topics) float32
+        self.interest_prior = interest_prior  # (users, topics) Dirichlet parameters; None in older simulations
+        self.policy = policy  # the logging policy's choices; None in older simulations
         self.n_topics = int(meta["topics"])
         self.params = BehaviourParams(**meta["behaviour"])
         self.language_penalty = np.asarray(meta["language_penalty"], dtype=np.float64)
@@ -111,8 +153,12 @@ class GroundTruth:
                 "ground truth exists only for simulated data; create it with `vidrec simulate`",
             )
         meta = json.loads((root / "params.json").read_text())
+        prior, policy = root / "interest_prior.npy", None
+        if (root / "policy.npz").exists() and "policy" in meta:
+            with np.load(root / "policy.npz") as arrays:
+                policy = PolicyTrace(arrays["weights"], arrays["fresh_pool"], arrays["noise"], **meta["policy"])
         return cls(pl.read_parquet(root / "users.parquet"), pl.read_parquet(root / "videos.parquet"),
-                   np.load(root / "interest.npy"), meta)
+                   np.load(root / "interest.npy"), meta, np.load(prior) if prior.exists() else None, policy)
 
     def _index(self, ids, idmap: IdMap, what: str) -> np.ndarray:
         idx = idmap.to_index(ids)

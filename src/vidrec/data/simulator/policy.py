@@ -33,6 +33,10 @@ class LoggingPolicy:
         w = self.world
         return (w.upload_day < day) & (w.removal_day > day)
 
+    def fresh_pool(self, day: int) -> np.ndarray:
+        """Mask of the videos the fresh source draws from on ``day`` (uniformly)."""
+        return self.eligible(day) & (self.world.upload_day >= day - FRESH_WINDOW_DAYS)
+
     def weights(self, day: int, views: np.ndarray) -> np.ndarray:
         """Popularity weight of each video at the start of ``day`` (0 if not showable)."""
         w, cfg = self.world, self.world.config
@@ -68,7 +72,7 @@ class LoggingPolicy:
         pos[np.flatnonzero(personal)[ok]] = topic_pos[ok]
         pos = self.by_topic[last_positive[pos]]
         # Fresh source: uniform over showable uploads of the last few days.
-        fresh_pool = np.flatnonzero(self.eligible(day) & (world.upload_day >= day - FRESH_WINDOW_DAYS))
+        fresh_pool = np.flatnonzero(self.fresh_pool(day))
         fresh = (source >= cfg.policy_personal_share) & (source < cfg.policy_personal_share + cfg.policy_fresh_share)
         if fresh_pool.size:
             pos[fresh] = fresh_pool[rng.integers(0, fresh_pool.size, size=int(fresh.sum()))]

@@ -33,9 +33,11 @@ class World:
     # users
     users: pl.DataFrame  # canonical users table
     interest: np.ndarray  # (users, topics) float32, rows sum to 1: the true interests
+    interest_prior: np.ndarray  # (users, topics) float32: the Dirichlet each user's interests were drawn from
     user_language: np.ndarray  # (users,) int8 index into vocab.LANGUAGES
     activity: np.ndarray  # (users,) float64, mean 1: relative daily impressions
     policy_cdf: np.ndarray  # (users * topics,) float64: row cumsum of the policy's estimate + row
+    policy_noise: np.ndarray  # (users, topics) float32, rows sum to 1: the noise in that estimate
     # videos
     videos: pl.DataFrame  # canonical videos table
     topic: np.ndarray  # (videos,) int64
@@ -87,11 +89,12 @@ def _users(cfg: SimulatorConfig, rng: np.random.Generator, topic_category: np.nd
     alpha *= cfg.interest_concentration / alpha.sum(axis=1, keepdims=True)  # (users, topics)
     gamma = rng.gamma(alpha) + 1e-6
     interest = (gamma / gamma.sum(axis=1, keepdims=True)).astype(np.float32)
+    prior = alpha.astype(np.float32)
     del alpha, gamma
     noise = rng.gamma(np.ones(k), size=(n, k))
     noise /= noise.sum(axis=1, keepdims=True)
     estimate = (1.0 - cfg.policy_noise) * interest + cfg.policy_noise * noise
-    del noise
+    noise = noise.astype(np.float32)
     cdf = np.cumsum(estimate / estimate.sum(axis=1, keepdims=True), axis=1)
     cdf[:, -1] = 1.0
     policy_cdf = (cdf + np.arange(n)[:, None]).ravel()  # globally increasing: one searchsorted
@@ -109,7 +112,7 @@ def _users(cfg: SimulatorConfig, rng: np.random.Generator, topic_category: np.nd
             "signed_up_at": _timestamps(signed_up),
         }
     )
-    return users, interest, language, activity, policy_cdf, topic_popularity
+    return users, interest, prior, language, activity, policy_cdf, noise, topic_popularity
 
 
 def _upload_times(cfg: SimulatorConfig, rng: np.random.Generator, start_us: int):
@@ -206,14 +209,15 @@ def build_world(cfg: SimulatorConfig) -> World:
     """Draw the whole latent platform from ``cfg.seed`` (independent streams per part)."""
     start_us = int(cfg.start.timestamp()) * 1_000_000
     topic_category, topic_words = _topic_words(cfg, np.random.default_rng([cfg.seed, 1]))
-    users, interest, ulang, activity, policy_cdf, topic_pop = _users(
+    users, interest, interest_prior, ulang, activity, policy_cdf, policy_noise, topic_pop = _users(
         cfg, np.random.default_rng([cfg.seed, 2]), topic_category, start_us
     )
     (videos, topic, quality, duration, uploaded, upload_day, removed_us, removal_day, vlang,
      prior) = _videos(cfg, np.random.default_rng([cfg.seed, 3]), topic_category, topic_words, topic_pop, start_us)
     return World(
         config=cfg, start_us=start_us, topic_category=topic_category,
-        users=users, interest=interest, user_language=ulang, activity=activity, policy_cdf=policy_cdf,
+        users=users, interest=interest, interest_prior=interest_prior, user_language=ulang, activity=activity,
+        policy_cdf=policy_cdf, policy_noise=policy_noise,
         videos=videos, topic=topic, quality=quality, duration=duration, uploaded_us=uploaded,
         upload_day=upload_day, removed_us=removed_us.astype(np.int64), removal_day=removal_day,
         video_language=vlang.astype(np.int8), prior_views=prior,
