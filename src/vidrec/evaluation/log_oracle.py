@@ -1,17 +1,20 @@
 """The best any recommender could do knowing only the log: a Bayesian oracle for the simulator.
 
 The oracle of :mod:`vidrec.evaluation.oracle` knows every user's true interests, which no
-recommender can. This one knows everything else the simulator knows (the response model,
-every video's topic, quality, length, language and upload time, the prior each user's
-interests were drawn from) but must infer the interests from the user's logged impressions
-and their outcomes. It ranks by the posterior expected P(complete | shown), which is the
-Bayes-optimal choice for expected completions, so its share of the full oracle bounds what a
-recommender learning from that log can reach on average.
+recommender can. This one knows the response model, the logging policy and each video's
+topic, length, language and upload time, but must infer each user's topic interests, and
+optionally each video's quality, from the log: the logged outcomes, what the (personalised)
+logging policy chose to show, and for back-catalogue videos their popularity before the
+log began. It ranks by the posterior expected P(complete | shown), the Bayes-optimal choice
+for expected completions, so its share of the full oracle bounds what any recommender
+learning from that log can reach on average (it still knows more than the log: the topics
+and the model, so it is an upper bound, not a target).
 
-The posterior is sampled by Metropolis-within-Gibbs on log-gamma coordinates (interests =
-normalised independent gammas, so the Dirichlet prior factorises), vectorised over users.
-Each user's log-likelihood depends on an interest only through the affinity of its topic, so
-it is tabulated once per (user, topic) on an affinity grid and interpolated at every step.
+Sampling: Metropolis-within-Gibbs, vectorised over users and videos. Interests are
+normalised independent gammas (the Dirichlet prior factorises in log-gamma coordinates);
+each user's likelihood depends on an interest only through its topic's affinity, so it is
+tabulated per (user, topic) on an affinity grid and interpolated at every step. Qualities
+follow the simulator's hierarchy (creator, then video), creators drawn exactly (conjugate).
 """
 
 from __future__ import annotations
@@ -23,211 +26,158 @@ import numpy as np
 import polars as pl
 
 from vidrec.data.simulator import GroundTruth
-from vidrec.data.simulator.behaviour import US_PER_DAY, freshness, log_affinity, response_probabilities
+from vidrec.data.simulator.behaviour import log_affinity, response_probabilities
 from vidrec.data.simulator.groundtruth import to_epoch_us
+from vidrec.data.simulator.world import CREATOR_QUALITY_SD, PRIOR_VIEWS_LOG, VIDEO_QUALITY_SD
 from vidrec.errors import DataError
+from vidrec.evaluation.log_likelihood import (
+    bernoulli,
+    exposure_terms,
+    interpolate,
+    logged_outcomes,
+    outcome_terms,
+    tabulate,
+)
+
+ADAPT_EVERY = 20  # iterations between step-size adaptations during burn-in
 
 
 @dataclass(frozen=True)
 class LogOracleConfig:
-    """Sampler settings; the defaults give a stable posterior on the default platform."""
+    """What the oracle may learn from and how long it samples."""
 
-    burn_in: int = 300  # sweeps (one MH step per topic each) before samples are kept
-    samples: int = 200  # sweeps whose states are kept
-    likelihood_grid: int = 192  # affinity points the per-(user, topic) log-likelihood is tabulated on
+    exposure: bool = True  # also learn from what the logging policy chose to show (it is personalised)
+    infer_quality: bool = False  # False: knows every video's quality; True: infers it from the log too
+    burn_in: int = 300  # iterations before samples are kept (one MH step per topic and per video each)
+    samples: int = 200  # iterations whose states are kept
+    likelihood_grid: int = 96  # affinity points the per-(user, topic) log-likelihood is tabulated on
     posterior_grid: int = 64  # affinity points the posterior of each interest is binned on
     target_acceptance: float = 0.4  # step sizes adapt towards this during burn-in
-    exposure: bool = True  # also learn from what the logging policy chose to show (it is personalised)
     seed: int = 0
 
     def __post_init__(self) -> None:
         for name in ("burn_in", "samples", "likelihood_grid", "posterior_grid"):
-            value = getattr(self, name)
-            if not isinstance(value, int) or value < (2 if "grid" in name else 0) or (name == "samples" and value < 1):
-                raise ValueError(f"LogOracleConfig.{name} must be a positive integer (grids >= 2), got {value!r}")
+            value, least = getattr(self, name), {"burn_in": 0, "samples": 1}.get(name, 2)
+            if not isinstance(value, int) or value < least:
+                raise ValueError(f"LogOracleConfig.{name} must be an integer >= {least}, got {value!r}")
         if not 0.0 < self.target_acceptance < 1.0:
             raise ValueError(f"LogOracleConfig.target_acceptance must be in (0, 1), got {self.target_acceptance}")
 
 
 @dataclass
-class InterestPosterior:
-    """Each user's posterior over topic interests, as binned affinities and mean interests."""
+class LogPosterior:
+    """Each user's posterior over topic interests (binned affinities) and, if inferred, video qualities."""
 
     user_ids: list[str]
     grid: np.ndarray  # (G,) affinity values, see behaviour.log_affinity
     weights: np.ndarray  # (users, topics, G) posterior probability mass on each grid point
     mean_interest: np.ndarray  # (users, topics) posterior mean of the interests
-    acceptance: float  # mean MH acceptance rate after burn-in
+    quality: np.ndarray | None  # (samples, videos) posterior draws; None when the truth was known
+    acceptance: float  # mean MH acceptance rate of the interest steps after burn-in
 
 
-def logged_outcomes(truth: GroundTruth, events: pl.DataFrame) -> pl.DataFrame:
-    """One row per logged impression with what followed it.
-
-    Returns ``user, video`` (ground-truth indices), ``ts_us``, ``watched``, ``completed``,
-    ``liked``, ``disliked``, ``abandoned`` (watched under 10%). A watch belongs to the latest
-    impression of the same user and video at or before it; a like or dislike to the latest
-    watch.
-    """
-    ev = events.select("user_id", "video_id", "ts", "event", "watch_seconds").sort("ts")
-    imps = ev.filter(pl.col("event") == "impression").select("user_id", "video_id", "ts")
-    watches = ev.filter(pl.col("event") == "watch").select("user_id", "video_id", "ts", "watch_seconds")
-    reactions = ev.filter(pl.col("event").is_in(["like", "dislike"])).select("user_id", "video_id", "ts", "event")
-    keys = ["user_id", "video_id"]
-    watches = watches.join_asof(imps.with_columns(imp_ts=pl.col("ts")), on="ts", by=keys, strategy="backward",
-                              check_sortedness=False)  # sorted by ts above; polars cannot check with `by`
-    reactions = reactions.join_asof(watches.select(*keys, "ts", watch_ts=pl.col("ts")), on="ts", by=keys,
-                                    strategy="backward", check_sortedness=False).drop_nulls("watch_ts")  # fmt: skip
-    liked = reactions.group_by(*keys, "watch_ts").agg(
-        liked=(pl.col("event") == "like").any(), disliked=(pl.col("event") == "dislike").any()
-    )
-    watches = (
-        watches.drop_nulls("imp_ts")
-        .join(liked, left_on=[*keys, "ts"], right_on=[*keys, "watch_ts"], how="left")
-        .unique([*keys, "imp_ts"], keep="first")
-    )
-    out = imps.join(watches.select(*keys, "imp_ts", "watch_seconds", "liked", "disliked"),
-                    left_on=[*keys, "ts"], right_on=[*keys, "imp_ts"], how="left")  # fmt: skip
-    users = truth._index(out["user_id"].to_list(), truth.user_ids, "user")
-    videos = truth._index(out["video_id"].to_list(), truth.video_ids, "video")
-    completion = out["watch_seconds"].fill_null(0.0).to_numpy() / truth.duration[videos]
-    watched = out["watch_seconds"].is_not_null().to_numpy()
-    return pl.DataFrame(
-        {
-            "user": users,
-            "video": videos,
-            "ts_us": out["ts"].dt.epoch("us").to_numpy(),
-            "watched": watched,
-            "completed": watched & (completion >= 0.8),
-            "liked": out["liked"].fill_null(False).to_numpy(),
-            "disliked": out["disliked"].fill_null(False).to_numpy(),
-            "abandoned": watched & (completion < 0.1),
-        }
-    )
-
-
-def _likelihood_terms(truth: GroundTruth, o: pl.DataFrame):
-    """Bernoulli terms ``log sigmoid(sign * (const + slope * affinity))`` of every impression."""
-    p = truth.params
-    u, v = o["user"].to_numpy(), o["video"].to_numpy()
-    watched, completed = o["watched"].to_numpy(), o["completed"].to_numpy()
-    liked, disliked, abandoned = (o[c].to_numpy() for c in ("liked", "disliked", "abandoned"))
-    q, age = truth.quality[v], o["ts_us"].to_numpy() - truth.uploaded_us[v]
-    pen = truth.language_penalty[truth.user_language[u], truth.video_language[v]]
-    ones = np.ones(u.size, dtype=bool)
-    parts = [  # (which impressions, const, slope, outcome)
-        (ones, p.watch_bias + p.watch_quality * q + p.watch_fresh * freshness(age, p) + pen, p.watch_interest, watched),
-        (watched, p.full_bias + p.full_quality * q - p.full_length * np.log(truth.duration[v] / 60.0),
-         p.full_interest, completed),
-        (watched, p.like_bias + p.like_quality * q + p.like_completed * completed, p.like_interest, liked),
-        (watched & ~liked, p.dislike_bias + p.dislike_quality * q + p.dislike_abandoned * abandoned,
-         p.dislike_interest, disliked),
-    ]  # fmt: skip
-    cell = u * truth.n_topics + truth.topic[v]
-    cells = np.concatenate([cell[m] for m, *_ in parts])
-    const = np.concatenate([np.broadcast_to(c, u.shape)[m] for m, c, _, _ in parts])
-    slope = np.concatenate([np.full(int(m.sum()), s) for m, _, s, _ in parts])
-    sign = np.concatenate([np.where(y[m], 1.0, -1.0) for m, _, _, y in parts])
-    return cells, const, slope, sign
-
-
-def _exposure_terms(truth: GroundTruth, o: pl.DataFrame):
-    """Each impression's probability under the logging policy as ``A * estimate[topic] + B``.
-
-    The policy's estimate of the user's interest in the topic is ``(1 - w) * theta + w *
-    noise``; ``A`` is the personalised source's share of that topic's pick, ``B`` the popular
-    and fresh sources' chance. On a day when some topic had nothing showable, a personal pick
-    of that topic fell back to the popular source, which ties every impression to other
-    topics' interests: those days' impressions are left out (conditioning on less is exact).
-    """
-    pol = truth.policy
-    u, v = o["user"].to_numpy(), o["video"].to_numpy()
-    day = np.clip((o["ts_us"].to_numpy() - pol.start_us) // US_PER_DAY, 0, pol.weights.shape[0] - 1)
-    weights = pol.weights.astype(np.float64)
-    total = weights.sum(axis=1)  # (days,)
-    by_topic = np.zeros((weights.shape[0], truth.n_topics))
-    np.add.at(by_topic.T, truth.topic, weights.T)
-    pool = pol.fresh_pool.sum(axis=1)  # (days,)
-    full = (by_topic > 0).all(axis=1)[day]
-    u, v, day = u[full], v[full], day[full]
-    w, topic = weights[day, v], truth.topic[v]
-    popular = 1.0 - pol.personal_share - pol.fresh_share
-    fresh = np.where(pool[day] > 0, pol.fresh_share * pol.fresh_pool[day, v] / np.maximum(pool[day], 1),
-                     pol.fresh_share * w / total[day])  # fmt: skip
-    a = pol.personal_share * w / np.where(by_topic[day, topic] > 0, by_topic[day, topic], np.inf)
-    b = popular * w / total[day] + fresh
-    return u * truth.n_topics + topic, a, b, pol.noise_weight * pol.noise[u, topic].astype(np.float64)
-
-
-def _tabulate(cells: np.ndarray, n_cells: int, grid: np.ndarray, term) -> np.ndarray:
-    """(n_cells, G) sum of ``term(rows)`` (a (len(rows), G) array) over the terms of each cell."""
-    table = np.zeros((n_cells, grid.size))
-    order = np.argsort(cells, kind="stable")
-    cells = cells[order]
-    step = max(1, (1 << 21) // grid.size)
-    for lo in range(0, cells.size, step):  # chunks of terms, bounded memory
-        hi = min(lo + step, cells.size)
-        values = term(order[lo:hi])
-        starts = np.flatnonzero(np.r_[True, cells[lo + 1:hi] != cells[lo:hi - 1]])
-        table[cells[lo:hi][starts]] += np.add.reduceat(values, starts, axis=0)
-    return table
-
-
-def _bernoulli(const, slope, sign, grid):
-    """``log sigmoid(sign * (const + slope * affinity))`` of the chosen terms on ``grid``."""
-    return lambda rows: -np.logaddexp(0.0, -sign[rows, None] * (const[rows, None] + slope[rows, None] * grid[None, :]))
-
-
-def _interp(table: np.ndarray, a: np.ndarray, lo: float, step: float) -> np.ndarray:
-    """Linear interpolation of each row of ``table`` at the matching entry of ``a``."""
-    pos = np.clip((a - lo) / step, 0.0, table.shape[1] - 1 - 1e-9)
-    i = pos.astype(np.int64)
-    frac = pos - i
-    rows = np.arange(a.size)
-    return table[rows, i] * (1.0 - frac) + table[rows, i + 1] * frac
-
-
-def interest_posterior(truth: GroundTruth, events: pl.DataFrame, user_ids: list[str],
-                       config: LogOracleConfig | None = None) -> InterestPosterior:
-    """Sample each user's interest posterior given their logged impressions in ``events``."""
-    cfg = config or LogOracleConfig()
+def _check(truth: GroundTruth, cfg: LogOracleConfig) -> None:
     if truth.interest_prior is None:
         raise DataError("this simulation has no ground_truth/interest_prior.npy",
-                        "simulate it again with this version of vidrec (`vidrec simulate`)")
+                        "simulate it again with this version of vidrec (`vidrec simulate`)")  # fmt: skip
     if cfg.exposure and truth.policy is None:
         raise DataError("this simulation has no ground_truth/policy.npz (the logging policy's choices)",
                         "simulate it again with this version of vidrec, or set LogOracleConfig.exposure = False")
+    if cfg.infer_quality and not truth.has_creators:
+        raise DataError("this simulation's ground truth has no creators or prior views per video",
+                        "simulate it again with this version of vidrec, or set LogOracleConfig.infer_quality = False")
+
+
+class _Qualities:
+    """Video and creator qualities under the simulator's hierarchy, updated by MH and Gibbs."""
+
+    def __init__(self, truth: GroundTruth, rng: np.random.Generator) -> None:
+        self.truth, self.rng = truth, rng
+        self.n_creators = int(truth.creator.max()) + 1
+        self.per_creator = np.bincount(truth.creator, minlength=self.n_creators)
+        self.creator = rng.normal(0.0, CREATOR_QUALITY_SD, self.n_creators)
+        self.video = self.creator[truth.creator] + rng.normal(0.0, VIDEO_QUALITY_SD, truth.creator.size)
+        self.scale = np.full(truth.creator.size, 0.5)
+        self.accepted = np.zeros(truth.creator.size)
+        base, per_quality, per_fame, noise = PRIOR_VIEWS_LOG
+        self._views = (np.log(np.maximum(truth.prior_views, 1e-300)) - base - per_fame * truth.creator_fame, per_quality,
+                       noise)  # fmt: skip
+
+    def log_prior(self, q: np.ndarray) -> np.ndarray:
+        """Per video: its quality given its creator's, and its views before the log if it had any."""
+        resid, per_quality, noise = self._views
+        views = np.where(self.truth.back_catalogue, -0.5 * ((resid - per_quality * q) / noise) ** 2, 0.0)
+        return -0.5 * ((q - self.creator[self.truth.creator]) / VIDEO_QUALITY_SD) ** 2 + views
+
+    def step(self, loglik) -> None:
+        """One MH step per video (``loglik(q)`` gives each video's log-likelihood), then the creators."""
+        proposal = self.video + self.scale * self.rng.standard_normal(self.video.size)
+        log_ratio = loglik(proposal) + self.log_prior(proposal) - loglik(self.video) - self.log_prior(self.video)
+        ok = np.log(self.rng.random(self.video.size)) < log_ratio
+        self.video[ok] = proposal[ok]
+        self.accepted += ok
+        precision = 1.0 / CREATOR_QUALITY_SD**2 + self.per_creator / VIDEO_QUALITY_SD**2
+        total = np.bincount(self.truth.creator, self.video, minlength=self.n_creators) / VIDEO_QUALITY_SD**2
+        self.creator = total / precision + self.rng.standard_normal(self.n_creators) / np.sqrt(precision)
+
+
+def _softmax(z: np.ndarray) -> np.ndarray:
+    theta = np.exp(z - z.max(axis=1, keepdims=True))
+    return theta / theta.sum(axis=1, keepdims=True)
+
+
+def log_posterior(truth: GroundTruth, events: pl.DataFrame, user_ids: list[str],
+                  config: LogOracleConfig | None = None) -> LogPosterior:
+    """Sample the posterior of ``user_ids``' interests (and of qualities) given the log ``events``.
+
+    With ``infer_quality`` every user in ``events`` is sampled too, since all of them tell
+    about the videos' qualities; otherwise only ``user_ids``' own events are read.
+    """
+    cfg = config or LogOracleConfig()
+    _check(truth, cfg)
     rng = np.random.default_rng(cfg.seed)
-    users = truth._index(user_ids, truth.user_ids, "user")
+    targets = truth._index(user_ids, truth.user_ids, "user")
+    if not cfg.infer_quality:
+        events = events.filter(pl.col("user_id").is_in(list(user_ids)))
+    others = np.setdiff1d(truth._index(events["user_id"].unique().to_list(), truth.user_ids, "user"), targets)
+    users = np.concatenate([targets, others])
     n, k = users.size, truth.n_topics
     local = np.full(truth.user_language.size, -1)
     local[users] = np.arange(n)
-    o = logged_outcomes(truth, events.filter(pl.col("user_id").is_in(list(user_ids))))
+    o = logged_outcomes(truth, events)
+    terms = outcome_terms(truth, o)
+    cells = local[terms.cell // k] * k + terms.cell % k
     a_lo, a_hi = float(log_affinity(np.zeros(1), k)[0]), float(log_affinity(np.ones(1), k)[0])
     grid = np.linspace(a_lo, a_hi, cfg.likelihood_grid)
-    cells, const, slope, sign = _likelihood_terms(truth, o)
-    table = _tabulate(local[cells // k] * k + cells % k, n * k, grid, _bernoulli(const, slope, sign, grid))
-    if cfg.exposure:
-        cells, a, b, noise = _exposure_terms(truth, o)
-        theta = (np.exp(grid) - 0.1) / k  # the interest at each grid affinity (inverse of log_affinity)
-        keep = 1.0 - truth.policy.noise_weight
-        table += _tabulate(local[cells // k] * k + cells % k, n * k, grid, lambda r: np.log(np.maximum(
-            a[r, None] * (keep * theta[None, :] + noise[r, None]) + b[r, None], 1e-300)))
     step_a = grid[1] - grid[0]
+    fixed = np.zeros((n * k, grid.size))
+    if cfg.exposure:
+        e_cells, a, b, noise = exposure_terms(truth, o)
+        theta_at = (np.exp(grid) - 0.1) / k  # the interest at each grid affinity (inverse of log_affinity)
+        keep = 1.0 - truth.policy.noise_weight
+        fixed += tabulate(local[e_cells // k] * k + e_cells % k, n * k, grid, lambda r: np.log(np.maximum(
+            a[r, None] * (keep * theta_at[None, :] + noise[r, None]) + b[r, None], 1e-300)))
+    qualities = _Qualities(truth, rng) if cfg.infer_quality else None
+
+    def outcome_table(q: np.ndarray) -> np.ndarray:
+        return tabulate(cells, n * k, grid, bernoulli(terms.const + terms.quality_coef * q[terms.video],
+                                                      terms.slope, terms.sign, grid))  # fmt: skip
+
+    table = fixed + outcome_table(truth.quality if qualities is None else qualities.video)
     alpha = truth.interest_prior[users].astype(np.float64)  # (n, k)
 
     def loglik(z: np.ndarray) -> np.ndarray:
-        theta = np.exp(z - z.max(axis=1, keepdims=True))
-        theta /= theta.sum(axis=1, keepdims=True)
-        return _interp(table, log_affinity(theta, k).ravel(), a_lo, step_a).reshape(n, k).sum(axis=1)
+        return interpolate(table, log_affinity(_softmax(z), k).ravel(), a_lo, step_a).reshape(n, k).sum(axis=1)
 
     z = np.log(rng.gamma(alpha) + 1e-300)
-    current = loglik(z)
-    scale = np.ones((n, k))
-    accepted = np.zeros((n, k))
+    scale, accepted = np.ones((n, k)), np.zeros((n, k))
     post = np.linspace(a_lo, a_hi, cfg.posterior_grid)
-    weights = np.zeros((n * k, cfg.posterior_grid))
-    mean_theta = np.zeros((n, k))
-    for sweep in range(cfg.burn_in + cfg.samples):  # a loop over sweeps; each step is vectorised over users
+    m = targets.size
+    weights, mean_theta, draws = np.zeros((m * k, post.size)), np.zeros((m, k)), []
+    for it in range(cfg.burn_in + cfg.samples):  # a loop over iterations; each step is vectorised
+        if qualities is not None and it > 0:
+            table = fixed + outcome_table(qualities.video)
+        current = loglik(z)
         for j in range(k):
             proposal = z.copy()
             proposal[:, j] += scale[:, j] * rng.standard_normal(n)
@@ -237,37 +187,46 @@ def interest_posterior(truth: GroundTruth, events: pl.DataFrame, user_ids: list[
             ok = np.log(rng.random(n)) < log_ratio
             z[ok, j], current[ok] = proposal[ok, j], cand[ok]
             accepted[:, j] += ok
-        if sweep < cfg.burn_in and (sweep + 1) % 20 == 0:  # adapt step sizes, then freeze them
-            scale *= np.exp(2.0 * (accepted / 20.0 - cfg.target_acceptance))
-            np.clip(scale, 0.02, 50.0, out=scale)
+        if qualities is not None:
+            affinity = log_affinity(_softmax(z).ravel()[cells], k)
+            qualities.step(lambda q: np.bincount(terms.video, -np.logaddexp(0.0, -terms.logits(q, affinity)),
+                                                 minlength=q.size))  # fmt: skip
+        if it < cfg.burn_in and (it + 1) % ADAPT_EVERY == 0:  # adapt step sizes, then freeze them
+            scale = np.clip(scale * np.exp(2.0 * (accepted / ADAPT_EVERY - cfg.target_acceptance)), 0.02, 50.0)
             accepted[:] = 0
-        if sweep == cfg.burn_in - 1:
-            accepted[:] = 0  # the reported acceptance counts sampling sweeps only
-        if sweep >= cfg.burn_in:
-            theta = np.exp(z - z.max(axis=1, keepdims=True))
-            theta /= theta.sum(axis=1, keepdims=True)
+            if qualities is not None:
+                qualities.scale = np.clip(qualities.scale * np.exp(2.0 * (qualities.accepted / ADAPT_EVERY
+                                                                          - cfg.target_acceptance)), 0.01, 5.0)
+                qualities.accepted[:] = 0
+        if it == cfg.burn_in - 1:
+            accepted[:] = 0  # the reported acceptance counts sampling iterations only
+        if it >= cfg.burn_in:
+            theta = _softmax(z[:m])
             mean_theta += theta
             pos = np.clip((log_affinity(theta, k).ravel() - a_lo) / (post[1] - post[0]), 0.0, post.size - 1 - 1e-9)
             i = pos.astype(np.int64)
-            frac = pos - i
-            np.add.at(weights, (np.arange(n * k), i), 1.0 - frac)
-            np.add.at(weights, (np.arange(n * k), i + 1), frac)
-    acceptance = float(accepted.sum() / (cfg.samples * n * k))
-    return InterestPosterior(
+            np.add.at(weights, (np.arange(m * k), i), 1.0 - (pos - i))
+            np.add.at(weights, (np.arange(m * k), i + 1), pos - i)
+            if qualities is not None:
+                draws.append(qualities.video.astype(np.float32))
+    return LogPosterior(
         user_ids=list(user_ids),
         grid=post,
-        weights=(weights / cfg.samples).reshape(n, k, cfg.posterior_grid),
+        weights=(weights / cfg.samples).reshape(m, k, post.size),
         mean_interest=mean_theta / cfg.samples,
-        acceptance=acceptance,
+        quality=np.stack(draws) if draws else None,
+        acceptance=float(accepted[:m].sum() / (cfg.samples * m * k)),
     )
 
 
-def log_informed_best(truth: GroundTruth, posterior: InterestPosterior, now: datetime, k: int = 10,
+def log_informed_best(truth: GroundTruth, posterior: LogPosterior, now: datetime, k: int = 10,
                       exclude: dict[str, set[str]] | None = None) -> pl.DataFrame:
     """Each user's ``k`` available videos of highest posterior expected P(complete) at ``now``.
 
     Returns ``user_id, rank, video_id, p_expected`` (the oracle's own estimate; judge the
     slate with :func:`vidrec.evaluation.oracle.oracle_ratio`, which uses the true values).
+    Interests and qualities are averaged over their posteriors separately (one user's
+    interests and one video's quality are all but independent given a whole log).
     """
     users = truth._index(posterior.user_ids, truth.user_ids, "user")
     n_videos = truth.topic.size
@@ -275,14 +234,15 @@ def log_informed_best(truth: GroundTruth, posterior: InterestPosterior, now: dat
     age = now_us - truth.uploaded_us
     scores = np.zeros((users.size, n_videos))
     languages = truth.user_language[users]
+    draws = truth.quality[None, :] if posterior.quality is None else posterior.quality.astype(np.float64)
     for lang in np.unique(languages):  # a handful of languages
         who = np.flatnonzero(languages == lang)
         pen = truth.language_penalty[lang, truth.video_language]
-        watch, full = response_probabilities(  # (videos, G)
-            truth.params, posterior.grid[None, :], pen[:, None], truth.quality[:, None],
-            truth.duration[:, None], age[:, None],
-        )
-        p = watch * full
+        p = np.zeros((n_videos, posterior.grid.size))
+        for q in draws:  # posterior draws of every video's quality
+            watch, full = response_probabilities(truth.params, posterior.grid[None, :], pen[:, None], q[:, None],
+                                                 truth.duration[:, None], age[:, None])  # fmt: skip
+            p += watch * full / len(draws)
         for topic in range(truth.n_topics):  # tens of topics, each one matrix product
             vids = np.flatnonzero(truth.topic == topic)
             if vids.size:

@@ -68,6 +68,10 @@ def save_ground_truth(world, params: BehaviourParams, directory: Path, exposure:
             "uploaded_us": world.uploaded_us,
             "removed_us": world.removed_us,
             "language": world.video_language,
+            "creator": world.creator,
+            "creator_fame": world.creator_fame,
+            "prior_views": world.prior_views,
+            "back_catalogue": world.upload_day < 0,
         }
     ).write_parquet(directory / "videos.parquet")
     np.save(directory / "interest.npy", world.interest)
@@ -134,6 +138,13 @@ class GroundTruth:
         self.uploaded_us = videos["uploaded_us"].to_numpy()
         self.removed_us = videos["removed_us"].to_numpy()
         self.video_language = videos["language"].to_numpy()
+        extra = {"creator", "creator_fame", "prior_views", "back_catalogue"}
+        self.has_creators = extra <= set(videos.columns)  # older simulations lack these
+        if self.has_creators:
+            self.creator = videos["creator"].to_numpy()
+            self.creator_fame = videos["creator_fame"].to_numpy()
+            self.prior_views = videos["prior_views"].to_numpy()
+            self.back_catalogue = videos["back_catalogue"].to_numpy()
         self.interest = interest  # (users, topics) float32
         self.interest_prior = interest_prior  # (users, topics) Dirichlet parameters; None in older simulations
         self.policy = policy  # the logging policy's choices; None in older simulations

@@ -21,6 +21,10 @@ NEVER_US = np.iinfo(np.int64).max
 """``removed_us`` of a video that is never removed."""
 
 WORDS_PER_TOPIC = 5  # four category words and one made-up name
+CREATOR_QUALITY_SD = 0.5  # a creator's quality ~ N(0, this)
+VIDEO_QUALITY_SD = 0.7  # a video's quality ~ N(its creator's, this)
+PRIOR_VIEWS_LOG = (2.0, 0.7, 0.6, 1.0)
+"""Views before day 0 of a back-catalogue video: exp(a + b * quality + c * creator fame + N(0, d))."""
 
 
 @dataclass
@@ -48,6 +52,8 @@ class World:
     removed_us: np.ndarray  # (videos,) int64; NEVER_US if never removed
     removal_day: np.ndarray  # (videos,) int64; shown on days upload_day < d < removal_day
     video_language: np.ndarray  # (videos,) int8
+    creator: np.ndarray  # (videos,) int64 creator index
+    creator_fame: np.ndarray  # (videos,) float64: standardised log share of the creator's uploads
     prior_views: np.ndarray  # (videos,) float64: views before day 0, seen by the policy
 
 
@@ -137,7 +143,7 @@ def _videos(cfg: SimulatorConfig, rng: np.random.Generator, topic_category, topi
     creator_fame = (creator_fame - creator_fame.mean()) / (creator_fame.std() + 1e-9)
     creator_primary = rng.choice(k, size=c, p=topic_pop)
     creator_secondary = rng.integers(0, k, size=c)
-    creator_quality = rng.normal(0.0, 0.5, size=c)
+    creator_quality = rng.normal(0.0, CREATOR_QUALITY_SD, size=c)
     creator_language = rng.choice(len(vocab.LANGUAGES), size=c, p=vocab.VIDEO_LANGUAGE_SHARES).astype(np.int8)
 
     creator = rng.choice(c, size=n, p=creator_weight)
@@ -145,13 +151,14 @@ def _videos(cfg: SimulatorConfig, rng: np.random.Generator, topic_category, topi
     topic = np.where(pick < 0.75, creator_primary[creator],
                      np.where(pick < 0.9, creator_secondary[creator], rng.integers(0, k, size=n)))
     category = topic_category[topic]
-    quality = creator_quality[creator] + rng.normal(0.0, 0.7, size=n)
+    quality = creator_quality[creator] + rng.normal(0.0, VIDEO_QUALITY_SD, size=n)
     median = vocab.CATEGORY_MEDIAN_SECONDS[category]
     duration = np.clip(np.round(median * rng.lognormal(0.0, 0.7, size=n)), 5.0, 10_800.0)
     uploaded, upload_day = _upload_times(cfg, rng, start_us)
+    base, per_quality, per_fame, noise = PRIOR_VIEWS_LOG
     prior = np.where(
         upload_day < 0,
-        np.exp(2.0 + 0.7 * quality + 0.6 * creator_fame[creator] + rng.normal(0.0, 1.0, size=n)),
+        np.exp(base + per_quality * quality + per_fame * creator_fame[creator] + rng.normal(0.0, noise, size=n)),
         0.5 * np.exp(0.5 * creator_fame[creator]),
     )
     # Removals: low quality is likelier to go; a removed video was shown at least one day.
@@ -165,7 +172,7 @@ def _videos(cfg: SimulatorConfig, rng: np.random.Generator, topic_category, topi
     table = _video_table(cfg, rng, creator, topic, category, topic_words, duration, uploaded,
                          removed, creator_language[creator])
     return (table, topic.astype(np.int64), quality, duration, uploaded, upload_day, removed_us,
-            removal_day, creator_language[creator], prior)
+            removal_day, creator_language[creator], prior, creator, creator_fame[creator])
 
 
 def _video_table(cfg, rng, creator, topic, category, topic_words, duration, uploaded, removed, language):
@@ -213,12 +220,13 @@ def build_world(cfg: SimulatorConfig) -> World:
         cfg, np.random.default_rng([cfg.seed, 2]), topic_category, start_us
     )
     (videos, topic, quality, duration, uploaded, upload_day, removed_us, removal_day, vlang,
-     prior) = _videos(cfg, np.random.default_rng([cfg.seed, 3]), topic_category, topic_words, topic_pop, start_us)
+     prior, creator, fame) = _videos(cfg, np.random.default_rng([cfg.seed, 3]), topic_category, topic_words, topic_pop, start_us)
     return World(
         config=cfg, start_us=start_us, topic_category=topic_category,
         users=users, interest=interest, interest_prior=interest_prior, user_language=ulang, activity=activity,
         policy_cdf=policy_cdf, policy_noise=policy_noise,
         videos=videos, topic=topic, quality=quality, duration=duration, uploaded_us=uploaded,
         upload_day=upload_day, removed_us=removed_us.astype(np.int64), removal_day=removal_day,
-        video_language=vlang.astype(np.int8), prior_views=prior,
+        video_language=vlang.astype(np.int8), prior_views=prior, creator=creator.astype(np.int64),
+        creator_fame=fame,
     )
