@@ -81,14 +81,15 @@ def recommender(root: Path, dataset: str, which: str) -> tuple[Recommender, Path
 
 
 def variant(base: RankerConfig, overrides: dict) -> RankerConfig:
-    """``base`` with JSON overrides (``examples`` and ``value`` as nested dicts)."""
+    """``base`` with JSON overrides (``examples``, ``value`` and ``features`` as nested dicts)."""
     ov = dict(overrides)
     ex = replace(base.examples, **ov.pop("examples", {}))
     value = replace(base.value, **ov.pop("value", {}))
+    features = replace(base.features, **ov.pop("features", {}))
     for name in ("hidden", "expert_hidden", "tower_hidden", "loss_weights"):
         if name in ov:
             ov[name] = tuple(ov[name])
-    return replace(base, examples=ex, value=value, **ov)
+    return replace(base, examples=ex, value=value, features=features, **ov)
 
 
 MULTI = [1.0, 0.5, 0.5, 0.5]

@@ -7,7 +7,7 @@ import math
 import polars as pl
 import pytest
 
-from vidrec.features.crosses import CROSS_COLUMNS
+from vidrec.features.crosses import CROSS_COLUMNS, cross_tags
 from vidrec.features.point_in_time import EventTables, PointInTimeConfig, point_in_time_features
 from tests.features.test_point_in_time import events_frame, t, videos_frame
 
@@ -61,3 +61,25 @@ def test_videos_without_tags_or_language_get_neutral_values() -> None:
     assert (r["ut_affinity_max"], r["ut_lift_max"], r["ul_affinity"]) == (0.0, 0.0, 0.0)
     assert r["ut_watch_rate_max"] == pytest.approx(r["u_watch_rate"])
     assert r["ul_completion_rate"] == pytest.approx(r["u_completion_rate"])
+
+
+def test_cross_tags_add_distinct_title_words_of_three_letters_or_more() -> None:
+    videos = pl.DataFrame({"video_id": ["a", "b", "c"], "tags": [["x"], None, []],
+                           "title": ["Toy Story (1995) toy", None, "the best_of-it  Café 2"]})  # fmt: skip
+    assert cross_tags(videos, title_words=True)["tags"].to_list() == [
+        ["x", "title:toy", "title:story", "title:1995"], [], ["title:the", "title:best", "title:café"]
+    ]
+    assert cross_tags(videos)["tags"].to_list() == [["x"], None, []]
+    assert cross_tags(videos.drop("title"), title_words=True)["tags"].to_list() == [["x"], None, []]
+
+
+@pytest.mark.parametrize("title_words, share", [(False, 0.0), (True, 1.0)])
+def test_title_words_count_as_tags_when_asked(title_words: bool, share: float) -> None:
+    # c shares no tag with a, only the title word "zorb"
+    videos = VIDEOS.with_columns(tags=pl.Series([["x"], ["x"], ["z"]]),
+                                 title=pl.Series(["Zorb time", "b", "zorb news"]))  # fmt: skip
+    config = PointInTimeConfig(prior_weight=0.0, user_prior_weight=0.0, title_words=title_words)
+    tables = EventTables.build(EVENTS, videos, config)
+    rows = pl.DataFrame({"user_id": ["u"], "video_id": ["c"], "ts": [t(3)]})
+    r = point_in_time_features(rows, tables, videos).row(0, named=True)
+    assert r["ut_affinity_max"] == pytest.approx(share)  # the user's one view (a) carried "title:zorb"

@@ -181,6 +181,11 @@ def test_unfitted_and_untrainable_rankers_speak_to_the_user(world) -> None:
 def test_config_round_trips_and_rejects_bad_values() -> None:
     cfg = RankerConfig(examples_since=datetime(2025, 1, 3, tzinfo=T0.tzinfo), hidden=(32,))
     assert RankerConfig.from_dict(cfg.to_dict()) == cfg
+    saved_before_title_words = cfg.to_dict()
+    del saved_before_title_words["features"]["title_words"]
+    assert RankerConfig.from_dict(saved_before_title_words).features.title_words is False  # as it was trained
+    assert RankerConfig.from_dict({}).features.title_words is True  # a new config gets today's default
+    assert RankerConfig.from_dict({"features": {"history_len": 20}}).features.title_words is True
     for bad in ({"hidden": ()}, {"dropout": 1.0}, {"lr": 0.0}, {"batch_size": 0}, {"val_fraction": 0.6},
                 {"calibration": "beta"}, {"threads": 0}, {"examples_since": datetime(2025, 1, 1)},
                 {"architecture": "moe"}, {"loss_weights": (0.0, 1.0, 1.0, 1.0)}, {"loss_weights": (1.0, 1.0)},

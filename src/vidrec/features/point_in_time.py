@@ -75,6 +75,7 @@ class PointInTimeConfig:
 
     prior_weight: float = PRIOR_WEIGHT  # pseudo-views of the global rate in every video rate
     user_prior_weight: float = 5.0  # pseudo-watches of the global rate in user / affinity rates
+    title_words: bool = True  # a video's title words count as tags in the user x tag affinities (crosses.py)
     history_len: int = 50  # completed videos kept per example for the user tower
     threshold: float = COMPLETION_THRESHOLD  # completion that counts as completed
     completion_cap: float = 1.0  # completion is capped here in a user's mean completion
@@ -124,7 +125,7 @@ class EventTables:
             ),
         }
         tables["history"], tables["completions"] = _history_tables(pairs)
-        tables.update(build_cross_tables(ev, videos))
+        tables.update(build_cross_tables(ev, videos, cfg.title_words))
         n_cat = max(int(videos["category"].n_unique()), 1)
         return cls(cfg, tables, n_cat)
 
@@ -273,7 +274,7 @@ def point_in_time_features(
     df = _derive(df, cfg, tables.n_categories, video_rates_from_counts=video_stats is None)
     if with_history:
         df = _histories(df, t["completions"], cfg.history_len)
-    df = cross_features(df, t, videos, cfg.user_prior_weight)
+    df = cross_features(df, t, videos, cfg.user_prior_weight, cfg.title_words)
     keep = [*rows.columns, *(c for c in FEATURE_COLUMNS if c not in rows.columns)]
     if with_history:
         keep.append("history")

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -106,7 +106,10 @@ class RankerConfig:
             ex["session_window"] = timedelta(seconds=ex["session_window"])
         since = d.pop("examples_since", None)
         value = dict(d.pop("value", {}))
-        features = PointInTimeConfig(**d.pop("features", {}))
+        feature_args = dict(d.pop("features", {}))
+        if {f.name for f in fields(PointInTimeConfig)} - set(feature_args) == {"title_words"}:
+            feature_args["title_words"] = False  # saved before title words existed: trained without them
+        features = PointInTimeConfig(**feature_args)
         for name in ("hidden", "expert_hidden", "tower_hidden", "loss_weights"):
             if name in d:
                 d[name] = tuple(d[name])
