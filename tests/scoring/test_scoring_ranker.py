@@ -10,6 +10,7 @@ from datetime import datetime, timedelta
 import numpy as np
 import polars as pl
 import pytest
+import torch
 from tests.scoring.scoring_synth import T0, FixedEmbeddings, split_by_time, synthetic_log
 
 from vidrec.data.schema import TIMESTAMP
@@ -17,6 +18,7 @@ from vidrec.errors import VidrecError
 from vidrec.features.point_in_time import EventTables, point_in_time_features
 from vidrec.features.user_state import build_user_state
 from vidrec.scoring import EmbeddingSource, MLPRanker, Ranker, RankerConfig, ValueModel, build_examples
+from vidrec.scoring.model import Ensemble
 from vidrec.scoring.ranker import TIE_BREAK
 from vidrec.scoring.calibration import expected_calibration_error, log_loss, roc_auc
 
@@ -168,6 +170,22 @@ def test_fit_is_seeded(world) -> None:
     assert a.report == b.report
 
 
+def test_an_ensemble_averages_its_members_and_survives_save_load(tmp_path, world) -> None:
+    cfg = replace(FAST, architecture="mlp", loss_weights=(1.0, 0.0, 0.0, 0.0), max_epochs=2, max_examples=5_000)
+    ens = MLPRanker(replace(cfg, ensemble=3)).fit(world[1], None)
+    assert isinstance(ens.model, Ensemble) and len(ens.model.members) == 3
+    assert ens.report["ensemble"] == 3 and len(ens.report["member_best_epochs"]) == 3
+    singles = [MLPRanker(replace(cfg, seed=seed, ensemble=1)).fit(world[1], None) for seed in range(3)]
+    x = torch.randn(64, len(ens.scaler.mean))
+    members = torch.stack([s.model.predict_proba(x) for s in singles])  # member i is the single fit of seed i
+    torch.testing.assert_close(ens.model.predict_proba(x), members.mean(dim=0))
+    assert not torch.allclose(members[0], members[1])  # the seeds differ, so averaging means something
+    cands = candidates_for(world, "u3", 50)
+    loaded = MLPRanker.load(ens.save(tmp_path / "ens"))
+    users, videos = state(world), world[0].videos
+    assert loaded.score(cands, users, videos, NOW).equals(ens.score(cands, users, videos, NOW))
+
+
 def test_unfitted_and_untrainable_rankers_speak_to_the_user(world) -> None:
     with pytest.raises(VidrecError, match="not fitted"):
         MLPRanker().score(candidates_for(world, "u1", 2), state(world), world[0].videos, NOW)
@@ -186,9 +204,13 @@ def test_config_round_trips_and_rejects_bad_values() -> None:
     assert RankerConfig.from_dict(saved_before_title_words).features.title_words is False  # as it was trained
     assert RankerConfig.from_dict({}).features.title_words is True  # a new config gets today's default
     assert RankerConfig.from_dict({"features": {"history_len": 20}}).features.title_words is True
+    saved_before_ensembles = cfg.to_dict()
+    del saved_before_ensembles["ensemble"]
+    assert RankerConfig.from_dict(saved_before_ensembles).ensemble == 1
+    assert RankerConfig.from_dict({"hidden": [16]}).ensemble == RankerConfig().ensemble
     for bad in ({"hidden": ()}, {"dropout": 1.0}, {"lr": 0.0}, {"batch_size": 0}, {"val_fraction": 0.6},
                 {"calibration": "beta"}, {"threads": 0}, {"examples_since": datetime(2025, 1, 1)},
                 {"architecture": "moe"}, {"loss_weights": (0.0, 1.0, 1.0, 1.0)}, {"loss_weights": (1.0, 1.0)},
-                {"experts": 0}, {"cross_layers": -1}, {"expert_hidden": ()}):  # fmt: skip
+                {"experts": 0}, {"cross_layers": -1}, {"expert_hidden": ()}, {"ensemble": 0}):  # fmt: skip
         with pytest.raises(ValueError, match="RankerConfig"):
             RankerConfig(**bad)

@@ -100,8 +100,8 @@ class _Qualities:
         self.scale = np.full(truth.creator.size, 0.5)
         self.accepted = np.zeros(truth.creator.size)
         base, per_quality, per_fame, noise = PRIOR_VIEWS_LOG
-        self._views = (np.log(np.maximum(truth.prior_views, 1e-300)) - base - per_fame * truth.creator_fame, per_quality,
-                       noise)  # fmt: skip
+        residual = np.log(np.maximum(truth.prior_views, 1e-300)) - base - per_fame * truth.creator_fame
+        self._views = (residual, per_quality, noise)
 
     def log_prior(self, q: np.ndarray) -> np.ndarray:
         """Per video: its quality given its creator's, and its views before the log if it had any."""

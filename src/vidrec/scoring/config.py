@@ -26,6 +26,7 @@ class RankerConfig:
     expert_hidden: tuple[int, ...] = (64,)  # widths of each expert MLP
     tower_hidden: tuple[int, ...] = (32,)  # widths of each task tower (not used by "mlp")
     loss_weights: tuple[float, ...] = (1.0, 0.0, 0.0, 0.0)  # BCE weight per task of LABELS; 0: no head (multi-task: e.g. 1, .5, .5, .5)
+    ensemble: int = 3  # networks trained from seeds seed, seed + 1, ...; their probabilities averaged (steadier)
     dropout: float = 0.1  # dropout after each hidden layer
     lr: float = 2e-3  # Adam learning rate
     weight_decay: float = 1e-6  # Adam L2 penalty
@@ -55,6 +56,8 @@ class RankerConfig:
                 raise ValueError(f"RankerConfig.{name} must be positive integers, got {value!r}")
         if not isinstance(self.cross_layers, int) or self.cross_layers < 0:
             raise ValueError(f"RankerConfig.cross_layers must be an integer >= 0, got {self.cross_layers!r}")
+        if not isinstance(self.ensemble, int) or isinstance(self.ensemble, bool) or self.ensemble < 1:
+            raise ValueError(f"RankerConfig.ensemble must be a positive integer, got {self.ensemble!r}")
         if not isinstance(self.experts, int) or self.experts < 1:
             raise ValueError(f"RankerConfig.experts must be a positive integer, got {self.experts!r}")
         w = self.loss_weights
@@ -106,8 +109,10 @@ class RankerConfig:
             ex["session_window"] = timedelta(seconds=ex["session_window"])
         since = d.pop("examples_since", None)
         value = dict(d.pop("value", {}))
+        if _saved_before(data, cls, "ensemble"):
+            d["ensemble"] = 1  # saved before ensembles existed: one network
         feature_args = dict(d.pop("features", {}))
-        if {f.name for f in fields(PointInTimeConfig)} - set(feature_args) == {"title_words"}:
+        if _saved_before(feature_args, PointInTimeConfig, "title_words"):
             feature_args["title_words"] = False  # saved before title words existed: trained without them
         features = PointInTimeConfig(**feature_args)
         for name in ("hidden", "expert_hidden", "tower_hidden", "loss_weights"):
@@ -125,3 +130,13 @@ class RankerConfig:
     def tasks(self) -> tuple[str, ...]:
         """The label columns the model has a head for (loss weight > 0), in LABELS order."""
         return tuple(name for name, w in zip(LABELS, self.loss_weights) if w > 0)
+
+
+def _saved_before(data: dict[str, Any], config_class: type, name: str) -> bool:
+    """Whether ``data`` is a whole saved config from before field ``name`` existed.
+
+    A saved config holds every field, a hand-written one only some; a model saved before
+    a field existed must keep the behaviour it was trained with, not today's default.
+    """
+    return {f.name for f in fields(config_class)} - set(data) == {name}
+

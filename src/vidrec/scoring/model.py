@@ -101,3 +101,21 @@ class MultiTaskNet(nn.Module):
         parts = [torch.sigmoid(self(x[s : s + batch_size])) for s in range(0, len(x), batch_size)]
         self.train(was_training)
         return torch.cat(parts) if parts else torch.zeros(0, len(self.heads))
+
+
+class Ensemble(nn.Module):
+    """Networks trained from different seeds, their probabilities averaged.
+
+    One small network's ranking moves noticeably with its seed (initialisation, batch
+    order, the epoch early stopping picks); the average of a few is steadier and better.
+    """
+
+    def __init__(self, members: list[MultiTaskNet]) -> None:
+        super().__init__()
+        self.members = nn.ModuleList(members)
+
+    @torch.no_grad()
+    def predict_proba(self, x: torch.Tensor, batch_size: int = 65_536) -> torch.Tensor:
+        """Mean of the members' uncalibrated probabilities (n, tasks)."""
+        return torch.stack([m.predict_proba(x, batch_size) for m in self.members]).mean(dim=0)
+

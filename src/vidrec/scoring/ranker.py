@@ -43,9 +43,9 @@ from vidrec.scoring.config import RankerConfig
 from vidrec.scoring.examples import LABELS, build_examples, example_mode, watch_examples
 from vidrec.scoring.features import Standardizer, dense_names, feature_matrix
 from vidrec.scoring.hard_negatives import retrieved_negatives
-from vidrec.scoring.model import MultiTaskNet
+from vidrec.scoring.model import Ensemble, MultiTaskNet
 from vidrec.scoring.similarity import CoOccurrence
-from vidrec.scoring.train import build_net, time_split, train_classifier
+from vidrec.scoring.train import build_model, member_configs, time_split, train_classifier
 from vidrec.scoring.value import PROBABILITY_COLUMNS, ValueModel
 
 
@@ -73,7 +73,7 @@ class MultiTaskRanker(Ranker):
 
     def __init__(self, config: RankerConfig | None = None) -> None:
         self.config = config or RankerConfig()
-        self.model: MultiTaskNet | None = None
+        self.model: MultiTaskNet | Ensemble | None = None
         self.scaler = Standardizer()
         self.calibrators: dict[str, Calibrator] = {}  # per task with a head
         self.base_rates: dict[str, float] = {}  # per task without a head: its validation positive rate
@@ -122,13 +122,15 @@ class MultiTaskRanker(Ranker):
         self.scaler = Standardizer().fit(x[:cut])
         xs = self.scaler(x)
         heads = [LABELS.index(t) for t in cfg.tasks]
-        result = train_classifier(xs[:cut], y[:cut, heads], xs[cut:], y[cut:, heads], cfg)
-        self.model = result.model
+        results = [train_classifier(xs[:cut], y[:cut, heads], xs[cut:], y[cut:, heads], c) for c in member_configs(cfg)]
+        result = results[0]
+        self.model = result.model if len(results) == 1 else Ensemble([r.model for r in results])
         raw = self.model.predict_proba(torch.from_numpy(xs[cut:])).numpy()  # (n_val, tasks)
         self.calibrators, self.base_rates = {}, {}
         self.report = {
             "train_examples": cut, "validation_examples": len(y) - cut, "architecture": cfg.architecture,
             "best_epoch": result.best_epoch, "train_loss": result.train_loss, "val_loss": result.val_loss,
+            "ensemble": len(results), "member_best_epochs": [r.best_epoch for r in results],
         }  # fmt: skip
         for j, task in enumerate(LABELS):
             yv = y[cut:, j]
@@ -300,7 +302,7 @@ class MultiTaskRanker(Ranker):
         ranker.report = meta["report"]
         if value is not None:
             ranker.with_value(value)
-        model = build_net(len(meta["features"]), ranker.config)
+        model = build_model(len(meta["features"]), ranker.config)
         model.load_state_dict(torch.load(root / "model.pt", weights_only=True))
         ranker.model = model.eval()
         ranker.tables = EventTables.load(root / "tables")

@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import copy
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 import torch
 from torch import nn
 
 from vidrec.scoring.config import RankerConfig
-from vidrec.scoring.model import MultiTaskNet
+from vidrec.scoring.model import Ensemble, MultiTaskNet
 
 
 @dataclass
@@ -42,6 +42,18 @@ def build_net(in_dim: int, config: RankerConfig) -> MultiTaskNet:
         in_dim, len(config.tasks), config.architecture, config.hidden, config.cross_layers,
         config.experts, config.expert_hidden, config.tower_hidden, config.dropout,
     )  # fmt: skip
+
+
+def build_model(in_dim: int, config: RankerConfig) -> MultiTaskNet | Ensemble:
+    """The (untrained) model ``config`` describes: one network, or an ensemble of ``config.ensemble``."""
+    if config.ensemble == 1:
+        return build_net(in_dim, config)
+    return Ensemble([build_net(in_dim, config) for _ in range(config.ensemble)])
+
+
+def member_configs(config: RankerConfig) -> list[RankerConfig]:
+    """One config per ensemble member: the same but for the seed (``seed``, ``seed + 1``, ...)."""
+    return [replace(config, seed=config.seed + i) for i in range(config.ensemble)]
 
 
 def train_classifier(
