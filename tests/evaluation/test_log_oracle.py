@@ -116,23 +116,33 @@ def test_config_rejects_bad_values(field, value):
         LogOracleConfig(**{field: value})
 
 
+def simulated(tmp_path_factory, config: SimulatorConfig) -> tuple:
+    """A simulated platform's tables and its ground truth."""
+    root = tmp_path_factory.mktemp("platform")
+    simulate(config, root)
+    return read_dataset(root), GroundTruth.load(root)
+
+
+def judging(ds) -> tuple[list[str], datetime, pl.DataFrame, dict[str, set[str]]]:
+    """Every user, the log's end, and what each watched (the oracles may not pick it)."""
+    seen = ds.events.filter(pl.col("event") == "watch").group_by("user_id").agg(seen=pl.col("video_id").unique())
+    exclude = {r["user_id"]: set(r["seen"]) for r in seen.iter_rows(named=True)}
+    return ds.users["user_id"].sort().to_list(), ds.events["ts"].max(), seen, exclude
+
+
 @pytest.fixture(scope="module")
 def busy_platform(tmp_path_factory):
     """Few users with a lot of evidence each: the posterior should find their interests.
 
     Enough videos that no topic is ever empty, so every day's exposure is informative.
     """
-    root = tmp_path_factory.mktemp("busy")
-    simulate(SimulatorConfig(users=60, videos=1500, days=8, impressions_per_user_day=40, seed=3), root)
-    return read_dataset(root), GroundTruth.load(root)
+    return simulated(tmp_path_factory, SimulatorConfig(users=60, videos=1500, days=8, impressions_per_user_day=40,
+                                                       seed=3))  # fmt: skip
 
 
 def test_with_plenty_of_evidence_the_log_oracle_nears_the_oracle(busy_platform):
     ds, truth = busy_platform
-    users = ds.users["user_id"].sort().to_list()
-    now = ds.events["ts"].max()
-    seen = ds.events.filter(pl.col("event") == "watch").group_by("user_id").agg(seen=pl.col("video_id").unique())
-    exclude = {r["user_id"]: set(r["seen"]) for r in seen.iter_rows(named=True)}
+    users, now, seen, exclude = judging(ds)
     cfg = LogOracleConfig(burn_in=100, samples=60)
     true = truth.interest[truth._index(users, truth.user_ids, "user")]
     ratios, corr = {}, {}
@@ -184,17 +194,13 @@ def test_exposure_terms_are_the_logging_policys_probabilities(tmp_path):
 
 @pytest.fixture(scope="module")
 def small_platform(tmp_path_factory):
-    root = tmp_path_factory.mktemp("small")
-    simulate(SimulatorConfig(users=150, videos=300, days=6, impressions_per_user_day=20, seed=5), root)
-    return read_dataset(root), GroundTruth.load(root)
+    return simulated(tmp_path_factory, SimulatorConfig(users=150, videos=300, days=6, impressions_per_user_day=20,
+                                                       seed=5))  # fmt: skip
 
 
 def test_inferred_qualities_track_the_truth_and_cost_value(small_platform):
     ds, truth = small_platform
-    users = ds.users["user_id"].sort().to_list()
-    now = ds.events["ts"].max()
-    seen = ds.events.filter(pl.col("event") == "watch").group_by("user_id").agg(seen=pl.col("video_id").unique())
-    exclude = {r["user_id"]: set(r["seen"]) for r in seen.iter_rows(named=True)}
+    users, now, seen, exclude = judging(ds)
     cfg = LogOracleConfig(burn_in=60, samples=30, likelihood_grid=48)
     known = log_posterior(truth, ds.events, users, cfg)
     inferred = log_posterior(truth, ds.events, users, replace(cfg, infer_quality=True))
