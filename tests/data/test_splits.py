@@ -68,6 +68,23 @@ def test_per_user_exact_small_case() -> None:
     assert train.filter(pl.col("user_id") == "u1").height == 1  # a single watch stays in train
 
 
+def test_per_user_cut_keeps_an_impression_with_its_watch() -> None:
+    # u0 is shown v1 at minute 10 and watches it at 11: that watch is the first test watch,
+    # so its impression goes to test too (in training it would look shown and ignored)
+    minutes = [(0, "impression", "v0"), (1, "watch", "v0"), (10, "impression", "v1"), (11, "watch", "v1"),
+               (20, "impression", "v2"), (21, "watch", "v2")]  # fmt: skip
+    ev = pl.DataFrame({
+        "user_id": ["u0"] * len(minutes), "video_id": [v for *_, v in minutes],
+        "ts": [T0 + timedelta(minutes=m) for m, *_ in minutes], "event": [k for _, k, _ in minutes],
+        "watch_seconds": [1.0 if k == "watch" else None for _, k, _ in minutes],
+    })  # fmt: skip
+    train, test = split_events(ev, SplitConfig(fraction=0.5))
+    assert train["video_id"].to_list() == ["v0", "v0"]
+    assert test.sort("ts").select("video_id", "event").rows() == [
+        ("v1", "impression"), ("v1", "watch"), ("v2", "impression"), ("v2", "watch")
+    ]
+
+
 def test_explicit_cut_and_round_trip(tmp_path) -> None:
     ev = events_from([(0, h, "watch") for h in range(10)])
     videos = pl.DataFrame({"video_id": ev["video_id"]})

@@ -140,6 +140,24 @@ def test_a_ranker_with_other_features_is_refused_readably(tmp_path, ranker) -> N
     assert "vidrec train" in str(err.value)
 
 
+def test_a_ranker_saved_before_ensembles_and_title_words_scores_as_trained(tmp_path, world) -> None:
+    cfg = replace(FAST, ensemble=1, features=replace(FAST.features, title_words=False), max_examples=5_000)
+    videos = world[0].videos.with_columns(title=pl.lit("shared title words"))
+    old = MLPRanker(cfg).fit(replace(world[1], videos=videos), None)
+    path = old.save(tmp_path / "old")
+    meta = json.loads((path / "ranker.json").read_text())  # as the previous version wrote them
+    del meta["config"]["ensemble"], meta["config"]["features"]["title_words"]
+    (path / "ranker.json").write_text(json.dumps(meta))
+    tables = json.loads((path / "tables" / "tables.json").read_text())
+    del tables["config"]["title_words"]
+    (path / "tables" / "tables.json").write_text(json.dumps(tables))
+    loaded = MLPRanker.load(path)
+    assert loaded.config.ensemble == 1 and not loaded.config.features.title_words
+    assert not loaded.tables.config.title_words
+    cands = candidates_for(world, "u3", 50)
+    assert loaded.score(cands, state(world), videos, NOW).equals(old.score(cands, state(world), videos, NOW))
+
+
 def test_embedding_ranker_needs_its_embeddings(tmp_path, world, emb_ranker) -> None:
     path = emb_ranker[0].save(tmp_path / "e")
     with pytest.raises(VidrecError, match="8-d two-tower embeddings"):

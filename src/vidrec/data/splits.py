@@ -44,7 +44,10 @@ def per_user_cut(events: pl.DataFrame, fraction: float) -> pl.DataFrame:
 
     The cut is moved past the user's first watch time if ties would otherwise put every
     watch in the test set, so each user with watches at two distinct times keeps some
-    training history. Users without such a second time get no cut. Returns ``user_id, cut``.
+    training history. Users without such a second time get no cut. Where the log has
+    impressions, the cut moves back to the impression that led to the watch at the cut, so
+    an impression and its outcome stay on one side (a shown-then-watched video must not
+    look ignored in training). Returns ``user_id, cut``.
     """
     watches = events.filter(pl.col("event") == "watch").select("user_id", "ts")
     ranked = watches.sort("user_id", "ts").with_columns(
@@ -57,13 +60,28 @@ def per_user_cut(events: pl.DataFrame, fraction: float) -> pl.DataFrame:
     )
     n_test = (pl.col("n").cast(pl.Float64) * fraction).round().clip(lower_bound=1).cast(pl.Int64)
     cuts = ranked.filter((pl.col("n") >= 2) & (pl.col("pos") == pl.col("n") - n_test))
-    return (
-        cuts.join(second, on="user_id", how="inner")
-        .select(
-            "user_id",
-            cut=pl.when(pl.col("ts") > pl.col("first")).then(pl.col("ts")).otherwise(pl.col("second")),
-        )
-    )
+    cuts = cuts.join(second, on="user_id", how="inner").select(
+        "user_id", "first",
+        cut=pl.when(pl.col("ts") > pl.col("first")).then(pl.col("ts")).otherwise(pl.col("second")),
+    )  # fmt: skip
+    return _back_to_impressions(events, cuts)
+
+
+def _back_to_impressions(events: pl.DataFrame, cuts: pl.DataFrame) -> pl.DataFrame:
+    """Each cut moved back to the latest impression of a video watched at the cut (if later
+    than the user's first watch, so training keeps a watch)."""
+    keys = ["user_id", "video_id"]
+    at_cut = (
+        events.filter(pl.col("event") == "watch").select(*keys, "ts")
+        .join(cuts, on="user_id").filter(pl.col("ts") == pl.col("cut")).select(*keys, "cut", "first")
+    )  # fmt: skip
+    shown = (
+        at_cut.join(events.filter(pl.col("event") == "impression").select(*keys, imp=pl.col("ts")), on=keys)
+        .filter((pl.col("imp") <= pl.col("cut")) & (pl.col("imp") > pl.col("first")))
+        .group_by(keys).agg(pl.col("imp").max())
+        .group_by("user_id").agg(pl.col("imp").min())
+    )  # fmt: skip
+    return cuts.join(shown, on="user_id", how="left").select("user_id", cut=pl.coalesce("imp", "cut"))
 
 
 def split_events(events: pl.DataFrame, config: SplitConfig) -> tuple[pl.DataFrame, pl.DataFrame]:

@@ -136,6 +136,8 @@ def log_posterior(truth: GroundTruth, events: pl.DataFrame, user_ids: list[str],
     cfg = config or LogOracleConfig()
     _check(truth, cfg)
     rng = np.random.default_rng(cfg.seed)
+    if len(set(user_ids)) != len(user_ids):
+        raise ValueError("user_ids must be distinct")
     targets = truth._index(user_ids, truth.user_ids, "user")
     if not cfg.infer_quality:
         events = events.filter(pl.col("user_id").is_in(list(user_ids)))

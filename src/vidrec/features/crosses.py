@@ -115,7 +115,8 @@ def cross_features(
     df = df.with_columns(u_watch_rate=watch_rate("u_views", "u_impressions", g_rate, w))
     has_lang = "language" in videos.columns
     language = pl.col("language") if has_lang else pl.lit(None, pl.String).alias("language")
-    meta = cross_tags(videos, title_words).join(videos.select("video_id", language), on="video_id", how="left")
+    needed = videos.join(df.select("video_id").unique(), on="video_id", how="semi")  # titles parsed for these only
+    meta = cross_tags(needed, title_words).join(needed.select("video_id", language), on="video_id", how="left")
     need = df.select("_row", "user_id", "video_id", "ts", "u_views", "g_views", "u_completion_rate", "u_watch_rate")
     x = need.join(meta, on="video_id", how="left", maintain_order="left")
     n_tags = max(int(tables["tag"]["tag"].n_unique()), 1)

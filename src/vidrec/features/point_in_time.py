@@ -164,7 +164,9 @@ class EventTables:
         meta = json.loads((root / "tables.json").read_text())
         tables = {name: pl.read_parquet(root / f"{name}.parquet") for name in _TABLES}
         at = meta["compacted_at"]
-        return cls(PointInTimeConfig(**meta["config"]), tables, meta["n_categories"],
+        config = dict(meta["config"])
+        config.setdefault("title_words", False)  # tables saved before title words existed were built without
+        return cls(PointInTimeConfig(**config), tables, meta["n_categories"],
                    None if at is None else datetime.fromisoformat(at))  # fmt: skip
 
 

@@ -26,7 +26,7 @@ class RankerConfig:
     expert_hidden: tuple[int, ...] = (64,)  # widths of each expert MLP
     tower_hidden: tuple[int, ...] = (32,)  # widths of each task tower (not used by "mlp")
     loss_weights: tuple[float, ...] = (1.0, 0.0, 0.0, 0.0)  # BCE weight per task of LABELS; 0: no head (multi-task: e.g. 1, .5, .5, .5)
-    ensemble: int = 3  # networks trained from seeds seed, seed + 1, ...; their probabilities averaged (steadier)
+    ensemble: int = 3  # networks from seeds seed * ensemble + 0, 1, ...; their probabilities averaged (steadier)
     dropout: float = 0.1  # dropout after each hidden layer
     lr: float = 2e-3  # Adam learning rate
     weight_decay: float = 1e-6  # Adam L2 penalty

@@ -52,8 +52,10 @@ def build_model(in_dim: int, config: RankerConfig) -> MultiTaskNet | Ensemble:
 
 
 def member_configs(config: RankerConfig) -> list[RankerConfig]:
-    """One config per ensemble member: the same but for the seed (``seed``, ``seed + 1``, ...)."""
-    return [replace(config, seed=config.seed + i) for i in range(config.ensemble)]
+    """One config per ensemble member, the same but for the seed: ``seed * n + i`` for member
+    ``i`` of ``n``, so ensembles of neighbouring seeds share no member (and n = 1 keeps ``seed``)."""
+    n = config.ensemble
+    return [replace(config, seed=config.seed * n + i) for i in range(n)]
 
 
 def train_classifier(
