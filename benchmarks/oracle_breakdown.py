@@ -6,7 +6,8 @@ Trains vidrec (default config) on the per-user temporal split of a simulated pla
 and scores, with the simulator's true P(complete >= 80% | shown) at the model's clock,
 each user's ten from: the best ten within vidrec's merged candidates (the ceiling the
 later stages can reach), the merged candidate order, the scoring stage, the final list
-with re-ranking's soft objectives off, and the final list with the defaults. Each figure
+with re-ranking's soft objectives off, and the final list with the defaults (and with
+each soft objective off in turn). Each figure
 is a share of the oracle's best ten over the whole corpus (ratio of totals).
 
 Two more tables explain the ranker's gap. Ratios by user activity (quartiles of
@@ -163,6 +164,17 @@ def main() -> None:
     ranker_share = (_top10(scored.join(cands.select("user_id", "video_id", "true_p"), on=["user_id", "video_id"]),
                            "score")["true_p"].sum() / _top10(cands, "true_p")["true_p"].sum())  # fmt: skip
     print(f"| (vidrec's scoring stage, for comparison) | {ranker_share:.3f} |")
+    knobs = {
+        "without the creator cap": replace(base, creator_cap=None),
+        "without the DPP": replace(base, diversity="none"),
+        "without the fresh boost": replace(base, fresh_boost=0.0),
+        "without the fresh minimum": replace(base, min_fresh=0),
+    }
+    print("\n| default re-ranking, one soft objective off | share of the oracle's expected completions |")
+    print("|---|---:|")
+    for name, config in knobs.items():
+        r = oracle_ratio(truth, final(config).select("user_id", "rank", "video_id"), seen, now)
+        print(f"| {name} | {r['ratio_of_totals']:.3f} |")
     if not args.no_bound:
         _log_bound(truth, train, users, seen, now, slates)
     print("\n" + json.dumps({"artifacts": str(root)}))
