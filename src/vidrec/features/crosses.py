@@ -13,10 +13,11 @@ a passion.
 
 from __future__ import annotations
 
+import numpy as np
 import polars as pl
 
 from vidrec.features.asof import asof, cumulate
-from vidrec.features.video_stats import global_watch_rate, smoothed_rate, watch_rate
+from vidrec.features import derive
 
 CROSS_TABLE_KEYS: dict[str, list[str]] = {
     "user_tag": ["user_id", "tag"],
@@ -108,11 +109,12 @@ def cross_features(
     as-of counts and rates :func:`vidrec.features.point_in_time.point_in_time_features`
     has already attached (``g_``/``u_``/``v_`` impressions and views, ``u_completion_rate``).
     A video without tags (or language) gets the neutral values: share 0, lift 0 and the
-    user's overall rates.
+    user's overall rates. The formulas are :mod:`vidrec.features.derive`'s.
     """
     w = user_prior_weight
-    g_rate = global_watch_rate(pl.col("g_views"), pl.col("g_impressions"))
-    df = df.with_columns(u_watch_rate=watch_rate("u_views", "u_impressions", g_rate, w))
+    df = df.with_columns(u_watch_rate=pl.Series(derive.user_watch_rate(
+        _np(df, "u_views"), _np(df, "u_impressions"), _np(df, "g_views"), _np(df, "g_impressions"), w
+    )))  # fmt: skip
     has_lang = "language" in videos.columns
     language = pl.col("language") if has_lang else pl.lit(None, pl.String).alias("language")
     needed = videos.join(df.select("video_id").unique(), on="video_id", how="semi")  # titles parsed for these only
@@ -125,42 +127,41 @@ def cross_features(
 
     t = x.drop("language").rename({"tags": "tag"}).explode("tag").drop_nulls("tag").sort("ts")
     t = asof(t, tables["user_tag"], ["user_id", "tag"], "ut_", cols, fill=True)
-    t = asof(t, tables["tag"], ["tag"], "tag_", ["views"], fill=True)
-    tag_share = (pl.col("tag_views") + 1.0) / (pl.col("g_views") + n_tags)
-    t = t.with_columns(_p=tag_share).with_columns(
-        _share=smoothed_rate("ut_views", "u_views", pl.col("_p"), w),
-        _crate=smoothed_rate("ut_completions", "ut_views", pl.col("u_completion_rate"), w),
-        _wrate=watch_rate("ut_views", "ut_impressions", pl.col("u_watch_rate"), w),
-    )
-    per_row = t.group_by("_row").agg(
-        ut_affinity_max=pl.col("_share").max(),
-        ut_lift_max=((pl.col("_share") + 1e-6) / pl.col("_p")).log().max(),
-        ut_completion_rate_max=pl.col("_crate").max(),
-        ut_watch_rate_max=pl.col("_wrate").max(),
-        ut_watch_rate_mean=pl.col("_wrate").mean(),
-    )
+    t = asof(t, tables["tag"], ["tag"], "tag_", ["views"], fill=True).sort("_row", maintain_order=True)
+    rows = df["_row"].to_numpy()
+    order = np.argsort(rows, kind="stable")  # df rows by _row: the pairs' grouping order
+    per_row = np.bincount(np.searchsorted(rows[order], t["_row"].to_numpy()), minlength=len(rows))
+    offsets = np.concatenate([[0], np.cumsum(per_row)])
+    tag = derive.tag_features(
+        _pairs(t, "ut_", "tag_views", n_tags, w), offsets,
+        _np(df, "u_completion_rate")[order], _np(df, "u_watch_rate")[order],
+    )  # fmt: skip
 
     lang = x.drop("tags").filter(pl.col("language").is_not_null()).sort("ts")
     lang = asof(lang, tables["user_lang"], ["user_id", "language"], "ul_", cols, fill=True)
     lang = asof(lang, tables["lang"], ["language"], "lang_", ["views"], fill=True)
-    lang_share = (pl.col("lang_views") + 1.0) / (pl.col("g_views") + n_langs)
-    lang = lang.select(
-        "_row",
-        ul_affinity=smoothed_rate("ul_views", "u_views", lang_share, w),
-        ul_completion_rate=smoothed_rate("ul_completions", "ul_views", pl.col("u_completion_rate"), w),
-        ul_watch_rate=watch_rate("ul_views", "ul_impressions", pl.col("u_watch_rate"), w),
+    spoken = pl.DataFrame({"_row": rows}).join(lang, on="_row", how="left", maintain_order="left")
+    has = spoken["language"].is_not_null().to_numpy()
+    lang_feats = derive.language_features(
+        _pairs(spoken.filter(pl.Series(has)), "ul_", "lang_views", n_langs, w), has,
+        _np(df, "u_completion_rate"), _np(df, "u_watch_rate"),
+    )  # fmt: skip
+    inverse = np.empty_like(order)
+    inverse[order] = np.arange(len(order))
+    return df.with_columns(
+        *(pl.Series(name, values[inverse], dtype=pl.Float64) for name, values in tag.items()),
+        *(pl.Series(name, values, dtype=pl.Float64) for name, values in lang_feats.items()),
     )
-    out = df.join(per_row, on="_row", how="left", maintain_order="left").join(
-        lang, on="_row", how="left", maintain_order="left"
-    )
-    rate, watch = pl.col("u_completion_rate"), pl.col("u_watch_rate")
-    return out.with_columns(
-        pl.col("ut_affinity_max").fill_null(0.0),
-        pl.col("ut_lift_max").fill_null(0.0),
-        pl.col("ut_completion_rate_max").fill_null(rate),
-        pl.col("ut_watch_rate_max").fill_null(watch),
-        pl.col("ut_watch_rate_mean").fill_null(watch),
-        pl.col("ul_affinity").fill_null(0.0),
-        pl.col("ul_completion_rate").fill_null(rate),
-        pl.col("ul_watch_rate").fill_null(watch),
-    )
+
+
+def _np(df: pl.DataFrame, name: str) -> np.ndarray:
+    return df[name].cast(pl.Float64).to_numpy()
+
+
+def _pairs(pairs: pl.DataFrame, prefix: str, attr_views: str, n_attrs: int, w: float) -> dict[str, np.ndarray]:
+    """:func:`vidrec.features.derive.attribute_pairs` of (row, attribute) rows with as-of counts."""
+    return derive.attribute_pairs(
+        _np(pairs, prefix + "views"), _np(pairs, prefix + "completions"), _np(pairs, prefix + "impressions"),
+        _np(pairs, attr_views), n_attrs, _np(pairs, "u_views"), _np(pairs, "g_views"),
+        _np(pairs, "u_completion_rate"), _np(pairs, "u_watch_rate"), w,
+    )  # fmt: skip

@@ -23,22 +23,16 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import polars as pl
 
 from vidrec.data.schema import COMPLETION_THRESHOLD, TIMESTAMP, with_derived
 from vidrec.features.asof import asof, cumulate
 from vidrec.features.crosses import CROSS_COLUMNS, CROSS_TABLE_KEYS, build_cross_tables, cross_features
 from vidrec.features.user_state import completed_pairs
-from vidrec.features.video_stats import (
-    COUNTS,
-    PRIOR_WEIGHT,
-    RATES,
-    age_days,
-    count_aggs,
-    global_rate,
-    smoothed_rate,
-    video_rates,
-)
+from vidrec.features import derive
+from vidrec.features.derive import COUNTS, RATES
+from vidrec.features.video_stats import PRIOR_WEIGHT, count_aggs
 
 _TABLES = ("glob", "video", "user", "user_cat", "cat", "user_creator", "history", "completions", *CROSS_TABLE_KEYS)
 _KEYS: dict[str, list[str]] = {
@@ -64,6 +58,12 @@ FEATURE_COLUMNS: tuple[str, ...] = (
     *CROSS_COLUMNS,
 )  # fmt: skip
 """Numeric columns :func:`point_in_time_features` adds (raw, before any transform)."""
+
+USER_RAW: tuple[str, ...] = (
+    "g_views", "g_completions", "g_completion_sum", "u_views", "u_completions", "u_completion_sum",
+    "uc_views", "uc_completions", "cat_views", "creator_dislikes",
+)  # fmt: skip
+"""Raw as-of counts :func:`vidrec.features.derive.user_features` reads."""
 
 VIDEO_STAT_FEATURES: dict[str, str] = {**{c: f"v_{c}" for c in COUNTS}, **{r: f"v_{r}" for r in RATES}}
 """Video statistic (:data:`vidrec.features.video_stats.VIDEO_STATS_SCHEMA` column) -> feature column."""
@@ -302,20 +302,18 @@ def _derive(
     df: pl.DataFrame, cfg: PointInTimeConfig, n_categories: int, video_rates_from_counts: bool
 ) -> pl.DataFrame:
     """Rates, affinity and age from the raw as-of counts (video rates: unless given already)."""
-    w, wu = cfg.prior_weight, cfg.user_prior_weight
-    g_views = pl.col("g_views")
-    g_mean = (pl.col("g_completion_sum") + 0.5) / (g_views + 1.0)
-    u_rate = smoothed_rate("u_completions", "u_views", global_rate(pl.col("g_completions"), g_views), wu)
-    cat_share = (pl.col("cat_views") + 1.0) / (g_views + n_categories)
+    def col(name: str) -> np.ndarray:
+        return df[name].cast(pl.Float64).to_numpy()
+
+    raw = {name: col(name) for name in USER_RAW}
+    out = derive.user_features(raw, cfg.user_prior_weight, n_categories)
     if video_rates_from_counts:
-        rates = video_rates({c: pl.col(f"v_{c}") for c in COUNTS}, {c: pl.col(f"g_{c}") for c in COUNTS}, w)
-        df = df.with_columns(**{VIDEO_STAT_FEATURES[r]: e for r, e in rates.items()})
-    return df.with_columns(
-        video_age_days=age_days(pl.col("ts"), pl.col("uploaded_at")).fill_null(0.0),
-        duration_seconds=pl.col("duration_seconds").fill_null(0.0),
-        u_completion_rate=u_rate,
-        u_mean_completion=smoothed_rate("u_completion_sum", "u_views", g_mean, wu),
-        uc_affinity=smoothed_rate("uc_views", "u_views", cat_share, wu),
-        uc_completion_rate=smoothed_rate("uc_completions", "uc_views", u_rate, wu),
-        creator_disliked=(pl.col("creator_dislikes") > 0).cast(pl.Float64),
-    )
+        counts = {c: col(f"v_{c}") for c in COUNTS}
+        totals = {c: col(f"g_{c}") for c in COUNTS}
+        rates = derive.video_rates(counts, totals, cfg.prior_weight)
+        out |= {VIDEO_STAT_FEATURES[r]: v for r, v in rates.items()}
+    at = df["ts"].cast(TIMESTAMP).dt.epoch("us").to_numpy()
+    uploaded = df["uploaded_at"].cast(TIMESTAMP).dt.epoch("us").cast(pl.Float64).fill_null(np.nan).to_numpy()
+    out["video_age_days"] = np.nan_to_num(derive.age_days(at, uploaded), nan=0.0)
+    out["duration_seconds"] = np.nan_to_num(df["duration_seconds"].cast(pl.Float64).fill_null(np.nan).to_numpy(), nan=0.0)
+    return df.with_columns(pl.Series(name, values, dtype=pl.Float64) for name, values in out.items())

@@ -16,25 +16,17 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Protocol
 
+import numpy as np
 import polars as pl
 
 from vidrec.data.schema import COMPLETION_THRESHOLD, TIMESTAMP, with_derived
+from vidrec.features import derive
 
 PRIOR_WEIGHT = 20.0
 """Pseudo-views of the global rate added to every video's rates (beta-binomial smoothing)."""
 
-COUNTS: tuple[str, ...] = ("impressions", "views", "completions", "likes", "dislikes")
-"""Raw per-video event counts, the only per-video values that are stored or accumulated."""
-
-RATES: dict[str, tuple[str, str]] = {
-    "completion_rate": ("completions", "views"),
-    "like_rate": ("likes", "views"),
-    "dislike_rate": ("dislikes", "views"),
-    "watch_rate": ("views", "impressions"),
-}
-"""Smoothed rates: each is a count divided by another count. The watch rate (share of
-impressions followed by a watch) is the exposure-corrected popularity where a log has
-impressions; without them it is the prior for every video."""
+COUNTS = derive.COUNTS
+RATES = derive.RATES
 
 VIDEO_STATS_SCHEMA: dict[str, pl.DataType] = {
     "video_id": pl.String(),
@@ -44,7 +36,6 @@ VIDEO_STATS_SCHEMA: dict[str, pl.DataType] = {
 }
 """Columns of :func:`video_stats`, :func:`derive_video_stats` and ``OnlineStore.get_video_stats``."""
 
-_DAY_US = 86_400e6
 
 
 class VideoStatsSource(Protocol):
@@ -86,58 +77,6 @@ def count_video_events(
 # ---- deriving ------------------------------------------------------------------------------
 
 
-def global_rate(count_total: pl.Expr, views_total: pl.Expr) -> pl.Expr:
-    """The platform-wide rate every per-view rate shrinks towards, Laplace-smoothed (defined with no views)."""
-    return (count_total.cast(pl.Float64) + 1.0) / (views_total.cast(pl.Float64) + 2.0)
-
-
-def _expr(x: str | pl.Expr) -> pl.Expr:
-    return pl.col(x) if isinstance(x, str) else x
-
-
-def smoothed_rate(count: str | pl.Expr, total: str | pl.Expr, prior: pl.Expr, weight: float) -> pl.Expr:
-    """Beta-binomial smoothing ``(count + weight * prior) / (total + weight)``; the prior when both
-    are 0. ``count`` and ``total`` are expressions or column names."""
-    denominator = _expr(total).cast(pl.Float64) + weight
-    rate = (_expr(count).cast(pl.Float64) + weight * prior) / denominator
-    return pl.when(denominator > 0).then(rate).otherwise(prior)
-
-
-def watch_rate(views: str | pl.Expr, impressions: str | pl.Expr, prior: pl.Expr, weight: float) -> pl.Expr:
-    """Smoothed share of impressions followed by a watch; watches beyond the impressions (a log
-    that misses some impressions) do not push it above 1."""
-    return smoothed_rate(pl.min_horizontal(_expr(views), _expr(impressions)), impressions, prior, weight)
-
-
-def global_watch_rate(views_total: pl.Expr, impressions_total: pl.Expr) -> pl.Expr:
-    """The platform-wide watch rate every per-video or per-user watch rate shrinks towards."""
-    return global_rate(pl.min_horizontal(views_total, impressions_total), impressions_total)
-
-
-def video_rates(
-    counts: Mapping[str, pl.Expr], totals: Mapping[str, pl.Expr], prior_weight: float
-) -> dict[str, pl.Expr]:
-    """The :data:`RATES` of one video from its counts and the platform totals (both by :data:`COUNTS` name).
-
-    ``(count + prior_weight * global_rate) / (per + prior_weight)``, so that a video with
-    two views does not rank above one with two thousand.
-    """
-    out = {}
-    for rate, (count, per) in RATES.items():
-        if per == "impressions":
-            prior = global_watch_rate(totals[count], totals[per])
-            out[rate] = watch_rate(counts[count], counts[per], prior, prior_weight)
-        else:
-            prior = global_rate(totals[count], totals[per])
-            out[rate] = smoothed_rate(counts[count], counts[per], prior, prior_weight)
-    return out
-
-
-def age_days(at: pl.Expr, uploaded_at: pl.Expr) -> pl.Expr:
-    """Days from upload to ``at`` (microsecond precision; null for an unknown upload time)."""
-    return ((at - uploaded_at).dt.total_microseconds() / _DAY_US).cast(pl.Float64)
-
-
 def derive_video_stats(
     counts: pl.DataFrame,
     as_of: datetime | None,
@@ -156,11 +95,15 @@ def derive_video_stats(
     out = counts.with_columns(pl.col(c).fill_null(0).cast(pl.Int64) for c in COUNTS)
     if totals is None:
         totals = {c: int(out[c].sum()) for c in COUNTS}
-    total_exprs = {c: pl.lit(int(totals.get(c, 0)), dtype=pl.Int64) for c in COUNTS}
-    rates = video_rates({c: pl.col(c) for c in COUNTS}, total_exprs, prior_weight)
-    at = pl.lit(as_of, dtype=TIMESTAMP) if as_of is not None else pl.lit(None, dtype=TIMESTAMP)
-    age = age_days(at, pl.col("uploaded_at").cast(TIMESTAMP))
-    return out.with_columns(**rates, age_days=age).select(pl.col(c).cast(t) for c, t in VIDEO_STATS_SCHEMA.items())
+    raw = {c: out[c].to_numpy() for c in COUNTS}
+    rates = derive.video_rates(raw, {c: float(totals.get(c, 0)) for c in COUNTS}, prior_weight)
+    uploaded = out["uploaded_at"].cast(TIMESTAMP).dt.epoch("us").cast(pl.Float64).fill_null(np.nan).to_numpy()
+    at = np.nan if as_of is None else float(pl.select(pl.lit(as_of, dtype=TIMESTAMP).dt.epoch("us")).item())
+    age = derive.age_days(at, uploaded)
+    return out.with_columns(
+        *(pl.Series(r, v, dtype=pl.Float64) for r, v in rates.items()),
+        pl.Series("age_days", age, dtype=pl.Float64).fill_nan(None),
+    ).select(pl.col(c).cast(t) for c, t in VIDEO_STATS_SCHEMA.items())
 
 
 def video_stats(
