@@ -4,24 +4,23 @@ from __future__ import annotations
 
 import json
 import tomllib
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from vidrec.candidates.cowatch import CoWatchConfig
-from vidrec.candidates.creators import CreatorsConfig
-from vidrec.candidates.demographic import DemographicConfig
-from vidrec.candidates.fresh import FreshConfig
-from vidrec.candidates.generators import TrendingConfig
-from vidrec.candidates.merge import DEFAULT_QUOTAS
 from vidrec.candidates.index import IndexConfig
-from vidrec.candidates.two_tower.config import TwoTowerConfig
+from vidrec.candidates.merge import DEFAULT_QUOTAS
+from vidrec.candidates.registry import GENERATORS as REGISTRY
 from vidrec.errors import VidrecError
 from vidrec.reranking.config import ReRankConfig
 from vidrec.scoring.config import RankerConfig
 
-GENERATORS = ("two_tower", "trending", "cowatch", "fresh", "creators", "demographic")
+GENERATORS = tuple(REGISTRY)
 """Every generator the pipeline knows; each has a config section of the same name."""
+RANKERS = ("multitask",)
+"""Scoring models the pipeline can build (``ranker_kind``)."""
+RERANKERS = ("default",)
+"""Re-rankers the pipeline can build (``reranker_kind``)."""
 
 
 @dataclass(frozen=True)
@@ -44,41 +43,64 @@ class CandidatesConfig:
             raise ValueError("candidates.per_generator and candidates.target must be at least 1")
 
 
+def _default_sections() -> dict[str, Any]:
+    return {name: entry.config() for name, entry in REGISTRY.items()}
+
+
 @dataclass(frozen=True)
 class PipelineConfig:
-    """Every stage's settings; the resolved copy is saved with each trained model."""
+    """Every stage's settings; the resolved copy is saved with each trained model.
+
+    Each generator's section (``two_tower``, ``cowatch``, ...) is read as an attribute of
+    the same name (``config.cowatch``); :data:`GENERATORS` lists them.
+    """
 
     candidates: CandidatesConfig = field(default_factory=CandidatesConfig)
-    two_tower: TwoTowerConfig = field(default_factory=TwoTowerConfig)
+    sections: dict[str, Any] = field(default_factory=_default_sections)  # generator name -> its config
     index: IndexConfig = field(default_factory=IndexConfig)
-    trending: TrendingConfig = field(default_factory=TrendingConfig)
-    cowatch: CoWatchConfig = field(default_factory=CoWatchConfig)
-    fresh: FreshConfig = field(default_factory=FreshConfig)
-    creators: CreatorsConfig = field(default_factory=CreatorsConfig)
-    demographic: DemographicConfig = field(default_factory=DemographicConfig)
     ranker: RankerConfig = field(default_factory=RankerConfig)
     rerank: ReRankConfig = field(default_factory=ReRankConfig)
+    ranker_kind: str = "multitask"  # which scoring model (RANKERS)
+    reranker_kind: str = "default"  # which re-ranker (RERANKERS)
     history_len: int = 50  # recent completed videos kept in the user state
     ranker_period: float = 0.3  # share of the training period (by time) the ranker learns from
     # The ranker's embedding features come from a two-tower trained only on events before that
     # period, so no training example's features have seen the example itself.
 
     def __post_init__(self) -> None:
+        unknown = set(self.sections) - set(REGISTRY)
+        if unknown:
+            raise ValueError(f"unknown generator section(s) {sorted(unknown)}; expected some of {GENERATORS}")
+        object.__setattr__(self, "sections", {**_default_sections(), **self.sections})
         if not 0.0 < self.ranker_period < 1.0:
             raise ValueError(f"ranker_period must be between 0 and 1, got {self.ranker_period}")
         if self.history_len < 1:
             raise ValueError("history_len must be at least 1")
+        if self.ranker_kind not in RANKERS:
+            raise ValueError(f"ranker_kind must be one of {RANKERS}, got {self.ranker_kind!r}")
+        if self.reranker_kind not in RERANKERS:
+            raise ValueError(f"reranker_kind must be one of {RERANKERS}, got {self.reranker_kind!r}")
+
+    def __getattr__(self, name: str) -> Any:
+        sections = self.__dict__.get("sections")
+        if sections is not None and name in sections:
+            return sections[name]
+        raise AttributeError(f"{type(self).__name__} has no setting {name!r}")
+
+    def with_section(self, name: str, section: Any) -> "PipelineConfig":
+        """A copy with generator ``name``'s section replaced."""
+        return replace(self, sections={**self.sections, name: section})
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready dict of every setting."""
         return {
             "candidates": asdict(self.candidates),
-            "two_tower": self.two_tower.to_dict(),
+            **{name: REGISTRY[name].dump(section) for name, section in self.sections.items()},
             "index": asdict(self.index),
-            "trending": asdict(self.trending),
-            **{name: asdict(getattr(self, name)) for name in _GENERATOR_SECTIONS},
             "ranker": self.ranker.to_dict(),
             "rerank": self.rerank.to_dict(),
+            "ranker_kind": self.ranker_kind,
+            "reranker_kind": self.reranker_kind,
             "history_len": self.history_len,
             "ranker_period": self.ranker_period,
         }
@@ -86,7 +108,8 @@ class PipelineConfig:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "PipelineConfig":
         """Build from a (possibly partial) dict; missing settings take their defaults."""
-        known = {f.name for f in fields(cls)}
+        known = {"candidates", "index", "ranker", "rerank", "ranker_kind", "reranker_kind", "history_len",
+                 "ranker_period", *REGISTRY}  # fmt: skip
         unknown = set(data) - known
         if unknown:
             raise ValueError(f"unknown config section(s) {sorted(unknown)}; expected {sorted(known)}")
@@ -96,20 +119,14 @@ class PipelineConfig:
             if "generators" in c:
                 c["generators"] = tuple(c["generators"])
             kw["candidates"] = CandidatesConfig(**c)
-        if "two_tower" in data:
-            kw["two_tower"] = TwoTowerConfig.from_dict(data["two_tower"])
+        kw["sections"] = {name: REGISTRY[name].parse(data[name]) for name in REGISTRY if name in data}
         if "index" in data:
             kw["index"] = IndexConfig(**data["index"])
-        if "trending" in data:
-            kw["trending"] = TrendingConfig(**data["trending"])
-        for name, section in _GENERATOR_SECTIONS.items():
-            if name in data:
-                kw[name] = section(**_tuples(dict(data[name])))
         if "ranker" in data:
             kw["ranker"] = RankerConfig.from_dict(data["ranker"])
         if "rerank" in data:
             kw["rerank"] = ReRankConfig.from_dict(data["rerank"])
-        for key in ("history_len", "ranker_period"):
+        for key in ("history_len", "ranker_period", "ranker_kind", "reranker_kind"):
             if key in data:
                 kw[key] = data[key]
         return cls(**kw)
@@ -117,19 +134,6 @@ class PipelineConfig:
     def save(self, path: str | Path) -> None:
         """Write the resolved config as JSON."""
         Path(path).write_text(json.dumps(self.to_dict(), indent=2, default=str))
-
-
-_GENERATOR_SECTIONS: dict[str, type] = {
-    "cowatch": CoWatchConfig,
-    "fresh": FreshConfig,
-    "creators": CreatorsConfig,
-    "demographic": DemographicConfig,
-}
-
-
-def _tuples(section: dict[str, Any]) -> dict[str, Any]:
-    """TOML/JSON lists back to the tuples the frozen config sections hold."""
-    return {k: tuple(v) if isinstance(v, list) else v for k, v in section.items()}
 
 
 def load_config(path: str | Path | None) -> PipelineConfig:

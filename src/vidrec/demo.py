@@ -27,10 +27,10 @@ def _step(title: str) -> float:
     return time.perf_counter()
 
 
-def show_users(rec: Recommender, user_ids: list[str], k: int = 10) -> None:
-    """Print each user's recent history and their slate with provenance."""
+def show_users(rec: Recommender, events: pl.DataFrame, user_ids: list[str], k: int = 10) -> None:
+    """Print each user's recent history (from ``events``) and their slate with provenance."""
     recs = rec.recommend_batch(user_ids, k=k)
-    watches = rec.events.filter(pl.col("event") == "watch", pl.col("user_id").is_in(user_ids))
+    watches = events.filter(pl.col("event") == "watch", pl.col("user_id").is_in(user_ids))
     watches = watches.join(rec.videos.select("video_id", "category", "duration_seconds"), on="video_id")
     for uid in user_ids:
         print(f"\nuser {uid}: last watches")
@@ -87,6 +87,6 @@ def run_demo(out: Path, users: int = 3000, videos: int = 2000, days: int = 28, s
     _step("6. three users, their recent history and their ten")
     active = train.events.filter(pl.col("event") == "watch").group_by("user_id").len().sort("len", descending=True)
     picks = [active["user_id"][i] for i in (0, active.height // 2, active.height - 1)]
-    show_users(rec, picks)
+    show_users(rec, train.events, picks)
     print(f"\ndemo finished in {time.perf_counter() - start:.0f} s; artifacts in {out}")
     return {"oracle": oracle, "table": table.to_dicts()}

@@ -1,17 +1,24 @@
-"""A trained vidrec model as one object: load it, ask for recommendations, feed it events.
+"""A trained vidrec model as one object: load it, ask for recommendations, feed it what happens.
 
-A model directory holds versioned artifact folders (``v<UTC time>``) and a ``LATEST``
-file naming the current one. Each version holds the resolved config, the trained stages,
-the data they were trained on, a manifest, and the online feature store (``features.db``,
-SQLite) that serves user state and the candidates' video statistics and takes new events
-incrementally; a ``redis://`` URL can replace it so that several service replicas share
-one store.
+A model directory holds versioned artifact folders (``v<UTC time>``) and a ``LATEST`` file
+naming the current one. A version is immutable: the trained stages, the catalogue and the
+users it was trained with, and its starting state (:mod:`vidrec.features.store.snapshot`).
+What changes while it serves -- events, uploads, removals -- goes to a durable
+:class:`~vidrec.features.store.EventLog` and an online store outside the version: a private
+in-memory store by default, a SQLite file, or a Redis URL shared by replicas.
+
+A request is served in one pass: one store round trip reads the user's record and the
+store's feed since the last request (which keeps this process's catalogue and counts
+current), the request is hydrated once (:func:`vidrec.request.hydrate`) and the pipeline
+runs on it (:meth:`vidrec.pipeline.Pipeline.run`).
 """
 
 from __future__ import annotations
 
 import json
-import warnings
+import logging
+import threading
+import uuid
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Callable
@@ -19,17 +26,24 @@ from typing import Callable
 import polars as pl
 
 from vidrec import __version__
+from vidrec.catalogue import Catalogue
 from vidrec.config import PipelineConfig
-from vidrec.data.dataset import Dataset, read_dataset, write_dataset
-from vidrec.data.schema import TIMESTAMP
+from vidrec.data.dataset import Dataset, read_table
+from vidrec.data.schema import TIMESTAMP, epoch_us, from_epoch_us
 from vidrec.errors import DataError, VidrecError
-from vidrec.features.store import OnlineStore, StoreConfig, open_store
-from vidrec.features.user_state import STATE_SCHEMA
+from vidrec.features.live import LiveCounts
+from vidrec.features.store import EventLog, FeedEntry, OnlineStore, StoreConfig, is_redis, open_store
+from vidrec.features.store.base import Applied, CountDeltas, StoreOutdated, frame_bytes
+from vidrec.features.store.deltas import compute_deltas
+from vidrec.features.store.log import Batch
+from vidrec.features.store.snapshot import VersionState
 from vidrec.pipeline import Pipeline, Stage
+from vidrec.request import Request, hydrate
+from vidrec.result import Result
 from vidrec.uploads import upload_error, validate_uploads
 
 LATEST = "LATEST"
-FEATURES_DB = "features.db"
+log = logging.getLogger(__name__)
 
 
 def resolve_version(model_dir: str | Path) -> Path:
@@ -45,91 +59,45 @@ def resolve_version(model_dir: str | Path) -> Path:
     )
 
 
+def store_config(config: PipelineConfig) -> StoreConfig:
+    """How the online store must count events for this model's features."""
+    f = config.ranker.features
+    return StoreConfig(history_len=config.history_len, threshold=f.threshold, completion_cap=f.completion_cap,
+                       title_words=f.title_words, prior_weight=f.prior_weight)  # fmt: skip
+
+
 class Recommender:
-    """Serves a trained :class:`Pipeline` over the training data plus events observed since."""
+    """Serves a trained :class:`Pipeline` from an online store kept current by the event log."""
 
-    def __init__(
-        self,
-        pipeline: Pipeline,
-        data: Dataset,
-        trained_until: datetime,
-        path: Path | None = None,
-        store: OnlineStore | None = None,
-    ):
-        self.pipeline = pipeline
-        self.videos = data.videos
-        self.users = data.users
-        self.events = data.events
-        self._last_event = data.events["ts"].max()  # kept current by observe(): no log scan per request
-        self.trained_until = trained_until
-        self.path = path
-        self._video_ids = set(self.videos["video_id"].to_list())
-        self._last_upload: datetime | None = None  # latest upload added since training (moves the clock)
-        self.store = store
-        self.store_is_new = store is None
-        if store is not None:
-            self._serve_video_stats_from(store)
+    def __init__(self, pipeline: Pipeline, catalogue: Catalogue, users: pl.DataFrame, state: VersionState,
+                 trained_until: datetime, path: Path | None = None) -> None:  # fmt: skip
+        self.pipeline, self.catalogue, self.users, self.trained_until, self.path = (
+            pipeline, catalogue, users, trained_until, path)  # fmt: skip
+        self.version_state = state
+        self.live = LiveCounts(catalogue)
+        pipeline.bind(catalogue, self.live)
+        self.store: OnlineStore | None = None
+        self.log: EventLog | None = None
+        self._lock = threading.RLock()
+        self._position = "0"
+        self._generation: str | None = None
+        self._last_upload_us: int | None = None
+        self.training_events: pl.DataFrame | None = None  # held after train() until saved
 
-    def _store_config(self) -> StoreConfig:
-        cfg = self.pipeline.config
-        features = cfg.ranker.features
-        return StoreConfig(history_len=cfg.history_len, prior_weight=features.prior_weight, threshold=features.threshold)
-
-    def _serve_video_stats_from(self, store: OnlineStore) -> None:
-        """Let the ranker read candidates' video statistics from ``store``, current to the last observed event.
-
-        Only when the store counts completions at the ranker's threshold and smooths with
-        its prior, i.e. when its statistics are the ranker's training features; otherwise the
-        ranker keeps the event tables stored with it (current as of training or ``refresh``).
-        """
-        use = getattr(self.pipeline.ranker, "use_video_stats", None)
-        features = getattr(getattr(self.pipeline.ranker, "config", None), "features", None)
-        if use is None or features is None:
-            return
-        same = store.config.threshold == features.threshold and store.config.prior_weight == features.prior_weight
-        if not same:
-            warnings.warn(
-                f"the feature store counts completions at {store.config.threshold} with prior weight "
-                f"{store.config.prior_weight}, the ranker at {features.threshold} / {features.prior_weight}: "
-                "the ranker keeps the video statistics frozen at training; rebuild the store "
-                "(attach_store(..., rebuild=True)) to serve live statistics",
-                stacklevel=2,
-            )
-        use(store if same else None)
-
-    def attach_store(self, location: str | Path, rebuild: bool = False) -> OnlineStore:
-        """Serve user state from the store at ``location``, bulk-loading it when empty or asked.
-
-        Redis keys are namespaced by the model version, so replicas of one version share
-        state and two versions never mix.
-        """
-        loc = str(location)
-        options = {}
-        if loc.startswith(("redis://", "rediss://", "unix://")):
-            options["prefix"] = f"vidrec:{self.path.name if self.path else 'unsaved'}:"
-        self.store = open_store(loc, self._store_config(), **options)
-        fresh = rebuild or self._store_is_empty()
-        if fresh:
-            self.store.bulk_load(self.events, self.videos)
-        self.store_is_new = fresh
-        self._serve_video_stats_from(self.store)
-        return self.store
-
-    def _store_is_empty(self) -> bool:
-        """True when the store has never been loaded (it does not know the catalogue)."""
-        if self.store is None or self.videos.height == 0:
-            return True
-        probe = self.store.get_video_stats([self.videos["video_id"][0]])
-        return bool(probe["age_days"].is_null().all())
+    # ---- building ---------------------------------------------------------------------------
 
     @classmethod
-    def train(
-        cls, train: Dataset, config: PipelineConfig | None = None, log: Callable[[str], None] = print
-    ) -> "Recommender":
-        """Train all stages on ``train`` (already validated)."""
+    def train(cls, train: Dataset, config: PipelineConfig | None = None,
+              log: Callable[[str], None] = log.info) -> "Recommender":  # fmt: skip
+        """Train all stages on ``train`` (already validated); serves from an in-memory store."""
         pipeline = Pipeline.fit(train, config, log)
+        assert pipeline.catalogue is not None
+        state = VersionState.build(train.events, pipeline.catalogue, train.users, store_config(pipeline.config))
         until = train.events["ts"].max() + timedelta(microseconds=1)
-        return cls(pipeline, train, until)
+        rec = cls(pipeline, pipeline.catalogue, train.users, state, until)
+        rec.training_events = train.events
+        rec.attach(":memory:")
+        return rec
 
     def save(self, model_dir: str | Path) -> Path:
         """Write a new version folder under ``model_dir`` and point ``LATEST`` at it."""
@@ -137,146 +105,276 @@ class Recommender:
         version = "v" + datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S%f")
         path = root / version
         self.pipeline.save(path)
-        write_dataset(Dataset(self.events, self.videos, self.users), path / "data")
-        self.path = path
-        self.attach_store(path / FEATURES_DB, rebuild=True)
+        videos = self.catalogue.frame
+        data = path / "data"
+        data.mkdir(parents=True, exist_ok=True)
+        videos.write_parquet(data / "videos.parquet")
+        self.users.write_parquet(data / "users.parquet")
+        if self.training_events is not None:  # provenance and retraining; serving never reads it
+            self.training_events.write_parquet(data / "events.parquet")
+        self.version_state.save(path)
+        n_events = int(self.version_state.deltas.totals.get("views", 0))
         manifest = {
-            "version": version,
-            "vidrec": __version__,
-            "created_at": datetime.now(timezone.utc).isoformat(),
+            "version": version, "vidrec": __version__, "created_at": datetime.now(timezone.utc).isoformat(),
             "trained_until": self.trained_until.isoformat(),
-            "last_upload": None if self._last_upload is None else self._last_upload.isoformat(),
-            "events": self.events.height,
-            "videos": self.videos.height,
-            "users": self.users.height,
-            "timings_seconds": self.pipeline.timings,
-        }
+            "events": None if self.training_events is None else self.training_events.height, "watches": n_events,
+            "videos": videos.height, "users": self.users.height, "timings_seconds": self.pipeline.timings,
+        }  # fmt: skip
         (path / "manifest.json").write_text(json.dumps(manifest, indent=2))
         (root / LATEST).write_text(version + "\n")
+        self.path = path
         return path
 
     @classmethod
-    def load(cls, model_dir: str | Path, store: str | None = None) -> "Recommender":
+    def load(cls, model_dir: str | Path, store: str | Path | None = None, log: EventLog | str | Path | None = None
+             ) -> "Recommender":  # fmt: skip
         """Load the latest version in ``model_dir`` (or the version folder given).
 
-        ``store`` is the online feature store: a ``redis://`` URL shared by replicas, or a
-        SQLite path; by default the version's own ``features.db``. A Redis store is
-        bulk-loaded only when it holds nothing yet.
+        ``store``: the online store (None: private, in memory; a SQLite path; a ``redis://``
+        URL shared by replicas, namespaced by the version). ``log``: the durable event log
+        whose batches the store applies (None: changes go to the store only).
         """
         path = resolve_version(model_dir)
         manifest = json.loads((path / "manifest.json").read_text())
-        data = read_dataset(path / "data")
-        pipeline = Pipeline.load(path, data.videos)
-        rec = cls(pipeline, data, datetime.fromisoformat(manifest["trained_until"]), path)
-        if manifest.get("last_upload"):  # uploads added after training keep the clock they moved
-            rec._last_upload = datetime.fromisoformat(manifest["last_upload"])
-        rec.attach_store(store or path / FEATURES_DB)
+        videos = read_table(path / "data" / "videos.parquet", "videos")
+        users = read_table(path / "data" / "users.parquet", "users")
+        pipeline = Pipeline.load(path)
+        rec = cls(pipeline, Catalogue(videos), users, VersionState.load(path),
+                  datetime.fromisoformat(manifest["trained_until"]), path)  # fmt: skip
+        rec.attach(store or ":memory:", log)
         return rec
 
-    @property
-    def now(self) -> datetime:
-        """The model's clock: the latest of the training end, the last event observed and the
-        last upload added (an upload is recommendable the moment it is added)."""
-        last = self._last_event
-        clock = max(self.trained_until, last + timedelta(microseconds=1)) if last else self.trained_until
-        return max(clock, self._last_upload + timedelta(microseconds=1)) if self._last_upload else clock
+    def attach(self, location: str | Path, log: EventLog | str | Path | None = None) -> OnlineStore:
+        """Serve from the store at ``location`` (loaded from the version state when empty), fed by ``log``."""
+        options = {}
+        if is_redis(location):
+            options["prefix"] = f"vidrec:{self.path.name if self.path else 'unsaved'}:"
+        self.store = open_store(location, store_config(self.pipeline.config), **options)
+        self.log = EventLog(log) if isinstance(log, (str, Path)) else log
+        with self._lock:
+            self._ensure_loaded()
+            self._catch_up()
+            self._resync()
+        return self.store
 
-    def user_state(self, user_ids: list[str]) -> pl.DataFrame:
-        """Current state of the given users (history, seen, disliked); unknown users are empty."""
-        ids = pl.Series("user_id", user_ids, dtype=pl.String).unique(maintain_order=True)
-        if self.store is None:
-            from vidrec.features.user_state import build_user_state, empty_user_state
+    def _ensure_loaded(self) -> None:
+        """Load the version state into an empty store (a new store, or one that lost its data)."""
+        store = self._require_store()
+        if store.generation() is None:
+            log.info("online store is empty: loading the version state")
+            state = self.version_state
+            store.load(state.deltas, state.profiles, uuid.uuid4().hex)
 
-            mine = self.events.filter(pl.col("user_id").is_in(ids.implode()))
-            state = build_user_state(mine, self.videos, history_len=self.pipeline.config.history_len)
-            missing = ids.filter(~ids.is_in(state["user_id"].implode()))
-            return pl.concat([state, empty_user_state(missing)], how="diagonal_relaxed")
-        return self.store.get_user_state(ids.to_list()).select(list(STATE_SCHEMA))
+    def _resync(self) -> None:
+        """Copy the store's platform-wide state into this process (start, or after a reload)."""
+        snap = self._require_store().snapshot()
+        self._apply_catalogue(snap.catalogue)
+        self.live.load(snap)
+        self._position, self._generation = snap.position, snap.generation
 
-    def recommend_batch(
-        self,
-        user_ids: list[str],
-        k: int = 10,
-        stage: Stage = "final",
-        now: datetime | None = None,
-        debug: bool = False,
-    ) -> pl.DataFrame:
-        """Recommendations for many users at once (one vectorised pass per stage)."""
-        if not user_ids:
-            raise ValueError("no user ids given")
-        state = self.user_state(user_ids)
-        return self.pipeline.run(state, self.videos, now or self.now, k, stage, debug, events=self.events)
+    # ---- changes ----------------------------------------------------------------------------
 
-    def recommend(self, user_id: str, k: int = 10, now: datetime | None = None, stage: Stage = "final") -> pl.DataFrame:
-        """The top ``k`` videos for one user, with provenance."""
-        return self.recommend_batch([user_id], k, stage, now)
+    def _catch_up(self) -> None:
+        """Apply the log's batches the store has not applied yet (in order, exactly once)."""
+        store, event_log = self._require_store(), self.log
+        if event_log is None:
+            return
+        while True:
+            cursor = store.cursor(event_log.id)
+            batches = event_log.batches(since=cursor)
+            if not batches:
+                return
+            try:
+                store.apply(event_log.id, cursor, batches[-1].seq, [self._prepare(b) for b in batches])
+                return
+            except StoreOutdated:  # another writer applied some first: read the cursor again
+                continue
 
-    def observe(self, events: pl.DataFrame, update_store: bool = True) -> None:
-        """Add new (validated) events; the next request of those users reflects them.
+    def _prepare(self, batch: Batch) -> Applied:
+        """What a log batch does to the store; uploads reach this catalogue at once (later batches
+        in the same catch-up may refer to them)."""
+        if batch.kind == "events":
+            meta = self.catalogue.meta(self.catalogue.rows_of(batch.rows["video_id"].unique()), store_config(
+                self.pipeline.config).title_words)  # fmt: skip
+            deltas = compute_deltas(batch.rows, meta, self._require_store().config)
+            return Applied("counts", CountDeltas.of(deltas).to_json(), deltas)
+        if batch.kind == "uploads":
+            self._add_uploads(batch.rows)
+        return Applied(batch.kind, frame_bytes(batch.rows))
 
-        ``update_store=False`` only appends them to the in-memory log, for events the
-        feature store already holds (a service restarting on its own store).
-        """
-        cols = self.events.columns
-        new = events.with_columns(pl.col("ts").cast(TIMESTAMP))
-        for c in cols:
-            if c not in new.columns:
-                new = new.with_columns(pl.lit(None, dtype=self.events.schema[c]).alias(c))
-        new = new.select(cols)
-        if self.store is not None and update_store:
-            self.store.apply_events(new, self.videos)
-        # appended as a new chunk: no copy of the whole log per event
-        self.events = pl.concat([self.events, new], how="vertical_relaxed", rechunk=False)
-        latest = new["ts"].max()
-        if latest is not None and (self._last_event is None or latest > self._last_event):
-            self._last_event = latest
+    def _write(self, batch_kind: str, rows: pl.DataFrame, append: Callable[[], int]) -> None:
+        """Log a batch durably (when there is a log), apply it to the store, then sync this process."""
+        with self._lock:
+            if self.log is not None:
+                append()
+                self._catch_up()
+            else:
+                prepared = self._prepare(Batch(0, batch_kind, rows))
+                self._require_store().apply(None, 0, 0, [prepared])
+            self._sync()
 
-    def known_video(self, video_id: str) -> bool:
-        """Whether ``video_id`` is in the catalogue."""
-        return video_id in self._video_ids
+    def observe(self, events: pl.DataFrame) -> None:
+        """Take in new (validated) events: logged, applied to the store, reflected by the next request."""
+        frame = events.select("user_id", "video_id", pl.col("ts").cast(TIMESTAMP), "event",
+                              pl.col("watch_seconds").cast(pl.Float64))  # fmt: skip
+        if frame.height == 0:
+            return
+        unknown = [v for v in frame["video_id"].unique().to_list() if v not in self.catalogue]
+        if unknown:
+            raise DataError(f"events refer to videos not in the catalogue: {', '.join(map(repr, unknown[:5]))}",
+                            "upload the videos first (add_videos) or drop those events")  # fmt: skip
+        self._write("events", frame, lambda: self.log.append(frame))  # type: ignore[union-attr]
 
     def add_videos(self, videos: pl.DataFrame, strict: bool = False) -> pl.DataFrame:
-        """Add new uploads to the running system, no retraining: searchable from the next request.
+        """Add uploads to the running system, no retraining: searchable from the next request.
 
-        Rows are validated as ingestion validates the videos table (and refused when the id
-        is already in the catalogue). Valid rows join the catalogue (saved by :meth:`save`),
-        are embedded from their content by the two-tower and added to its index, join the
-        fresh and creators generators' shelves, and become known to the feature store.
-        Returns the quarantined rows (``QUARANTINE_SCHEMA``, empty when all were valid);
+        Rows are validated as ingestion validates the videos table (and refused when the id is
+        already in the catalogue). Returns the quarantined rows (empty when all were valid);
         ``strict=True`` adds nothing and raises :class:`DataError` if any row is invalid.
         """
-        clean, bad = validate_uploads(videos, self.videos)
+        ids = videos["video_id"].cast(pl.String).to_list() if "video_id" in videos.columns else []
+        taken = pl.DataFrame({"video_id": [v for v in ids if v in self.catalogue]}, schema={"video_id": pl.String})
+        clean, bad = validate_uploads(videos, pl.concat([self.catalogue.frame.head(0), taken], how="diagonal"))
         if strict and bad.height:
             raise upload_error(bad, videos.height)
-        if clean.height == 0:
-            return bad
-        # The stages first: if one refuses, the catalogue has not changed yet.
-        self.pipeline.add_videos(clean)
-        if self.store is not None:
-            self.store.put_videos(clean)
-        self.videos = pl.concat([self.videos, clean], how="vertical")
-        self._video_ids.update(clean["video_id"].to_list())
-        # The clock follows uploads (so one is recommendable at once) but never past the wall
-        # clock: a video dated in the future stays blocked until its time.
-        latest = min(clean["uploaded_at"].max(), datetime.now(timezone.utc))
-        self._last_upload = latest if self._last_upload is None else max(self._last_upload, latest)
+        if clean.height:
+            self._write("uploads", clean, lambda: self.log.append_videos(clean))  # type: ignore[union-attr]
         return bad
 
     def remove_videos(self, video_ids: list[str] | pl.Series) -> int:
-        """Take videos off the platform: marked unavailable in the catalogue, returned by no stage.
+        """Take videos off the platform: returned by no stage from the next request on.
 
         Raises :class:`DataError` (and changes nothing) if an id is not in the catalogue.
-        Returns how many videos were available before.
+        Returns how many were available before.
         """
-        ids = pl.Series("video_id", video_ids, dtype=pl.String).unique(maintain_order=True)
-        unknown = [v for v in ids.to_list() if v not in self._video_ids]
+        ids = list(dict.fromkeys(pl.Series("video_id", video_ids, dtype=pl.String).to_list()))
+        unknown = [v for v in ids if v not in self.catalogue]
         if unknown:
-            raise DataError(
-                f"cannot remove videos not in the catalogue: {', '.join(map(repr, unknown[:5]))}",
-                "check the ids",
-            )
-        gone = pl.col("video_id").is_in(ids.implode())
-        was = int(self.videos.select((gone & pl.col("available")).sum()).item())
-        self.videos = self.videos.with_columns(available=pl.col("available") & ~gone)
-        self.pipeline.remove_videos(ids)
+            raise DataError(f"cannot remove videos not in the catalogue: {', '.join(map(repr, unknown[:5]))}",
+                            "check the ids")  # fmt: skip
+        was = int(self.catalogue.available[self.catalogue.rows(ids)].sum())
+        at = from_epoch_us(self.now_us)
+        rows = pl.DataFrame({"video_id": ids, "at": [at] * len(ids)}, schema={"video_id": pl.String, "at": TIMESTAMP})
+        self._write("removals", rows, lambda: self.log.append_removals(ids, at))  # type: ignore[union-attr]
         return was
+
+    # ---- keeping this process current ---------------------------------------------------------
+
+    def _sync(self, entries: list[FeedEntry] | None = None, generation: str | None = None) -> None:
+        """Apply the store's feed since the last read (read it now unless given)."""
+        store = self._require_store()
+        with self._lock:
+            if entries is None:
+                _, entries, generation = store.read("", self._position)
+            if generation is None:  # the store lost everything (a Redis restart): rebuild it
+                self._ensure_loaded()
+                self._catch_up()
+                self._resync()
+                return
+            if generation != self._generation:
+                self._resync()
+                return
+            fresh = [e for e in entries if store.order(e.position) > store.order(self._position)]
+            self._apply_catalogue([e for e in fresh if e.kind != "counts"])
+            for e in fresh:
+                if e.kind == "counts":
+                    self.live.add(e.counts())
+            if fresh:
+                self._position = fresh[-1].position
+
+    def _apply_catalogue(self, entries: list[FeedEntry]) -> None:
+        for e in entries:
+            if e.kind == "uploads":
+                self._add_uploads(e.frame())
+            elif e.kind == "removals":
+                rows = self.catalogue.rows(e.frame()["video_id"].to_list())
+                self.catalogue.remove(rows[rows >= 0])
+
+    def _add_uploads(self, videos: pl.DataFrame) -> None:
+        new = videos.filter(~pl.col("video_id").is_in(pl.Series(self.catalogue.ids).implode()))
+        if new.height:
+            self.catalogue.add(new)
+            # the clock follows uploads (one is recommendable at once), never past the wall clock
+            latest = min(epoch_us(new["uploaded_at"].max()), epoch_us(datetime.now(timezone.utc)))
+            self._last_upload_us = max(self._last_upload_us or latest, latest)
+
+    # ---- serving ------------------------------------------------------------------------------
+
+    @property
+    def now_us(self) -> int:
+        """The model's clock: the latest of the training end, the last event and the last upload."""
+        clock = epoch_us(self.trained_until)
+        if self.live.last_event_us is not None:
+            clock = max(clock, self.live.last_event_us + 1)
+        if self._last_upload_us is not None:
+            clock = max(clock, self._last_upload_us + 1)
+        return clock
+
+    @property
+    def now(self) -> datetime:
+        return from_epoch_us(self.now_us)
+
+    def request(self, user_id: str, k: int = 10, now: datetime | None = None) -> Request:
+        """Hydrate one request: one store round trip (the user's record and the feed), ids mapped once."""
+        store = self._require_store()
+        record, entries, generation = store.read(user_id, self._position)
+        if entries or generation != self._generation:
+            self._sync(entries, generation)
+            if generation != self._generation or generation is None:
+                record, _, _ = store.read(user_id, self._position)
+        now_us = self.now_us if now is None else epoch_us(now)
+        return hydrate(record, self.catalogue, now_us, k, self.pipeline.config.history_len)
+
+    def run(self, user_id: str, k: int = 10, now: datetime | None = None, until: Stage = "final") -> Result:
+        """Every stage's output for one user in one pass."""
+        return self.pipeline.run(self.request(user_id, k, now), until)
+
+    def recommend(self, user_id: str, k: int = 10, now: datetime | None = None, stage: Stage = "final",
+                  debug: bool = False) -> pl.DataFrame:  # fmt: skip
+        """The top ``k`` videos for one user, with provenance (a view of :meth:`run`)."""
+        until: Stage = "final" if debug else stage
+        return self.run(user_id, k, now, until).frame(self.catalogue, stage, k, debug)
+
+    def recommend_batch(self, user_ids: list[str], k: int = 10, stage: Stage = "final", now: datetime | None = None,
+                        debug: bool = False) -> pl.DataFrame:  # fmt: skip
+        """Recommendations for many users: one pass per user, the frames stacked."""
+        if not user_ids:
+            raise ValueError("no user ids given")
+        frames = [self.recommend(u, k, now, stage, debug) for u in dict.fromkeys(user_ids)]
+        return pl.concat(frames, how="diagonal_relaxed")
+
+    def results(self, user_ids: list[str], k: int = 10, now: datetime | None = None) -> list[Result]:
+        """One full pass per user (every stage's views from one run)."""
+        return [self.run(u, k, now) for u in dict.fromkeys(user_ids)]
+
+    def user_state(self, user_ids: list[str]) -> pl.DataFrame:
+        """Current state lists of the given users (history, seen, disliked); unknown users are empty."""
+        out = {"user_id": [], "recent_completed": [], "recent_watched": [], "seen": [], "disliked": []}
+        for u in dict.fromkeys(user_ids):
+            r = self.request(u)
+            out["user_id"].append(u)
+            for name in ("recent_completed", "recent_watched", "seen", "disliked"):
+                out[name].append(self.catalogue.ids_of(getattr(r, name)))
+        schema = {"user_id": pl.String, **{c: pl.List(pl.String) for c in list(out)[1:]}}
+        return pl.DataFrame(out, schema=schema)
+
+    def known_video(self, video_id: str) -> bool:
+        """Whether ``video_id`` is in the catalogue (this process's copy, synced every request)."""
+        return video_id in self.catalogue
+
+    @property
+    def videos(self) -> pl.DataFrame:
+        """The catalogue as a videos table."""
+        return self.catalogue.frame
+
+    def _require_store(self) -> OnlineStore:
+        if self.store is None:
+            raise VidrecError("no online store attached", "call attach(location) or Recommender.load()")
+        return self.store
+
+    def close(self) -> None:
+        if self.store is not None:
+            self.store.close()
+        if self.log is not None:
+            self.log.close()
+

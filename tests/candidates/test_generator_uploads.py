@@ -11,15 +11,15 @@ import pytest
 
 from tests.candidates.conftest import cluster_of, make_clustered
 from vidrec.candidates import TwoTowerGenerator
-from vidrec.candidates.catalogue import EXTRA_FILE
+from vidrec.candidates.base import requests_of
 from vidrec.candidates.creators import CreatorsGenerator
 from vidrec.candidates.fresh import FreshGenerator
 from vidrec.candidates.generators import TrendingGenerator
 from vidrec.candidates.two_tower import TwoTowerConfig
-from vidrec.candidates.two_tower.export import serving_user_inputs
 from vidrec.candidates.two_tower.inputs import demographic_indices, join_demographics
 from vidrec.data.dataset import Dataset
-from vidrec.data.schema import TIMESTAMP
+from vidrec.catalogue import Catalogue
+from vidrec.data.schema import TIMESTAMP, epoch_us
 from vidrec.features import build_user_state
 
 CFG = TwoTowerConfig(embedding_dim=8, user_hidden=(16,), video_hidden=(16,), user_hash_buckets=256,
@@ -59,7 +59,7 @@ def test_upload_is_retrieved_for_the_users_who_love_its_content_right_after_add(
     gen, ds, now = fitted
     state = build_user_state(ds.events, ds.videos)
     assert not gen.generate(state, 100, now)["video_id"].str.starts_with("new").any()  # not before
-    gen.add_videos(uploads(now))
+    gen.catalogue.add(uploads(now))
     top = own_upload(gen.generate(state, OWN_BLOCK, now))
     assert top["own"].all()  # the other cluster's upload never makes a user's own block
     assert top.height == ds.users.height  # every user gets the upload of their cluster
@@ -68,8 +68,8 @@ def test_upload_is_retrieved_for_the_users_who_love_its_content_right_after_add(
 def test_removed_and_unavailable_uploads_never_return(fitted):
     gen, ds, now = fitted
     state = build_user_state(ds.events, ds.videos)
-    gen.add_videos(uploads(now).with_columns(available=pl.Series([True, False])))
-    gen.remove_videos(["new-even", "v4"])
+    gen.catalogue.add(uploads(now).with_columns(available=pl.Series([True, False])))
+    gen.catalogue.remove(gen.catalogue.rows(["new-even", "v4"]))
     out = gen.generate(state, 100, now)
     assert not out["video_id"].is_in(["new-even", "new-odd", "v4"]).any()
 
@@ -77,26 +77,20 @@ def test_removed_and_unavailable_uploads_never_return(fitted):
 def test_upload_not_yet_online_is_held_back(fitted):
     gen, ds, now = fitted
     state = build_user_state(ds.events, ds.videos)
-    gen.add_videos(uploads(now).with_columns(uploaded_at=pl.lit(now + timedelta(days=1)).cast(TIMESTAMP)))
+    gen.catalogue.add(uploads(now).with_columns(uploaded_at=pl.lit(now + timedelta(days=1)).cast(TIMESTAMP)))
     assert not gen.generate(state, 100, now)["video_id"].str.starts_with("new").any()
     assert gen.generate(state, 100, now + timedelta(days=2))["video_id"].str.starts_with("new").any()
 
 
-def test_save_load_keeps_uploads_and_older_saves_load(fitted, tmp_path):
+def test_save_load_keeps_uploads(fitted, tmp_path):
     gen, ds, now = fitted
     state = build_user_state(ds.events, ds.videos)
-    gen.add_videos(uploads(now))
+    gen.catalogue.add(uploads(now))
     gen.save(tmp_path / "tt")
-    again = TwoTowerGenerator.load(tmp_path / "tt")
+    again = TwoTowerGenerator.load(tmp_path / "tt").bind(Catalogue(gen.catalogue.frame))
     assert again.generate(state, OWN_BLOCK, now).equals(gen.generate(state, OWN_BLOCK, now))
-    assert again.catalogue.keys(["v0", "new-even", "new-odd"]).tolist() == [1 + gen.model.vocab.videos.to_index(["v0"])[0], 61, 62]
-    plain = TwoTowerGenerator(CFG, log=lambda _: None).fit(ds, now)  # saved as before uploads existed
-    plain.save(tmp_path / "old")
-    (tmp_path / "old" / EXTRA_FILE).unlink()
-    old = TwoTowerGenerator.load(tmp_path / "old")
-    assert old.generate(state, 10, now).equals(plain.generate(state, 10, now))
-    old.add_videos(uploads(now))
-    assert own_upload(old.generate(state, OWN_BLOCK, now))["own"].all()
+    vocab_key = 1 + gen.model.vocab.videos.to_index(["v0"])[0]
+    assert again.catalogue_keys.keys(["v0", "new-even", "new-odd"]).tolist() == [vocab_key, 61, 62]
 
 
 def test_fresh_and_creators_shelve_uploads_and_drop_removals():
@@ -104,10 +98,10 @@ def test_fresh_and_creators_shelve_uploads_and_drop_removals():
     state = build_user_state(ds.events, ds.videos)
     for gen in (FreshGenerator().fit(ds, now), CreatorsGenerator().fit(ds, now)):
         assert not gen.generate(state, 50, now)["video_id"].str.starts_with("new").any()
-        gen.add_videos(uploads(now))
+        gen.catalogue.add(uploads(now))
         top = own_upload(gen.generate(state, 50, now))
         assert top.filter(pl.col("own")).height == ds.users.height, gen.name
-        gen.remove_videos(["new-even", "new-odd"])
+        gen.catalogue.remove(gen.catalogue.rows(["new-even", "new-odd"]))
         assert not gen.generate(state, 50, now)["video_id"].str.starts_with("new").any(), gen.name
 
 
@@ -116,7 +110,7 @@ def test_trending_drops_removed_videos():
     gen = TrendingGenerator().fit(ds, now)
     state = build_user_state(ds.events, ds.videos).head(3)
     best = gen.generate(state, 1, now)["video_id"][0]
-    gen.remove_videos([best])
+    gen.catalogue.remove(gen.catalogue.rows([best]))
     assert best not in gen.generate(state, 60, now)["video_id"].to_list()
 
 
@@ -132,9 +126,9 @@ def test_demographics_reach_the_user_tower_at_serving_as_in_training():
     state = build_user_state(ds.events, ds.videos)
     fields = gen.model.vocab.user_fields
     assert set(fields) == {"age_bucket", "country"}
-    served = serving_user_inputs(gen.model, gen.serving_state(state), now)["demographics"]
+    served = gen._inputs(requests_of(gen.serving_state(state), gen.catalogue, epoch_us(now), 10))["demographics"]
     trained = demographic_indices(join_demographics(state.select("user_id"), users, fields), fields)
-    assert (served > 0).all() and np.array_equal(served, trained)
-    cold = serving_user_inputs(gen.model, gen.serving_state(state.head(1).with_columns(user_id=pl.lit("new"))), now)
-    assert (cold["demographics"] == 0).all()  # unknown users: demographics missing
+    assert (served.numpy() > 0).all() and np.array_equal(served.numpy(), trained)
+    cold = gen._inputs(requests_of(state.head(1).with_columns(user_id=pl.lit("new")), gen.catalogue, epoch_us(now), 10))
+    assert (cold["demographics"].numpy() == 0).all()  # unknown users: demographics missing
     assert not gen.generate(state, 10, now).is_empty()

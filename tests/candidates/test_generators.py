@@ -54,7 +54,7 @@ def test_two_tower_save_load_answers_the_same(two_tower, platform, tmp_path):
     ds, now = platform
     state = build_user_state(ds.events, ds.videos)
     two_tower.save(tmp_path / "tt")
-    again = TwoTowerGenerator.load(tmp_path / "tt")
+    again = TwoTowerGenerator.load(tmp_path / "tt").bind(two_tower.catalogue)
     assert again.generate(state, 10, now).equals(two_tower.generate(state, 10, now))
 
 
@@ -63,6 +63,7 @@ def test_two_tower_exact_and_faiss_agree(platform, two_tower):
     exact = TwoTowerGenerator(SMALL, exact=True)
     exact.model = two_tower.model
     exact.index_videos(ds.videos)
+    exact.bind(two_tower.catalogue)
     state = build_user_state(ds.events, ds.videos)
     a, b = exact.generate(state, 10, now), two_tower.generate(state, 10, now)
     assert a.select("user_id", "video_id").equals(b.select("user_id", "video_id"))
@@ -96,7 +97,7 @@ def test_trending_later_request_rescales_and_round_trips(platform, tmp_path):
     assert a["video_id"].to_list() == b["video_id"].to_list()
     assert b["score"].to_list() == pytest.approx([s / 2 for s in a["score"].to_list()])
     gen.save(tmp_path / "tr")
-    assert TrendingGenerator.load(tmp_path / "tr").generate(users, 5, now).equals(a)
+    assert TrendingGenerator.load(tmp_path / "tr").bind(gen.catalogue).generate(users, 5, now).equals(a)
 
 
 def test_generators_learn_nothing_from_the_future(clustered):

@@ -14,6 +14,7 @@ from vidrec.candidates.cowatch import CoWatchConfig, CoWatchGenerator, item_simi
 from vidrec.candidates.creators import CreatorsConfig, CreatorsGenerator
 from vidrec.candidates.demographic import DemographicConfig, DemographicGenerator
 from vidrec.candidates.fresh import FreshConfig, FreshGenerator
+from vidrec.catalogue import Catalogue
 from vidrec.data.dataset import Dataset
 from vidrec.data.schema import TIMESTAMP
 from vidrec.features import build_user_state
@@ -60,7 +61,7 @@ def test_save_load_round_trip(fitted, platform, tmp_path):
     ds, now = platform
     state = build_user_state(ds.events, ds.videos)
     gen.save(tmp_path / name)
-    again = type(gen).load(tmp_path / name)
+    again = type(gen).load(tmp_path / name).bind(gen.catalogue)
     assert again.config == gen.config
     assert again.generate(state, 10, now).equals(gen.generate(state, 10, now))
 
@@ -95,9 +96,10 @@ def test_cowatch_recency_weights_the_last_completed_most():
     sim = pl.DataFrame({"video_id": ["old", "new"], "neighbour_id": ["x", "y"], "sim": [1.0, 1.0]})
     gen = CoWatchGenerator(CoWatchConfig(signal="completed", recency_decay=0.5))
     gen._sim = sim
-    gen._catalogue = pl.DataFrame({"video_id": ["x", "y"], "creator_id": ["c", "c"], "category": ["k", "k"],
-                                   "uploaded_at": [T0, T0], "available": [True, True]}).with_columns(
-        pl.col("uploaded_at").cast(TIMESTAMP))  # fmt: skip
+    ids = ["x", "y", "old", "new"]
+    gen.bind(Catalogue(pl.DataFrame({"video_id": ids, "creator_id": "c", "category": "k", "tags": [[]] * 4,
+                                     "duration_seconds": 60.0, "uploaded_at": T0, "available": True}).with_columns(
+        pl.col("uploaded_at").cast(TIMESTAMP))))  # fmt: skip
     state = empty_user_state(["u"]).with_columns(recent_completed=pl.lit(["old", "new"]), recent_watched=pl.lit(["old", "new"]))
     out = gen.generate(state, 5, T0 + timedelta(days=1))
     assert out["video_id"].to_list() == ["y", "x"] and out["score"].to_list() == [1.0, 0.5]
@@ -126,7 +128,8 @@ def test_demographic_serves_the_group_and_only_light_users(platform):
         "user_id", keep="last"
     )  # u0 appears as a new user (no history), stranger is unknown to the users table
     gen = DemographicGenerator(DemographicConfig(max_history=0, smoothing=1.0)).fit(ds, now)
-    out = gen.generate(state, 5, now)
+    profiles = ds.users.select("user_id", "country", "age_bucket")  # what the online store holds per user
+    out = gen.generate(state.join(profiles, on="user_id", how="left"), 5, now)
     assert set(out["user_id"]) == {"u0", "stranger"}
     assert (cluster_of(out.filter(pl.col("user_id") == "u0")["video_id"]) == 0).all()  # FR users watch even
     assert out.filter(pl.col("user_id") == "stranger").height == 5

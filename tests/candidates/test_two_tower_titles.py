@@ -12,6 +12,7 @@ import pytest
 import torch
 
 from tests.candidates.conftest import T0, make_clustered
+from vidrec.catalogue import Catalogue
 from vidrec.candidates import TwoTowerGenerator
 from vidrec.candidates.two_tower import (
     TwoTowerConfig,
@@ -137,9 +138,9 @@ def test_generator_embeds_uploads_from_their_title_and_survives_save_load(tmp_pa
     ds = titled(make_clustered(n_users=20, n_videos=30, per_user=8)[0])
     cfg = TwoTowerConfig(**SMALL, video_titles=True, epochs=2, val_fraction=0.0)
     gen = TwoTowerGenerator(cfg, exact=True, log=lambda _: None).fit(ds, T0 + timedelta(days=11))
-    gen.add_videos(cold({"up1": "garlic bread recipe", "up2": "league match highlights"}))
+    gen.catalogue.add(cold({"up1": "garlic bread recipe", "up2": "league match highlights"}))
     gen.save(tmp_path)
-    again = TwoTowerGenerator.load(tmp_path)
+    again = TwoTowerGenerator.load(tmp_path).bind(Catalogue(gen.catalogue.frame))
     now = T0 + timedelta(days=13)
     users = build_user_state(ds.events, ds.videos).head(5)
     a, b = gen.generate(users, 40, now), again.generate(users, 40, now)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+import numpy as np
 import polars as pl
 import pytest
 from tests.reranking.rerank_frames import NOW, old, scored_frame, users_frame, videos_frame
@@ -34,7 +35,7 @@ def events_frame(rows: list[tuple[str, str, float, str, float | None]]) -> pl.Da
     [(0.0, 0.0), (13.99, 0.0), (14.0, 0.2), (84.0, 0.6), (154.0, 1.0), (400.0, 1.0)],
 )
 def test_fatigue_schedule_is_filtered_then_linear_from_the_floor(days: float, factor: float) -> None:
-    got = pl.select(fatigue_factor(pl.lit(days), 14.0, 140.0, 0.2)).item()
+    got = float(fatigue_factor(np.array([days]), 14.0, 140.0, 0.2)[0])
     assert got == pytest.approx(factor)
 
 

@@ -76,8 +76,9 @@ def _fatigued(events: pl.DataFrame, videos: pl.DataFrame, cfg: ReRankConfig) -> 
         .group_by("user_id", "creator_id")
         .agg(pl.col("ts").max())
         .with_columns(days=(pl.lit(NOW) - pl.col("ts")).dt.total_microseconds() / 86_400e6)
-        .filter(fatigue_factor(pl.col("days"), cfg.fatigue_filter_days, cfg.fatigue_recover_days, 0.2) <= 0)
     )
+    factor = fatigue_factor(latest["days"].to_numpy(), cfg.fatigue_filter_days, cfg.fatigue_recover_days, 0.2)
+    latest = latest.filter(pl.Series(factor <= 0))
     return set(latest.select("user_id", "creator_id").iter_rows())
 
 

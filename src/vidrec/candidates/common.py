@@ -1,5 +1,6 @@
-"""Column helpers every heuristic generator shares: the catalogue filter, user history
-weights, exclusions and the final top-k cut, so each generator only says how it scores.
+"""Helpers every heuristic generator shares: fit-time columns (watches before now, decay) and
+request-time numpy (history weights, exclusions, the final top-k cut), so each generator
+only says how it scores.
 """
 
 from __future__ import annotations
@@ -11,10 +12,13 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import polars as pl
 
-from vidrec.candidates.base import CANDIDATE_SCHEMA
+from vidrec.candidates.base import Nominations
+from vidrec.catalogue import Catalogue
 from vidrec.data.schema import TIMESTAMP, with_derived
+from vidrec.request import Request
 
 CATALOGUE_COLUMNS = ("video_id", "creator_id", "category", "uploaded_at", "available")
 
@@ -30,7 +34,7 @@ def watches_before(train_events: pl.DataFrame, videos: pl.DataFrame, now: dateti
     return with_derived(ev, videos)
 
 
-def catalogue(videos: pl.DataFrame) -> pl.DataFrame:
+def catalogue_columns(videos: pl.DataFrame) -> pl.DataFrame:
     """The video columns the generators need to filter and group by."""
     return videos.select(CATALOGUE_COLUMNS)
 
@@ -50,54 +54,57 @@ def age_days(column: str, now: datetime) -> pl.Expr:
     return ((ts(now) - pl.col(column)).dt.total_seconds() / 86400.0).clip(0.0, None)
 
 
-def history(users: pl.DataFrame, column: str, last: int | None = None, recency_decay: float = 1.0) -> pl.DataFrame:
-    """``user_id, video_id, w``: the user's last ``last`` videos of a state list column.
-
-    Lists are ordered most recent last; the i-th most recent video weighs ``recency_decay^i``.
-    """
-    lists = pl.col(column) if last is None else pl.col(column).list.tail(last)
-    out = (
-        users.select("user_id", v=lists)
-        .with_columns(pos=pl.int_ranges(pl.col("v").list.len(), dtype=pl.Int64), n=pl.col("v").list.len())
-        .explode("v", "pos")
-        .drop_nulls("v")
-    )
-    back = (pl.col("n") - 1 - pl.col("pos")).cast(pl.Float64)
-    return out.select("user_id", video_id="v", w=pl.lit(recency_decay, dtype=pl.Float64).pow(back))
+def in_sorted(values: np.ndarray, sorted_values: np.ndarray) -> np.ndarray:
+    """(n,) bool: which ``values`` occur in ``sorted_values`` (sorted, unique); O(n log m)."""
+    if len(sorted_values) == 0 or len(values) == 0:
+        return np.zeros(len(values), dtype=bool)
+    pos = np.minimum(np.searchsorted(sorted_values, values), len(sorted_values) - 1)
+    return sorted_values[pos] == values
 
 
-def exclusions(users: pl.DataFrame) -> pl.DataFrame:
-    """``user_id, video_id`` pairs never to return: every seen or disliked video."""
-    return (
-        users.select("user_id", video_id=pl.concat_list("seen", "disliked"))
-        .explode("video_id")
-        .drop_nulls("video_id")
-        .unique()
-    )
+def recency_weights(rows: np.ndarray, last: int | None, decay: float) -> tuple[np.ndarray, np.ndarray]:
+    """(rows, weights) of a history (most recent last): its last ``last`` rows, the i-th most
+    recent weighing ``decay^i``."""
+    rows = rows if last is None else rows[len(rows) - min(last, len(rows)):]
+    back = np.arange(len(rows) - 1, -1, -1, dtype=np.float64)
+    return rows, np.power(decay, back)
 
 
-def longest_exclusion(users: pl.DataFrame) -> int:
-    """The most videos any requested user excludes (how far a shared list must reach)."""
-    if users.height == 0:
-        return 0
-    return int(users.select(pl.concat_list("seen", "disliked").list.len().max()).item() or 0)
+def sum_by_row(rows: np.ndarray, weights: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(unique rows, summed weights)."""
+    uniq, inverse = np.unique(rows, return_inverse=True)
+    return uniq, np.bincount(inverse, weights=weights, minlength=len(uniq))
 
 
-def top_k(scored: pl.DataFrame, users: pl.DataFrame, k: int, source: str) -> pl.DataFrame:
-    """Cut ``user_id, video_id, score`` rows to each user's best ``k`` unseen videos.
+def max_by_row(rows: np.ndarray, scores: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(unique rows, max score per row)."""
+    uniq, inverse = np.unique(rows, return_inverse=True)
+    out = np.full(len(uniq), -np.inf)
+    np.maximum.at(out, inverse, scores)
+    return uniq, out
 
-    Drops excluded pairs and non-positive scores; ties broken by video id so the answer
-    is deterministic; returns ``CANDIDATE_SCHEMA`` rows.
-    """
-    out = (
-        scored.filter(pl.col("score") > 0)
-        .join(exclusions(users), on=["user_id", "video_id"], how="anti")
-        .sort(["user_id", "score", "video_id"], descending=[False, True, False])
-        .with_columns(rank=pl.int_range(1, pl.len() + 1, dtype=pl.Int64).over("user_id"))
-        .filter(pl.col("rank") <= k)
-        .with_columns(source=pl.lit(source))
-    )
-    return out.select(pl.col(c).cast(t) for c, t in CANDIDATE_SCHEMA.items())
+
+def finish(rows: np.ndarray, scores: np.ndarray, request: Request, catalogue: Catalogue, k: int) -> Nominations:
+    """The best ``k`` of scored rows (distinct): positive, not excluded, recommendable now; ties by id."""
+    rows = np.asarray(rows, dtype=np.int64)
+    scores = np.asarray(scores, dtype=np.float64)
+    keep = (scores > 0) & ~in_sorted(rows, request.excluded) & catalogue.recommendable(rows, request.now_us)
+    rows, scores = rows[keep], scores[keep]
+    order = np.lexsort((catalogue.id_keys[rows], -scores))[:k]
+    return Nominations(rows[order], scores[order])
+
+
+def first_eligible(rows: np.ndarray, request: Request, catalogue: Catalogue, n: int) -> np.ndarray:
+    """Positions in ``rows`` (an ordered list) of its first ``n`` entries that are recommendable
+    now and not excluded; reads O(n + exclusions) entries, not the whole list."""
+    take = n + len(request.excluded) + 16
+    while True:
+        head = rows[:take]
+        ok = catalogue.recommendable(head, request.now_us) & ~in_sorted(head, request.excluded)
+        pos = np.flatnonzero(ok)
+        if len(pos) >= n or take >= len(rows):
+            return pos[:n]
+        take *= 2
 
 
 def save_state(root: Path, config: Any, fitted_at: datetime, frames: dict[str, pl.DataFrame]) -> Path:

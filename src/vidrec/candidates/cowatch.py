@@ -17,11 +17,13 @@ import numpy as np
 import polars as pl
 from scipy.sparse import coo_matrix, csr_matrix
 
-from vidrec.candidates.base import CandidateGenerator, check_k, empty_candidates
+from vidrec.candidates.base import CandidateGenerator, Nominations, check_k
 from vidrec.candidates.common import (
-    age_days, catalogue, decay, history, load_state, not_fitted, recommendable, save_state, top_k, watches_before,
+    age_days, decay, finish, load_state, not_fitted, recency_weights, save_state, sum_by_row, watches_before,
 )
+from vidrec.catalogue import Catalogue
 from vidrec.data.dataset import Dataset
+from vidrec.request import Request
 
 SIGNALS = ("completed", "watched")
 NORMALISATIONS = ("cosine", "lift", "conditional", "count")
@@ -116,10 +118,9 @@ class CoWatchGenerator(CandidateGenerator):
     def __init__(self, config: CoWatchConfig | None = None) -> None:
         self.config = config or CoWatchConfig()
         self._sim: pl.DataFrame | None = None  # video_id, neighbour_id, sim
-        self._catalogue: pl.DataFrame | None = None
         self._fitted_at: datetime | None = None
 
-    def fit(self, train: Dataset, now: datetime) -> Self:
+    def fit(self, train: Dataset, now: datetime, catalogue: Catalogue | None = None) -> Self:
         cfg = self.config
         ev = watches_before(train.events, train.videos, now)
         if cfg.signal == "completed":
@@ -127,36 +128,51 @@ class CoWatchGenerator(CandidateGenerator):
         w = pl.lit(1.0) if cfg.half_life_days is None else decay(age_days("ts", now), cfg.half_life_days)
         pairs = ev.group_by("user_id", "video_id").agg(w=w.max())
         self._sim = item_similarity(pairs, cfg)
-        self._catalogue = catalogue(train.videos)
         self._fitted_at = now
+        return self.bind(catalogue or Catalogue(train.videos))
+
+    def bind(self, catalogue: Catalogue) -> Self:
+        """Serve from ``catalogue``: each row's neighbours as rows (CSR, best first)."""
+        if self._sim is None:
+            raise not_fitted("CoWatchGenerator")
+        src, dst = catalogue.rows_of(self._sim["video_id"]), catalogue.rows_of(self._sim["neighbour_id"])
+        keep = (src >= 0) & (dst >= 0)
+        src, dst, sim = src[keep], dst[keep], self._sim["sim"].to_numpy()[keep].astype(np.float64)
+        order = np.argsort(src, kind="stable")  # the table is sorted per video already: keep that order
+        counts = np.bincount(src, minlength=len(catalogue))
+        self._offsets = np.concatenate([[0], np.cumsum(counts)])
+        self._neighbours, self._sims = dst[order], sim[order]
+        self.catalogue = catalogue
+        catalogue.subscribe(self._on_upload)
         return self
 
-    def generate(self, users: pl.DataFrame, k: int, now: datetime) -> pl.DataFrame:
+    def _on_upload(self, rows: np.ndarray, videos: pl.DataFrame) -> None:
+        """New rows have no co-watches yet: empty neighbour lists."""
+        self._offsets = np.concatenate([self._offsets, np.full(len(rows), self._offsets[-1])])
+
+    def nominate(self, request: Request, k: int) -> Nominations:
         check_k(k)
-        if self._sim is None or self._catalogue is None:
-            raise not_fitted("CoWatchGenerator")
-        column = "recent_completed" if self.config.signal == "completed" else "recent_watched"
-        votes = history(users, column, self.config.history, self.config.recency_decay)
-        if votes.height == 0:
-            return empty_candidates()
-        allowed = recommendable(self._catalogue, now).select("video_id")
-        scored = (
-            votes.join(self._sim, on="video_id", how="inner")
-            .group_by("user_id", "neighbour_id")
-            .agg(score=(pl.col("w") * pl.col("sim")).sum())
-            .rename({"neighbour_id": "video_id"})
-            .join(allowed, on="video_id", how="semi")
-        )
-        return top_k(scored, users, k, self.name)
+        catalogue = self.require_catalogue()
+        cfg = self.config
+        history = request.recent_completed if cfg.signal == "completed" else request.recent_watched
+        rows, weights = recency_weights(history, cfg.history, cfg.recency_decay)
+        if len(rows) == 0:
+            return Nominations.empty()
+        starts, ends = self._offsets[rows], self._offsets[rows + 1]
+        lengths = ends - starts
+        idx = np.repeat(starts - np.concatenate([[0], np.cumsum(lengths)[:-1]]), lengths) + np.arange(lengths.sum())
+        votes = np.repeat(weights, lengths) * self._sims[idx]
+        cand, score = sum_by_row(self._neighbours[idx], votes)
+        return finish(cand, score, request, catalogue, k)
 
     def save(self, directory: str | Path) -> Path:
-        if self._sim is None or self._catalogue is None or self._fitted_at is None:
+        if self._sim is None or self._fitted_at is None:
             raise not_fitted("CoWatchGenerator")
-        return save_state(Path(directory), self.config, self._fitted_at, {"similarity": self._sim, "catalogue": self._catalogue})
+        return save_state(Path(directory), self.config, self._fitted_at, {"similarity": self._sim})
 
     @classmethod
     def load(cls, directory: str | Path) -> Self:
         config, fitted_at, frames = load_state(Path(directory))
         gen = cls(CoWatchConfig(**config))
-        gen._sim, gen._catalogue, gen._fitted_at = frames["similarity"], frames["catalogue"], fitted_at
+        gen._sim, gen._fitted_at = frames["similarity"], fitted_at
         return gen

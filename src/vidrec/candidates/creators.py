@@ -6,18 +6,23 @@ user's recent completions.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Self
 
+import numpy as np
 import polars as pl
 
-from vidrec.candidates.base import CandidateGenerator, check_k, empty_candidates
+from vidrec.candidates.base import CandidateGenerator, Nominations, check_k
 from vidrec.candidates.common import (
-    age_days, catalogue, decay, exclusions, history, load_state, not_fitted, recommendable, save_state, top_k, watches_before,
+    age_days, catalogue_columns, decay, finish, first_eligible, load_state, not_fitted, save_state, sum_by_row, watches_before,
 )
+from vidrec.catalogue import Catalogue
 from vidrec.data.dataset import Dataset
+from vidrec.data.schema import epoch_us
+from vidrec.request import Request
 
 
 @dataclass(frozen=True)
@@ -50,14 +55,14 @@ class CreatorsGenerator(CandidateGenerator):
         self._videos: pl.DataFrame | None = None  # catalogue + value, per creator best first
         self._fitted_at: datetime | None = None
 
-    def fit(self, train: Dataset, now: datetime) -> Self:
+    def fit(self, train: Dataset, now: datetime, catalogue: Catalogue | None = None) -> Self:
         cfg = self.config
         ev = watches_before(train.events, train.videos, now)
         weight = (1.0 + pl.col("completed").cast(pl.Float64)) * decay(age_days("ts", now), cfg.popularity_half_life_days)
         pop = ev.group_by("video_id").agg(pop=weight.sum())
         fresh = cfg.new_upload_bonus * decay(age_days("uploaded_at", now), cfg.new_upload_half_life_days)
         self._videos = (
-            catalogue(train.videos)
+            catalogue_columns(train.videos)
             .filter(pl.col("available"))
             .join(pop, on="video_id", how="left")
             .with_columns(value=pl.col("pop").fill_null(0.0).log1p() + fresh)
@@ -65,63 +70,63 @@ class CreatorsGenerator(CandidateGenerator):
             .sort(["creator_id", "value", "video_id"], descending=[False, True, False])
         )
         self._fitted_at = now
+        return self.bind(catalogue or Catalogue(train.videos))
+
+    def bind(self, catalogue: Catalogue) -> Self:
+        """Serve from ``catalogue``: every creator's shelf as rows, best value first."""
+        if self._videos is None or self._fitted_at is None:
+            raise not_fitted("CreatorsGenerator")
+        self._value = np.full(len(catalogue), np.nan)  # NaN: not on a shelf (unavailable at fit)
+        rows = catalogue.rows_of(self._videos["video_id"])
+        keep = rows >= 0
+        self._value[rows[keep]] = self._videos["value"].to_numpy()[keep]
+        self.catalogue = catalogue
+        self._shelve()
+        catalogue.subscribe(self._on_upload)
         return self
 
-    def add_videos(self, videos: pl.DataFrame) -> None:
+    def _shelve(self) -> None:
+        """Rows grouped by creator code, each creator's best value first (ties by id)."""
+        catalogue = self.require_catalogue()
+        on = np.flatnonzero(~np.isnan(self._value))
+        order = np.lexsort((catalogue.id_keys[on], -self._value[on], catalogue.creator[on]))
+        self._shelf = on[order]
+        counts = np.bincount(catalogue.creator[self._shelf], minlength=len(catalogue.creators))
+        self._offsets = np.concatenate([[0], np.cumsum(counts)])
+
+    def _on_upload(self, rows: np.ndarray, videos: pl.DataFrame) -> None:
         """New uploads join their creator's shelf at once, valued by the new-upload bonus alone.
 
         Their age is measured at the fit clock (as every shelf value is), so an upload
         after fit counts as brand new: no watches yet, the full bonus.
         """
-        if self._videos is None or self._fitted_at is None:
-            raise not_fitted("CreatorsGenerator")
-        cfg = self.config
-        fresh = cfg.new_upload_bonus * decay(age_days("uploaded_at", self._fitted_at), cfg.new_upload_half_life_days)
-        new = (
-            catalogue(videos)
-            .filter(pl.col("available"))
-            .join(self._videos, on="video_id", how="anti")
-            .with_columns(value=fresh)
-        )
-        self._videos = pl.concat([self._videos, new], how="vertical_relaxed").sort(
-            ["creator_id", "value", "video_id"], descending=[False, True, False]
-        )
+        cfg, catalogue = self.config, self.require_catalogue()
+        assert self._fitted_at is not None
+        age = np.clip((epoch_us(self._fitted_at) - catalogue.uploaded_us[rows]) / 86_400e6, 0.0, None)
+        value = cfg.new_upload_bonus * np.exp(-math.log(2.0) * age / cfg.new_upload_half_life_days)
+        value[~catalogue.available[rows]] = np.nan
+        self._value = np.concatenate([self._value, value])
+        self._shelve()
 
-    def remove_videos(self, video_ids: pl.Series | list[str]) -> None:
-        """Never nominate these videos again (removed from the platform)."""
-        if self._videos is not None:
-            gone = pl.Series(video_ids, dtype=pl.String).implode()
-            self._videos = self._videos.filter(~pl.col("video_id").is_in(gone))
-
-    def generate(self, users: pl.DataFrame, k: int, now: datetime) -> pl.DataFrame:
+    def nominate(self, request: Request, k: int) -> Nominations:
         check_k(k)
-        if self._videos is None:
-            raise not_fitted("CreatorsGenerator")
-        cfg = self.config
-        votes = pl.concat(
-            [
-                history(users, "recent_completed"),
-                history(users, "recent_watched").with_columns(w=pl.col("w") * cfg.watched_weight),
-            ]
-        ).join(self._videos.select("video_id", "creator_id"), on="video_id", how="inner")
-        if votes.height == 0:
-            return empty_candidates()
-        creators = (
-            votes.group_by("user_id", "creator_id")
-            .agg(w=pl.col("w").sum())
-            .with_columns(share=pl.col("w") / pl.col("w").sum().over("user_id"))
-            .sort(["user_id", "share", "creator_id"], descending=[False, True, False])
-            .filter(pl.int_range(pl.len()).over("user_id") < cfg.top_creators)
-        )
-        shelf = recommendable(self._videos, now).select("creator_id", "video_id", "value")
-        scored = (
-            creators.join(shelf, on="creator_id", how="inner")
-            .join(exclusions(users), on=["user_id", "video_id"], how="anti")
-            .sort(["user_id", "creator_id", "value", "video_id"], descending=[False, False, True, False])
-            .filter(pl.int_range(pl.len()).over("user_id", "creator_id") < cfg.per_creator)
-            .select("user_id", "video_id", score=pl.col("share") * (pl.col("value") + 1e-6))
-        )
-        return top_k(scored, users, k, self.name)
+        catalogue, cfg = self.require_catalogue(), self.config
+        rows = np.concatenate([request.recent_completed, request.recent_watched])
+        weights = np.concatenate([np.ones(len(request.recent_completed)), np.full(len(request.recent_watched), cfg.watched_weight)])
+        voted = ~np.isnan(self._value[rows])
+        if not voted.any():
+            return Nominations.empty()
+        creators, votes = sum_by_row(catalogue.creator[rows[voted]], weights[voted])
+        share = votes / votes.sum()
+        names = np.array([catalogue.creators.names[c] for c in creators], dtype=object)
+        top = np.lexsort((names.astype(str), -share))[: cfg.top_creators]
+        picks, scores = [], []
+        for c, s in zip(creators[top], share[top]):  # at most top_creators shelves
+            shelf = self._shelf[self._offsets[c] : self._offsets[c + 1]]
+            pos = first_eligible(shelf, request, catalogue, cfg.per_creator)
+            picks.append(shelf[pos])
+            scores.append(s * (self._value[shelf[pos]] + 1e-6))
+        return finish(np.concatenate(picks), np.concatenate(scores), request, catalogue, k)
 
     def save(self, directory: str | Path) -> Path:
         if self._videos is None or self._fitted_at is None:

@@ -14,14 +14,16 @@ from datetime import datetime
 from pathlib import Path
 from typing import Self
 
+import numpy as np
 import polars as pl
 
-from vidrec.candidates.base import CandidateGenerator, check_k, empty_candidates
+from vidrec.candidates.base import CandidateGenerator, Nominations, check_k
 from vidrec.candidates.common import (
-    age_days, catalogue, decay, load_state, longest_exclusion, not_fitted, recommendable, save_state, top_k,
-    watches_before,
+    age_days, decay, finish, load_state, max_by_row, not_fitted, save_state, watches_before,
 )
+from vidrec.catalogue import Catalogue
 from vidrec.data.dataset import Dataset
+from vidrec.request import Request
 
 GLOBAL = "*"  # the group of users without (known) attributes
 
@@ -66,11 +68,11 @@ class DemographicGenerator(CandidateGenerator):
     def __init__(self, config: DemographicConfig | None = None) -> None:
         self.config = config or DemographicConfig()
         self._groups: pl.DataFrame | None = None  # user_id, group
+        self._present: list[str] = []  # the group_by columns the users table had
         self._lists: pl.DataFrame | None = None  # group, video_id, score; best first per group
-        self._catalogue: pl.DataFrame | None = None
         self._fitted_at: datetime | None = None
 
-    def fit(self, train: Dataset, now: datetime) -> Self:
+    def fit(self, train: Dataset, now: datetime, catalogue: Catalogue | None = None) -> Self:
         cfg = self.config
         groups = group_keys(train.users, cfg.group_by)
         ev = watches_before(train.events, train.videos, now)
@@ -95,36 +97,51 @@ class DemographicGenerator(CandidateGenerator):
             pl.int_range(pl.len()).over("group") < cfg.per_group
         )
         self._groups = groups
-        self._catalogue = catalogue(train.videos)
+        self._present = [c for c in cfg.group_by if c in train.users.columns]
         self._fitted_at = now
+        return self.bind(catalogue or Catalogue(train.videos))
+
+    def bind(self, catalogue: Catalogue) -> Self:
+        """Serve from ``catalogue``: each group's list as rows, best first."""
+        if self._lists is None:
+            raise not_fitted("DemographicGenerator")
+        rows = catalogue.rows_of(self._lists["video_id"])
+        keep = rows >= 0
+        lists = self._lists.with_columns(row=pl.Series(rows)).filter(pl.Series(keep))
+        self._group_rows = {
+            str(g): (part["row"].to_numpy(), part["score"].to_numpy().astype(np.float64))
+            for (g,), part in lists.group_by("group", maintain_order=True)
+        }
+        self.catalogue = catalogue
         return self
 
-    def generate(self, users: pl.DataFrame, k: int, now: datetime) -> pl.DataFrame:
+    def group_of(self, request: Request) -> str:
+        """The request's group key from its profile; GLOBAL when any attribute is missing."""
+        values = [request.profile.get(c) for c in self._present]
+        if not values or any(v is None for v in values):
+            return GLOBAL
+        return "|".join(values)  # type: ignore[arg-type]
+
+    def nominate(self, request: Request, k: int) -> Nominations:
         check_k(k)
-        if self._lists is None or self._groups is None or self._catalogue is None:
-            raise not_fitted("DemographicGenerator")
-        cfg = self.config
-        served = users if cfg.max_history is None else users.filter(pl.col("recent_watched").list.len() <= cfg.max_history)
-        if served.height == 0:
-            return empty_candidates()
-        keyed = served.select("user_id").join(self._groups, on="user_id", how="left").with_columns(
-            pl.col("group").fill_null(GLOBAL)
-        )
-        lists = self._lists.join(recommendable(self._catalogue, now).select("video_id"), on="video_id", how="semi")
-        depth = k + longest_exclusion(served)
-        own = keyed.join(lists.filter(pl.int_range(pl.len()).over("group") < depth), on="group", how="inner")
-        # Users of groups with short lists fall back on the global ranking (at a lower score).
-        glob = lists.filter(pl.col("group") == GLOBAL).head(depth).drop("group")
-        fallback = keyed.select("user_id").join(glob, how="cross").with_columns(score=pl.col("score") * 1e-3)
-        scored = pl.concat([own.select("user_id", "video_id", "score"), fallback]).group_by("user_id", "video_id").agg(
-            pl.col("score").max()
-        )
-        return top_k(scored, served, k, self.name)
+        catalogue, cfg = self.require_catalogue(), self.config
+        if cfg.max_history is not None and len(request.recent_watched) > cfg.max_history:
+            return Nominations.empty()
+        depth = k + len(request.excluded)
+        parts = []
+        for group, scale in ((self.group_of(request), 1.0), (GLOBAL, 1e-3)):
+            # Users of groups with short lists fall back on the global ranking (at a lower score).
+            rows, scores = self._group_rows.get(group, (np.zeros(0, np.int64), np.zeros(0)))
+            ok = catalogue.recommendable(rows, request.now_us)
+            parts.append((rows[ok][:depth], scores[ok][:depth] * scale))
+        cand, score = max_by_row(np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts]))
+        return finish(cand, score, request, catalogue, k)
 
     def save(self, directory: str | Path) -> Path:
-        if self._lists is None or self._groups is None or self._catalogue is None or self._fitted_at is None:
+        if self._lists is None or self._groups is None or self._fitted_at is None:
             raise not_fitted("DemographicGenerator")
-        frames = {"groups": self._groups, "lists": self._lists, "catalogue": self._catalogue}
+        frames = {"groups": self._groups, "lists": self._lists,
+                  "present": pl.DataFrame({"column": self._present}, schema={"column": pl.String})}  # fmt: skip
         return save_state(Path(directory), self.config, self._fitted_at, frames)
 
     @classmethod
@@ -132,6 +149,7 @@ class DemographicGenerator(CandidateGenerator):
         config, fitted_at, frames = load_state(Path(directory))
         config["group_by"] = tuple(config["group_by"])
         gen = cls(DemographicConfig(**config))
-        gen._groups, gen._lists, gen._catalogue = frames["groups"], frames["lists"], frames["catalogue"]
+        gen._groups, gen._lists = frames["groups"], frames["lists"]
+        gen._present = frames["present"]["column"].to_list()
         gen._fitted_at = fitted_at
         return gen

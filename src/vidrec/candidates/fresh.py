@@ -10,19 +10,20 @@ overall, since their affinity is zero everywhere.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Self
 
+import numpy as np
 import polars as pl
 
-from vidrec.candidates.base import CandidateGenerator, check_k, empty_candidates
-from vidrec.candidates.common import (
-    age_days, catalogue, decay, history, load_state, longest_exclusion, not_fitted, recommendable, save_state,
-    top_k, ts, watches_before,
-)
+from vidrec.candidates.base import CandidateGenerator, Nominations, check_k
+from vidrec.candidates.common import catalogue_columns, finish, load_state, max_by_row, not_fitted, save_state, watches_before
+from vidrec.catalogue import Catalogue
 from vidrec.data.dataset import Dataset
+from vidrec.request import Request
 
 
 @dataclass(frozen=True)
@@ -42,21 +43,13 @@ class FreshConfig:
             raise ValueError("fresh.prior_weight, fresh.completed_weight and fresh.explore must be non-negative")
 
 
-def category_affinity(users: pl.DataFrame, cat: pl.DataFrame, completed_weight: float) -> pl.DataFrame:
-    """``user_id, category, share``: each user's share of recent watching per category."""
-    votes = pl.concat(
-        [
-            history(users, "recent_watched"),
-            history(users, "recent_completed").with_columns(w=pl.col("w") * completed_weight),
-        ]
-    )
-    per = (
-        votes.join(cat.select("video_id", "category"), on="video_id", how="inner")
-        .group_by("user_id", "category")
-        .agg(w=pl.col("w").sum())
-        .filter(pl.col("w") > 0)
-    )
-    return per.select("user_id", "category", share=pl.col("w") / pl.col("w").sum().over("user_id"))
+def category_affinity(request: Request, catalogue: Catalogue, completed_weight: float) -> np.ndarray:
+    """(n_categories,) the user's share of recent watching per category code (completions count extra)."""
+    rows = np.concatenate([request.recent_watched, request.recent_completed])
+    weights = np.concatenate([np.ones(len(request.recent_watched)), np.full(len(request.recent_completed), completed_weight)])
+    share = np.bincount(catalogue.category[rows], weights=weights, minlength=len(catalogue.categories))
+    total = share.sum()
+    return share / total if total > 0 else share
 
 
 class FreshGenerator(CandidateGenerator):
@@ -70,13 +63,13 @@ class FreshGenerator(CandidateGenerator):
         self._prior = 0.0  # the catalogue's completion rate: the quality of a video nobody watched yet
         self._fitted_at: datetime | None = None
 
-    def fit(self, train: Dataset, now: datetime) -> Self:
+    def fit(self, train: Dataset, now: datetime, catalogue: Catalogue | None = None) -> Self:
         ev = watches_before(train.events, train.videos, now)
         prior = float(ev["completed"].mean() or 0.0) if ev.height else 0.0
         m = self.config.prior_weight
         stats = ev.group_by("video_id").agg(n=pl.len(), c=pl.col("completed").sum())
         self._videos = (
-            catalogue(train.videos)
+            catalogue_columns(train.videos)
             .join(stats, on="video_id", how="left")
             .with_columns(
                 quality=(pl.col("c").fill_null(0) + m * prior) / (pl.col("n").fill_null(0) + m),
@@ -86,48 +79,46 @@ class FreshGenerator(CandidateGenerator):
         )
         self._prior = prior
         self._fitted_at = now
+        return self.bind(catalogue or Catalogue(train.videos))
+
+    def bind(self, catalogue: Catalogue) -> Self:
+        """Serve from ``catalogue``: each row's early quality (the prior for videos unknown at fit)."""
+        if self._videos is None:
+            raise not_fitted("FreshGenerator")
+        self._quality = np.full(len(catalogue), self._prior)
+        rows = catalogue.rows_of(self._videos["video_id"])
+        keep = rows >= 0
+        self._quality[rows[keep]] = self._videos["quality"].to_numpy()[keep]
+        self.catalogue = catalogue
+        catalogue.subscribe(self._on_upload)
         return self
 
-    def add_videos(self, videos: pl.DataFrame) -> None:
+    def _on_upload(self, rows: np.ndarray, videos: pl.DataFrame) -> None:
         """New uploads enter the pool at once, at the prior quality (nobody watched them yet)."""
-        if self._videos is None:
-            raise not_fitted("FreshGenerator")
-        new = catalogue(videos).join(self._videos, on="video_id", how="anti")
-        self._videos = pl.concat([self._videos, new.with_columns(quality=pl.lit(self._prior))], how="vertical_relaxed")
+        self._quality = np.concatenate([self._quality, np.full(len(rows), self._prior)])
 
-    def remove_videos(self, video_ids: pl.Series | list[str]) -> None:
-        """Never nominate these videos again (removed from the platform)."""
-        if self._videos is not None:
-            gone = pl.col("video_id").is_in(pl.Series(video_ids, dtype=pl.String).implode())
-            self._videos = self._videos.with_columns(available=pl.col("available") & ~gone)
-
-    def generate(self, users: pl.DataFrame, k: int, now: datetime) -> pl.DataFrame:
+    def nominate(self, request: Request, k: int) -> Nominations:
         check_k(k)
-        if self._videos is None:
-            raise not_fitted("FreshGenerator")
-        cfg = self.config
-        pool = (
-            recommendable(self._videos, now)
-            .filter(pl.col("uploaded_at") >= ts(now) - pl.duration(seconds=cfg.window_days * 86400))
-            .select("video_id", "category", base=pl.col("quality") * decay(age_days("uploaded_at", now), cfg.half_life_days))
-            .filter(pl.col("base") > 0)
-        )
-        if pool.height == 0 or users.height == 0:
-            return empty_candidates()
-        affinity = category_affinity(users, self._videos, cfg.completed_weight)
-        liked = affinity.join(pool, on="category", how="inner").select(
-            "user_id", "video_id", score=(pl.col("share") + cfg.explore) * pl.col("base")
-        )
+        catalogue, cfg = self.require_catalogue(), self.config
+        now = request.now_us
+        pool = catalogue.uploaded_between(now - int(cfg.window_days * 86_400e6), now)
+        pool = pool[catalogue.available[pool]]
+        age = np.clip((now - catalogue.uploaded_us[pool]) / 86_400e6, 0.0, None)
+        base = self._quality[pool] * np.exp(-math.log(2.0) * age / cfg.half_life_days)
+        pool, base = pool[base > 0], base[base > 0]
+        if len(pool) == 0:
+            return Nominations.empty()
+        share = category_affinity(request, catalogue, cfg.completed_weight)
+        mine = share[catalogue.category[pool]]
+        liked = mine > 0
         # Everyone also sees the globally best fresh videos (all a cold user gets).
-        best = pool.sort("base", "video_id", descending=[True, False]).head(k + longest_exclusion(users))
-        anyone = users.select("user_id").join(best, how="cross").select(
-            "user_id", "video_id", score=cfg.explore * pl.col("base")
-        )
-        scored = pl.concat([liked, anyone]).group_by("user_id", "video_id").agg(pl.col("score").max())
-        if cfg.explore == 0:  # cold users still get the global best order
-            cold = users.join(affinity, on="user_id", how="anti").select("user_id").join(best, how="cross")
-            scored = pl.concat([scored, cold.select("user_id", "video_id", score=pl.col("base"))])
-        return top_k(scored, users, k, self.name)
+        best = np.lexsort((catalogue.id_keys[pool], -base))[: k + len(request.excluded)]
+        rows = np.concatenate([pool[liked], pool[best]])
+        scores = np.concatenate([(mine[liked] + cfg.explore) * base[liked], cfg.explore * base[best]])
+        if cfg.explore == 0 and share.sum() == 0:  # cold users still get the global best order
+            rows, scores = np.concatenate([rows, pool[best]]), np.concatenate([scores, base[best]])
+        cand, score = max_by_row(rows, scores)
+        return finish(cand, score, request, catalogue, k)
 
     def save(self, directory: str | Path) -> Path:
         if self._videos is None or self._fitted_at is None:

@@ -12,16 +12,19 @@ from typing import Self
 import numpy as np
 import polars as pl
 
-from vidrec.candidates.base import CANDIDATE_SCHEMA, CandidateGenerator, check_k
+from vidrec.candidates.base import CandidateGenerator, Nominations, check_k
 from vidrec.candidates.catalogue import CatalogueKeys
-from vidrec.candidates.index import Exclusions, IndexConfig, TopKIndex, build_index, load_index
+from vidrec.candidates.common import first_eligible
+from vidrec.candidates.index import IndexConfig, TopKIndex, build_index, load_index
 from vidrec.candidates.two_tower.config import TwoTowerConfig
+from vidrec.candidates.two_tower.export import RequestInputs, save_video_embeddings, video_embeddings
 from vidrec.candidates.two_tower.inputs import join_demographics
-from vidrec.candidates.two_tower.export import save_video_embeddings, user_embeddings, video_embeddings
 from vidrec.candidates.two_tower.model import TwoTowerModel
 from vidrec.candidates.two_tower.train import Logger, TrainReport, fit_two_tower
 from vidrec.data.dataset import Dataset
-from vidrec.data.schema import TIMESTAMP
+from vidrec.catalogue import Catalogue
+from vidrec.data.schema import TIMESTAMP, epoch_us
+from vidrec.request import Request
 
 DEMOGRAPHICS_FILE = "user_demographics.parquet"
 
@@ -30,17 +33,13 @@ def _ts(now: datetime) -> pl.Expr:
     return pl.lit(now).cast(TIMESTAMP)
 
 
-def _excluded_lists(users: pl.DataFrame) -> pl.Series:
-    """Per user, the union of ``seen`` and ``disliked`` (the videos never to return)."""
-    return users.select(pl.concat_list("seen", "disliked").list.unique().alias("x"))["x"]
-
-
 class TwoTowerGenerator(CandidateGenerator):
     """Retrieves by inner product of the user's current embedding with offline video embeddings.
 
     Index keys come from :class:`CatalogueKeys`: videos the model was trained on keep their
-    vocabulary key, uploads added later (:meth:`add_videos`, embedded from their content)
-    get keys after them and are searchable at once.
+    vocabulary key, uploads added later (embedded from their content) get keys after them.
+    Bound to a catalogue, the index's positions are the catalogue's rows: a request's
+    exclusions go to FAISS as rows, and an upload is embedded and searchable at once.
     """
 
     name = "two_tower"
@@ -59,20 +58,21 @@ class TwoTowerGenerator(CandidateGenerator):
         self.model: TwoTowerModel | None = None
         self.index: TopKIndex | None = None
         self.report: TrainReport | None = None
-        self.catalogue: CatalogueKeys | None = None
-        self._uploaded = np.zeros(0, dtype=np.int64)  # upload time (us) by catalogue key
+        self.catalogue_keys: CatalogueKeys | None = None
+        self.catalogue = None
+        self._inputs: RequestInputs | None = None
         self._demographics: pl.DataFrame | None = None  # user_id + demographic columns seen at fit
 
-    def fit(self, train: Dataset, now: datetime) -> Self:
+    def fit(self, train: Dataset, now: datetime, catalogue: Catalogue | None = None) -> Self:
         events = train.events.filter(pl.col("ts") < _ts(now))
         self.model, self.report = fit_two_tower(events, train.videos, self.config, self.log, users=train.users)
         self._demographics = _demographic_table(self.model, train.users)
-        self.catalogue = None
+        self.catalogue_keys = None
         self.index_videos(train.videos)
-        return self
+        return self.bind(catalogue or Catalogue(train.videos))
 
     def index_videos(self, videos: pl.DataFrame) -> None:
-        """(Re)build the index from the model's embeddings of ``videos``; unavailable ones masked.
+        """(Re)build the index from the model's embeddings of ``videos`` (in order); unavailable ones masked.
 
         Videos outside the model's vocabulary are embedded from their content and keyed
         after it; keys already given never change.
@@ -85,71 +85,59 @@ class TwoTowerGenerator(CandidateGenerator):
         if getattr(self.index, "tuning", None) is not None:
             self.log(f"two-tower index: {self.index.tuning.summary()}")  # type: ignore[attr-defined]
         self.index.remove(keys[~videos["available"].to_numpy()])
-        self._uploaded = np.zeros(self._keys().max_key + 1, dtype=np.int64)
-        self._uploaded[keys] = videos["uploaded_at"].dt.epoch("us").to_numpy()
-        self._chunks = [(ids, vectors)]  # (ids, vectors) per index_videos / add_videos call
+        self._chunks = [(ids, vectors)]  # (ids, vectors) per index_videos / upload
 
-    def add_videos(self, videos: pl.DataFrame) -> None:
-        """Embed new uploads from their content and add them to the index: searchable at once.
-
-        Ids already in the index are refused (their vectors would be duplicated); unavailable
-        rows are added masked.
-        """
+    def bind(self, catalogue: Catalogue) -> Self:
+        """Serve from ``catalogue``: index positions must be its rows (re-indexed in its order if not)."""
         model, index = self._require_model(), self._require_index()
-        if videos.height == 0:
-            return
-        taken = videos["video_id"].filter(pl.Series(self._keys().keys(videos["video_id"]) > 0))
-        if len(taken):
-            raise ValueError(f"videos already indexed: {', '.join(taken.head(5).to_list())}; ids are never reused")
+        model.eval()
+        keys = self._keys()
+        n = len(catalogue)
+        in_order = len(index) == n and keys.to_ids(index.ids).to_list() == catalogue.ids
+        if not in_order:
+            self.log(f"two-tower: re-indexing {n:,} videos in catalogue order")
+            self.index_videos(catalogue.frame)
+        self._inputs = RequestInputs(model, model.vocab.video_index(pl.Series(catalogue.ids, dtype=pl.String)))
+        self.catalogue = catalogue
+        catalogue.subscribe(self._on_upload)
+        catalogue.on_remove(self._on_remove)
+        return self
+
+    def _on_upload(self, rows: np.ndarray, videos: pl.DataFrame) -> None:
+        """Embed new uploads from their content and add them to the index: searchable at once."""
+        model, index = self._require_model(), self._require_index()
+        if len(index) != rows[0]:
+            raise RuntimeError(f"two-tower index holds {len(index)} videos, the upload starts at row {rows[0]}")
         ids, vectors = video_embeddings(model, videos)
         keys = self._keys().extend(ids)
         index.add(keys, vectors)
         index.remove(keys[~videos["available"].to_numpy()])
-        needed = self._keys().max_key + 1
-        if needed > len(self._uploaded):  # grow geometrically: a stream of uploads copies O(n) in all
-            uploaded = np.zeros(max(needed, 2 * len(self._uploaded)), dtype=np.int64)  # unused keys: never blocked
-            uploaded[: len(self._uploaded)] = self._uploaded
-            self._uploaded = uploaded
-        self._uploaded[keys] = videos["uploaded_at"].dt.epoch("us").to_numpy()
+        assert self._inputs is not None
+        self._inputs.extend(int(rows[-1]) + 1, model.vocab.video_index(ids))
         self._chunks.append((ids, vectors))
 
-    def remove_videos(self, video_ids: pl.Series | list[str]) -> None:
-        """Never return these videos again (removed from the platform)."""
-        keys = self._keys().keys(video_ids)
-        self._require_index().remove(keys[keys > 0])
+    def _on_remove(self, rows: np.ndarray) -> None:
+        index = self._require_index()
+        index.remove(index.ids[rows[rows < len(index)]])
 
-    def generate(self, users: pl.DataFrame, k: int, now: datetime) -> pl.DataFrame:
+    def nominate(self, request: Request, k: int) -> Nominations:
         check_k(k)
-        model, index = self._require_model(), self.index
-        if users.height == 0 or index is None:
-            return pl.DataFrame(schema=CANDIDATE_SCHEMA)
-        catalogue = self._keys()
-        excl = Exclusions(*catalogue.key_lists(_excluded_lists(users)))
-        now_us = int(pl.select(_ts(now).dt.epoch("us")).item())
-        not_yet = np.flatnonzero(self._uploaded > now_us)
-        queries = user_embeddings(model, self.serving_state(users), now=now)
-        scores, keys = index.search(queries, k, excl, blocked=not_yet)
-        n, kk = keys.shape
-        flat = pl.DataFrame(
-            {
-                "user_id": users["user_id"].gather(np.repeat(np.arange(n), kk)),
-                "v": keys.reshape(-1),
-                "score": (scores.reshape(-1) / model.config.temperature).astype(np.float64),
-                "rank": np.tile(np.arange(1, kk + 1, dtype=np.int64), n),
-            }
-        ).filter(pl.col("v") > 0)
-        video_id = catalogue.to_ids(flat["v"].to_numpy())
-        return flat.with_columns(video_id=video_id, source=pl.lit(self.name)).select(list(CANDIDATE_SCHEMA))
+        model, index, catalogue = self._require_model(), self._require_index(), self.require_catalogue()
+        assert self._inputs is not None
+        query = self._inputs.vectors([request])[0]  # (d,)
+        exclude = np.union1d(request.excluded, catalogue.not_yet_uploaded(request.now_us))
+        scores, rows = index.search_positions(query, k, exclude)
+        return Nominations(rows, scores.astype(np.float64) / model.config.temperature)
 
     def serving_state(self, users: pl.DataFrame) -> pl.DataFrame:
-        """``users`` (user state) with the demographic columns the model was trained on.
-
-        The user-state frame carries no demographics; they come from the users table seen
-        at fit, as in training. Users not in it (or columns it lacked) stay unknown.
-        """
+        """``users`` (user state) with the demographic columns the model was trained on (offline use)."""
         if self._demographics is None:
             return users
         return join_demographics(users, self._demographics, self._require_model().vocab.user_fields)
+
+    def generate(self, users: pl.DataFrame, k: int, now: datetime) -> pl.DataFrame:
+        """As :meth:`CandidateGenerator.generate`, with the demographics seen at fit as profiles."""
+        return super().generate(self.serving_state(users), k, now)
 
     def _require_model(self) -> TwoTowerModel:
         if self.model is None:
@@ -162,9 +150,9 @@ class TwoTowerGenerator(CandidateGenerator):
         return self.index
 
     def _keys(self) -> CatalogueKeys:
-        if self.catalogue is None:
-            self.catalogue = CatalogueKeys(self._require_model().vocab.videos)
-        return self.catalogue
+        if self.catalogue_keys is None:
+            self.catalogue_keys = CatalogueKeys(self._require_model().vocab.videos)
+        return self.catalogue_keys
 
     def save(self, directory: str | Path) -> Path:
         root = Path(directory)
@@ -174,7 +162,6 @@ class TwoTowerGenerator(CandidateGenerator):
         self.index.save(root / "index")
         ids = pl.concat([c[0] for c in self._chunks])
         save_video_embeddings(root / "video_embeddings.parquet", ids, np.vstack([c[1] for c in self._chunks]))
-        np.save(root / "uploaded_us.npy", self._uploaded)
         self._keys().save(root)
         if self._demographics is not None:
             self._demographics.write_parquet(root / DEMOGRAPHICS_FILE)
@@ -184,15 +171,14 @@ class TwoTowerGenerator(CandidateGenerator):
 
     @classmethod
     def load(cls, directory: str | Path) -> Self:
-        """Read a generator written by :meth:`save` (also one saved before uploads existed)."""
+        """Read a generator written by :meth:`save` (bind it to a catalogue before nominating)."""
         root = Path(directory)
         meta = json.loads((root / "generator.json").read_text())
         model = TwoTowerModel.load(root / "model")
         gen = cls(model.config, IndexConfig(**meta["index"]), meta["exact"])
         gen.model = model
         gen.index = load_index(root / "index")
-        gen._uploaded = np.load(root / "uploaded_us.npy")
-        gen.catalogue = CatalogueKeys.load(root, model.vocab.videos)
+        gen.catalogue_keys = CatalogueKeys.load(root, model.vocab.videos)
         frame = pl.read_parquet(root / "video_embeddings.parquet")
         gen._chunks = [(frame["video_id"], frame["embedding"].to_numpy())]
         if (root / DEMOGRAPHICS_FILE).exists():
@@ -235,7 +221,7 @@ class TrendingGenerator(CandidateGenerator):
         self._scores: pl.DataFrame | None = None  # video_id, score, uploaded_at; best first
         self._fitted_at: datetime | None = None
 
-    def fit(self, train: Dataset, now: datetime) -> Self:
+    def fit(self, train: Dataset, now: datetime, catalogue: Catalogue | None = None) -> Self:
         from vidrec.data.schema import with_derived
 
         cfg = self.config
@@ -257,43 +243,31 @@ class TrendingGenerator(CandidateGenerator):
             .sort(["score", "video_id"], descending=[True, False])
         )
         self._fitted_at = now
+        return self.bind(catalogue or Catalogue(train.videos))
+
+    def bind(self, catalogue: Catalogue) -> Self:
+        """Serve from ``catalogue``: the fitted ranking as rows (videos it does not hold are dropped).
+
+        Uploads need no hook: a video enters trending through watches at the next fit.
+        """
+        if self._scores is None:
+            raise RuntimeError("TrendingGenerator: call fit() or load() before bind()")
+        rows = catalogue.rows_of(self._scores["video_id"])
+        keep = rows >= 0
+        self._rows, self._values = rows[keep], self._scores["score"].to_numpy()[keep].astype(np.float64)
+        self.catalogue = catalogue
         return self
 
-    def remove_videos(self, video_ids: pl.Series | list[str]) -> None:
-        """Never nominate these videos again (removed from the platform).
-
-        Uploads need no ``add_videos``: a video enters trending through watches at the next fit.
-        """
-        if self._scores is not None:
-            gone = pl.Series("video_id", video_ids, dtype=pl.String).implode()
-            self._scores = self._scores.filter(~pl.col("video_id").is_in(gone))
-
-    def generate(self, users: pl.DataFrame, k: int, now: datetime) -> pl.DataFrame:
+    def nominate(self, request: Request, k: int) -> Nominations:
         check_k(k)
-        if self._scores is None or self._fitted_at is None:
+        catalogue = self.require_catalogue()
+        if self._fitted_at is None:
             raise RuntimeError("TrendingGenerator: call fit() or load() before generate()")
-        excluded = users.select("user_id", x=pl.concat_list("seen", "disliked").list.unique())
-        longest = int(excluded["x"].list.len().max() or 0)
         # Decay is multiplicative, so later requests only rescale scores fitted earlier.
-        shift = (now - self._fitted_at).total_seconds() / 86400.0
+        shift = (request.now_us - epoch_us(self._fitted_at)) / 86_400e6
         scale = math.exp(-math.log(2.0) * shift / self.config.half_life_days)
-        pool = (
-            self._scores.filter(pl.col("uploaded_at") <= _ts(now))
-            .head(k + longest)
-            .select("video_id", score=pl.col("score") * scale)
-        )
-        seen = excluded.explode("x").drop_nulls("x").rename({"x": "video_id"})
-        out = (
-            users.select("user_id")
-            .join(pool, how="cross")
-            .join(seen, on=["user_id", "video_id"], how="anti")
-            .sort(["user_id", "score", "video_id"], descending=[False, True, False])
-            .with_columns(rank=pl.int_range(1, pl.len() + 1, dtype=pl.Int64).over("user_id"))
-            .filter(pl.col("rank") <= k)
-        )
-        return out.with_columns(source=pl.lit(self.name)).select(
-            pl.col(c).cast(t) for c, t in CANDIDATE_SCHEMA.items()
-        )
+        pos = first_eligible(self._rows, request, catalogue, k)
+        return Nominations(self._rows[pos], self._values[pos] * scale)
 
     def save(self, directory: str | Path) -> Path:
         if self._scores is None or self._fitted_at is None:

@@ -1,4 +1,4 @@
-"""Merging the candidates of several generators into one list per user.
+"""Merging the candidates of several generators into one list per request.
 
 Round-robin by rank across generators (rank 1 of each, then rank 2 of each, ...), a video
 counted once and kept with every source that found it and each source's score and rank, so
@@ -7,11 +7,89 @@ later stages can explain where a candidate came from.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
+import numpy as np
 import polars as pl
+
+from vidrec.candidates.base import Nominations
 
 DEFAULT_QUOTAS: dict[str, int] = {"cowatch": 105, "trending": 0}
 """Per-generator caps for a 300-candidate target (two-tower uncapped), chosen on ML-100K's
 validation carve: co-watch 35% of the target; trending only fills lists left short."""
+
+
+@dataclass(frozen=True)
+class Candidates:
+    """One request's merged candidates: rows in merged order, and what each source said of them."""
+
+    rows: np.ndarray  # (n,) int64, merged order (rank 1 first)
+    sources: tuple[str, ...]  # generator names, merge priority order
+    scores: np.ndarray  # (n, S) float64 each source's score, NaN where it did not nominate the row
+    ranks: np.ndarray  # (n, S) int64 each source's rank, 0 where it did not nominate the row
+    retrieval_source: str = "two_tower"
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    @property
+    def retrieval_score(self) -> np.ndarray:
+        """(n,) the retrieval source's score (NaN where it did not nominate the row)."""
+        if self.retrieval_source not in self.sources:
+            return np.full(len(self.rows), np.nan)
+        return self.scores[:, self.sources.index(self.retrieval_source)]
+
+    def source_lists(self) -> list[list[str]]:
+        """Per row, the sources that nominated it, in priority order."""
+        hit = self.ranks > 0
+        return [[s for s, h in zip(self.sources, row) if h] for row in hit.tolist()]
+
+    def take(self, positions: np.ndarray) -> "Candidates":
+        return Candidates(self.rows[positions], self.sources, self.scores[positions], self.ranks[positions],
+                          self.retrieval_source)  # fmt: skip
+
+
+def merge(
+    named: list[tuple[str, Nominations]],
+    quotas: dict[str, int] | None = None,
+    target: int = 200,
+    retrieval_source: str = "two_tower",
+) -> Candidates:
+    """Merge one request's nominations (in priority order) into at most ``target`` candidates.
+
+    A row takes the slot of its first nomination in round-robin order (ties of rank broken
+    by priority). ``quotas`` cap how many of its top nominations a source contributes
+    (``DEFAULT_QUOTAS`` suit ``target=300``); when the caps leave the list short of
+    ``target``, the remaining slots go to the over-quota nominations in the same
+    round-robin order. A row nominated by several sources keeps them all.
+    """
+    if target < 1:
+        raise ValueError(f"merge: target must be at least 1, got {target}")
+    if quotas and min(quotas.values()) < 0:
+        raise ValueError(f"merge: quotas must be non-negative, got {quotas}")
+    names = tuple(n for n, _ in named)
+    s = len(names)
+    if not any(len(nom) for _, nom in named):
+        return Candidates(np.zeros(0, np.int64), names, np.zeros((0, s)), np.zeros((0, s), np.int64), retrieval_source)
+    rows = np.concatenate([nom.rows for _, nom in named]).astype(np.int64)
+    src = np.concatenate([np.full(len(nom), i) for i, (_, nom) in enumerate(named)])
+    rank = np.concatenate([np.arange(1, len(nom) + 1) for _, nom in named])
+    score = np.concatenate([nom.scores for _, nom in named]).astype(np.float64)
+    quota = np.array([(quotas or {}).get(n, target) for n in names], dtype=np.int64)
+    # A source's quota caps how deep into its own list the merge reads before the fill-up; a row
+    # counts for every source whose capped prefix holds it.
+    order = np.lexsort((src, rank, rank > quota[src]))
+    _, first = np.unique(rows[order], return_index=True)
+    picked = rows[order][np.sort(first)][:target]
+    by_row = np.argsort(picked)
+    pos = np.minimum(np.searchsorted(picked[by_row], rows), len(picked) - 1)
+    hit = picked[by_row][pos] == rows
+    slot = by_row[pos[hit]]
+    scores = np.full((len(picked), s), np.nan)
+    ranks = np.zeros((len(picked), s), dtype=np.int64)
+    scores[slot, src[hit]] = score[hit]
+    ranks[slot, src[hit]] = rank[hit]
+    return Candidates(picked, names, scores, ranks, retrieval_source)
 
 
 def merge_candidates(
@@ -20,13 +98,7 @@ def merge_candidates(
     target: int = 200,
     retrieval_source: str = "two_tower",
 ) -> pl.DataFrame:
-    """Merge generator outputs (``user_id, video_id, score, rank, source``) into ``target`` per user.
-
-    A video takes the slot of its first nomination in round-robin order (ties of rank
-    broken by the order of ``frames``). ``quotas`` cap how many of its top nominations a
-    source contributes (``DEFAULT_QUOTAS`` suit ``target=300``); when the caps leave a user
-    short of ``target``, the remaining slots go to the over-quota nominations in the same
-    round-robin order. A video nominated by several sources keeps them all.
+    """:func:`merge` over generator frames (``user_id, video_id, score, rank, source``), per user.
 
     Returns ``user_id, video_id, rank`` (merged, 1-based), ``sources`` (list, in frame
     order), ``retrieval_score`` (the ``retrieval_source`` score, null when it did not find
@@ -34,39 +106,30 @@ def merge_candidates(
     """
     if target < 1:
         raise ValueError(f"merge_candidates: target must be at least 1, got {target}")
-    if quotas and min(quotas.values()) < 0:
-        raise ValueError(f"merge_candidates: quotas must be non-negative, got {quotas}")
     parts = [f.select("user_id", "video_id", "score", "rank", "source") for f in frames if f.height]
     if not parts:
         return _empty(retrieval_source)
     allc = pl.concat(parts, how="vertical_relaxed")
     names = allc["source"].unique(maintain_order=True).to_list()
-    allc = allc.with_columns(prio=pl.col("source").replace_strict(names, list(range(len(names)))))
-    quota = pl.col("source").replace_strict(quotas or {}, default=target, return_dtype=pl.Int64)
-    # A source's quota caps how deep into its own list the merge reads before the fill-up;
-    # a video counts for every source whose capped prefix holds it, so a video that a capped
-    # source ranks high never pushes out the same video found by an uncapped source.
-    picked = (
-        allc.with_columns(over=pl.int_range(1, pl.len() + 1).over("user_id", "source", order_by="rank") > quota)
-        .sort("user_id", "over", "rank", "prio")
-        .unique(["user_id", "video_id"], keep="first", maintain_order=True)
-        .with_columns(rank=pl.int_range(1, pl.len() + 1, dtype=pl.Int64).over("user_id"))
-        .filter(pl.col("rank") <= target)
-        .select("user_id", "video_id", "rank")
-    )
-    sources = allc.sort("prio").group_by("user_id", "video_id", maintain_order=True).agg(
-        sources=pl.col("source").unique(maintain_order=True)
-    )
-    out = picked.join(sources, on=["user_id", "video_id"], how="left")
-    for name in names:
-        per = allc.filter(pl.col("source") == name).unique(["user_id", "video_id"], keep="first")
-        per = per.select("user_id", "video_id", pl.col("score").alias(f"score_{name}"), pl.col("rank").alias(f"rank_{name}"))
-        out = out.join(per, on=["user_id", "video_id"], how="left")
-    retrieval = f"score_{retrieval_source}"
-    score = pl.col(retrieval) if retrieval in out.columns else pl.lit(None, dtype=pl.Float64)
-    out = out.with_columns(retrieval_score=score.cast(pl.Float64))
-    lead = ["user_id", "video_id", "rank", "sources", "retrieval_score"]
-    return out.select(lead + [c for c in out.columns if c not in lead]).sort("user_id", "rank")
+    ids = allc["video_id"].unique(maintain_order=True)
+    allc = allc.with_columns(row=pl.col("video_id").replace_strict(ids, list(range(len(ids))), return_dtype=pl.Int64))
+    out = []
+    for (user,), mine in allc.sort("rank").group_by("user_id", maintain_order=True):
+        named = []
+        for name in names:
+            part = mine.filter(pl.col("source") == name)
+            named.append((name, Nominations(part["row"].to_numpy(), part["score"].to_numpy())))
+        got = merge(named, quotas, target, retrieval_source)
+        frame = pl.DataFrame({"user_id": user, "video_id": ids.gather(got.rows), "rank": np.arange(1, len(got) + 1),
+                              "sources": got.source_lists(),
+                              "retrieval_score": pl.Series(got.retrieval_score).fill_nan(None)})  # fmt: skip
+        for j, name in enumerate(names):
+            frame = frame.with_columns(
+                pl.Series(f"score_{name}", got.scores[:, j]).fill_nan(None),
+                pl.Series(f"rank_{name}", got.ranks[:, j]).replace(0, None),
+            )
+        out.append(frame)
+    return pl.concat(out).sort("user_id", "rank")
 
 
 def _empty(retrieval_source: str) -> pl.DataFrame:

@@ -7,7 +7,7 @@ column name or type is spelled in exactly one place.
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 
 import polars as pl
 
@@ -63,6 +63,22 @@ EARLIEST_TS = datetime(1970, 1, 1, tzinfo=timezone.utc)
 
 EARLIEST_UPLOAD = datetime(1900, 1, 1, tzinfo=timezone.utc)
 """Upload and sign-up times before this are rejected (films from the 1930s are fine)."""
+
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+
+
+def epoch_us(when: datetime) -> int:
+    """A datetime as integer microseconds since the epoch (a naive datetime is read as UTC)."""
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=timezone.utc)
+    delta = when - _EPOCH
+    return (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
+
+
+def from_epoch_us(us: int) -> datetime:
+    """Epoch microseconds as a UTC datetime."""
+    return _EPOCH + timedelta(microseconds=int(us))
 
 
 def completion(watch_seconds: pl.Expr, duration_seconds: pl.Expr) -> pl.Expr:

@@ -1,51 +1,36 @@
-"""What a user's past says about a candidate: creator fatigue and the re-watch policy.
+"""What a frame of past events says about the users of a frame of candidates (offline use).
 
-Feedback fatigue: after a user dislikes a video, that creator's other videos are
-filtered for ``filter_days`` and then scaled by a factor that rises linearly from
-``floor`` to 1 over ``recover_days`` (X's home-mixer: 14 days filtered, 140 to recover).
-The most recent dislike of a creator counts.
-
-Re-watch: a watched video stays hidden unless the user *completed* it at least
-``after_days`` ago and its category is one the policy covers.
-
-Both read the user's past events (``events``: ``user_id, video_id, ts, event`` and, for
-re-watch, ``watch_seconds``); without them, dislike times may come from a users column
-``disliked_at`` (a list of times parallel to ``disliked``). Events at or after ``now``
-are ignored, so a request never sees its own future.
+A request carries its user's history already (:class:`~vidrec.request.Request`: the latest
+dislike of each creator, completions and their last watch, from the online store). For
+frames of many users -- tests, batch tools -- these helpers derive the same from an
+events frame, reading only the requested users' events before ``now``: a request never
+sees its own future.
 """
 
 from __future__ import annotations
 
 from datetime import datetime, timezone
 
+import numpy as np
 import polars as pl
 
 from vidrec.data.schema import COMPLETION_THRESHOLD
 
-_US_PER_DAY = 86_400 * 1_000_000
-FATIGUE = "__fatigue"
-"""Private column: the fatigue factor of a candidate's creator for its user (1.0 when none)."""
-REWATCH = "__rewatch"
-"""Private column: True when the re-watch policy lets a seen video back in."""
 EVENT_COLUMNS: tuple[str, ...] = ("user_id", "video_id", "ts", "event")
+
+
+def fatigue_factor(days: np.ndarray, filter_days: float, recover_days: float, floor: float) -> np.ndarray:
+    """0 during the filter period, then ``floor`` rising linearly to 1 over ``recover_days``."""
+    days = np.asarray(days, dtype=np.float64)
+    if recover_days > 0:
+        ramp = np.minimum(floor + (1.0 - floor) * (days - filter_days) / recover_days, 1.0)
+    else:
+        ramp = np.ones_like(days)
+    return np.where(days < filter_days, 0.0, ramp)
 
 
 def _now(now: datetime) -> pl.Expr:
     return pl.lit(now.astimezone(timezone.utc)).cast(pl.Datetime("us", "UTC"))
-
-
-def _days_before(ts: pl.Expr, now: datetime) -> pl.Expr:
-    """Days from ``ts`` to ``now`` (>= 0 for past events)."""
-    return (_now(now) - ts.cast(pl.Datetime("us", "UTC"))).dt.total_microseconds() / _US_PER_DAY
-
-
-def fatigue_factor(days: pl.Expr, filter_days: float, recover_days: float, floor: float) -> pl.Expr:
-    """0 during the filter period, then ``floor`` rising linearly to 1 over ``recover_days``."""
-    if recover_days > 0:
-        ramp = (floor + (1.0 - floor) * (days - filter_days) / recover_days).clip(upper_bound=1.0)
-    else:
-        ramp = pl.lit(1.0)
-    return pl.when(days < filter_days).then(pl.lit(0.0)).otherwise(ramp)
 
 
 def check_events(events: pl.DataFrame) -> None:
@@ -61,8 +46,7 @@ def check_events(events: pl.DataFrame) -> None:
 def user_events(events: pl.DataFrame, user_ids: pl.Series, now: datetime) -> pl.DataFrame:
     """The requested users' dislikes and watches before ``now``, only the columns the rules read.
 
-    The re-ranker calls this first thing, so a request over a large log scans it once
-    (a columnar ``is_in`` on ``user_id``) and every later step works on the few rows left.
+    One columnar ``is_in`` on ``user_id``: every later step works on the few rows left.
     """
     wanted = [c for c in (*EVENT_COLUMNS, "watch_seconds") if c in events.columns]
     mine = events.select(wanted).filter(pl.col("user_id").is_in(user_ids.unique().implode()))
@@ -71,81 +55,38 @@ def user_events(events: pl.DataFrame, user_ids: pl.Series, now: datetime) -> pl.
     )
 
 
-def _past(events: pl.DataFrame, now: datetime, users: pl.Series) -> pl.DataFrame:
-    return events.filter(
-        (pl.col("ts").cast(pl.Datetime("us", "UTC")) < _now(now)) & pl.col("user_id").is_in(users.implode())
-    )
-
-
-def _catalogue_of(videos: pl.DataFrame, rows: pl.DataFrame, *columns: str) -> pl.DataFrame:
-    """Catalogue ``columns`` of the videos in ``rows`` only (one row per video, first wins)."""
-    mine = videos.join(rows.select(pl.col("video_id").unique()), on="video_id", how="semi")
-    return mine.select("video_id", *columns).unique(subset="video_id", keep="first", maintain_order=True)
-
-
-def dislike_times(
-    users: pl.DataFrame, videos: pl.DataFrame, now: datetime, events: pl.DataFrame | None
-) -> pl.DataFrame | None:
-    """``user_id, creator_id, ts`` of each user's latest dislike per creator, or None if unknown."""
-    if events is not None:
-        pairs = _past(events, now, users["user_id"]).filter(pl.col("event") == "dislike")
-        pairs = pairs.select("user_id", "video_id", "ts")
-    elif "disliked_at" in users.columns:
-        pairs = users.select("user_id", pl.col("disliked").alias("video_id"), pl.col("disliked_at").alias("ts"))
-        pairs = pairs.explode("video_id", "ts").drop_nulls()
-    else:
-        return None
-    creators = _catalogue_of(videos, pairs, "creator_id")
+def last_dislikes(events: pl.DataFrame, videos: pl.DataFrame) -> pl.DataFrame:
+    """``user_id, creator_id, last_us``: each user's latest dislike per creator (``user_events`` rows)."""
+    creators = videos.select("video_id", "creator_id").unique(subset="video_id", keep="first")
     return (
-        pairs.with_columns(pl.col("ts").cast(pl.Datetime("us", "UTC")))
-        .filter(pl.col("ts") < _now(now))
+        events.filter(pl.col("event") == "dislike")
         .join(creators, on="video_id", how="inner")
         .group_by("user_id", "creator_id")
-        .agg(pl.col("ts").max())
+        .agg(last_us=pl.col("ts").cast(pl.Datetime("us", "UTC")).dt.epoch("us").max())
     )
 
 
-def creator_fatigue(
-    frame: pl.DataFrame,
-    creator_col: str,
-    dislikes: pl.DataFrame | None,
-    now: datetime,
-    filter_days: float,
-    recover_days: float,
-    floor: float,
-) -> pl.DataFrame:
-    """Add :data:`FATIGUE` to candidates (with their creator in ``creator_col``)."""
-    if dislikes is None or dislikes.height == 0:
-        return frame.with_columns(pl.lit(1.0).alias(FATIGUE))
-    factors = dislikes.select(
-        "user_id",
-        pl.col("creator_id").alias(creator_col),
-        fatigue_factor(_days_before(pl.col("ts"), now), filter_days, recover_days, floor).alias(FATIGUE),
-    )
-    out = frame.join(factors, on=["user_id", creator_col], how="left", maintain_order="left")
-    return out.with_columns(pl.col(FATIGUE).fill_null(1.0))
-
-
-def rewatchable(
-    users: pl.DataFrame,
-    videos: pl.DataFrame,
-    now: datetime,
-    events: pl.DataFrame | None,
-    after_days: float | None,
-    categories: tuple[str, ...],
-) -> pl.DataFrame | None:
-    """``user_id, video_id`` pairs the re-watch policy allows back, or None when it is off."""
-    if after_days is None or events is None or "watch_seconds" not in events.columns:
-        return None
-    watched = _past(events, now, users["user_id"]).filter(pl.col("event") == "watch")
-    catalogue = _catalogue_of(videos, watched, "duration_seconds", "category")
-    if categories:
-        catalogue = catalogue.filter(pl.col("category").is_in(list(categories)))
-    watches = (
-        watched.join(catalogue, on="video_id", how="inner")
+def completions(events: pl.DataFrame, videos: pl.DataFrame) -> pl.DataFrame:
+    """``user_id, video_id, last_us``: videos each user completed, with their last watch (``user_events`` rows)."""
+    if "watch_seconds" not in events.columns:
+        return pl.DataFrame(schema={"user_id": pl.String, "video_id": pl.String, "last_us": pl.Int64})
+    durations = videos.select("video_id", "duration_seconds").unique(subset="video_id", keep="first")
+    return (
+        events.filter(pl.col("event") == "watch")
+        .join(durations, on="video_id", how="inner")
         .with_columns(done=(pl.col("watch_seconds") / pl.col("duration_seconds")) >= COMPLETION_THRESHOLD)
         .group_by("user_id", "video_id")
-        .agg(pl.col("done").any(), last=pl.col("ts").max())
+        .agg(pl.col("done").any(), last_us=pl.col("ts").cast(pl.Datetime("us", "UTC")).dt.epoch("us").max())
+        .filter(pl.col("done"))
+        .select("user_id", "video_id", "last_us")
     )
-    allowed = watches.filter(pl.col("done") & (_days_before(pl.col("last"), now) >= after_days))
-    return allowed.select("user_id", "video_id", pl.lit(True).alias(REWATCH))
+
+
+def creator_watches(events: pl.DataFrame, videos: pl.DataFrame, now: datetime) -> pl.DataFrame:
+    """``creator_id, watches``: watch events before ``now`` per creator (only creators watched)."""
+    watched = events.select("video_id", "event", "ts").filter(
+        (pl.col("event") == "watch") & (pl.col("ts").cast(pl.Datetime("us", "UTC")) < _now(now))
+    )
+    per_video = watched.group_by("video_id").agg(pl.len().alias("watches"))
+    creators = videos.select("video_id", "creator_id").unique(subset="video_id", keep="first")
+    return per_video.join(creators, on="video_id", how="inner").group_by("creator_id").agg(pl.col("watches").sum())

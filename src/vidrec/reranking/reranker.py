@@ -2,52 +2,36 @@
 
 from __future__ import annotations
 
+import dataclasses
 from datetime import datetime
+from typing import Self
 
+import numpy as np
 import polars as pl
 
+from vidrec.catalogue import Catalogue
+from vidrec.data.schema import epoch_us
+from vidrec.features.live import LiveCounts
+from vidrec.request import Pairs, Request, from_lists
 from vidrec.reranking.base import ADJUSTMENTS, REMOVED_REASON, ReRanker, check_inputs
 from vidrec.reranking.config import ReRankConfig
-from vidrec.reranking.diversity import BLOCKED, CAP_CODE, POS, cap_creators, order_by_score
-from vidrec.reranking.fairness import creator_watches, protected_creators
-from vidrec.reranking.filters import (
-    CATALOGUE_COLUMNS,
-    CREATOR,
-    UPLOADED,
-    join_catalogue,
-    mark_rewatch,
-    removal_reason,
-    split_removed,
-)
-from vidrec.reranking.freshness import FRESH, apply_freshness, fresh_code, upload_age_days
-from vidrec.reranking.history import (
-    FATIGUE,
-    REWATCH,
-    check_events,
-    creator_fatigue,
-    dislike_times,
-    rewatchable,
-    user_events,
-)
-from vidrec.reranking.slate import CAPPED, IS_FAIR, IS_FRESH, SLATE_CODES, VideoVectors, select_slates
+from vidrec.reranking.history import check_events, completions, creator_watches, last_dislikes, user_events
+from vidrec.reranking.select import RequestReRanker, RowVectors, Slate
 
-_EMPTY_CODES = pl.lit([], dtype=pl.List(pl.String))
-_NO_CODE = pl.lit(None, dtype=pl.String)
-PRIVATE: tuple[str, ...] = (*CATALOGUE_COLUMNS, POS, BLOCKED, FRESH, FATIGUE, REWATCH, CAP_CODE,
-                            IS_FRESH, IS_FAIR, SLATE_CODES, CAPPED)
+_LISTS = ("recent_completed", "recent_watched", "seen", "disliked")
 
 
 class DefaultReRanker(ReRanker):
     """Stage 3 as configured by :class:`ReRankConfig`.
 
-    Steps:
+    Steps (per request, :mod:`vidrec.reranking.select`):
       1. hard rules: drop disliked, seen (unless the re-watch policy allows), unavailable
          or unknown videos, and creators in their fatigue filter period;
       2. ``final_score`` = score x freshness boost x creator-fatigue factor;
-      3. the slate: the per-user greedy of :mod:`slate` (diversity, calibration, fresh and
-         fair minimums, creator cap) when any of those objectives is on, else the
-         vectorised creator cap in final-score order;
-      4. explanations: each returned row's ``adjustments`` lists what moved it.
+      3. the slate: the greedy of :mod:`slate` (diversity, calibration, fresh and fair
+         minimums, creator cap) when any of those objectives is on, else the creator cap
+         in final-score order;
+      4. explanations: each candidate's ``adjustments`` lists what moved it.
 
     Example:
         >>> rr = DefaultReRanker(ReRankConfig(diversity="dpp", diversity_weight=0.5))
@@ -56,7 +40,21 @@ class DefaultReRanker(ReRanker):
 
     def __init__(self, config: ReRankConfig | None = None) -> None:
         self.config = config or ReRankConfig()
-        self._protected: tuple[tuple, pl.DataFrame] | None = None  # (inputs it was computed from, result)
+        self._bound: RequestReRanker | None = None
+        self._frames: tuple[pl.DataFrame, Catalogue] | None = None  # the last videos frame -> its catalogue
+
+    def bind(self, catalogue: Catalogue, live: LiveCounts | None = None, vectors: RowVectors | None = None) -> Self:
+        """Re-rank requests over ``catalogue``; ``vectors`` gives video embeddings by row (diversity)."""
+        self._bound = RequestReRanker(self.config, catalogue, live, vectors)
+        return self
+
+    def rerank_request(self, request: Request, rows: np.ndarray, scores: np.ndarray, k: int) -> Slate:
+        """The slate of one hydrated request from its scored candidates (catalogue rows)."""
+        if self._bound is None:
+            raise RuntimeError("DefaultReRanker: bind(catalogue) before re-ranking requests")
+        return self._bound.rerank(request, rows, scores, k)
+
+    # ---- frames of many users (offline use and tests) --------------------------------------
 
     def rerank(
         self,
@@ -67,168 +65,118 @@ class DefaultReRanker(ReRanker):
         k: int,
         debug: bool = False,
         events: pl.DataFrame | None = None,
-        video_vectors: VideoVectors | None = None,
+        video_vectors=None,  # type: ignore[no-untyped-def]
     ) -> pl.DataFrame:
         """See :meth:`ReRanker.rerank`; removed rows (debug) come after each user's slate."""
         check_inputs(scored, users, videos, now, k)
-        log = events
-        if events is not None:  # one columnar scan of the log; every later step reads the few rows left
-            check_events(events)
-            events = user_events(events, scored["user_id"], now)
-        cfg = self.config
-        frame = scored
-        if ADJUSTMENTS not in scored.columns:
-            frame = scored.with_columns(_EMPTY_CODES.alias(ADJUSTMENTS))
+        catalogue = self._catalogue(videos)
+        now_us = epoch_us(now)
+        requests = self._requests(scored, users, videos, now, now_us, k, events, catalogue)
+        live = self._creator_watches(events, videos, now, catalogue)
+        vectors = None
+        if video_vectors is not None:
+            def vectors(rows: np.ndarray) -> np.ndarray:
+                return np.asarray(video_vectors(pl.Series("video_id", catalogue.ids_of(rows), dtype=pl.String)))
+        core = RequestReRanker(self.config, catalogue, live, vectors)
+        frame = scored if ADJUSTMENTS in scored.columns else scored.with_columns(pl.lit([], pl.List(pl.String)).alias(ADJUSTMENTS))
         columns = _output_columns(scored.columns)
-        allowed, removed = self._hard_rules(frame, users, videos, now, events)
-        boosted = _adjust(apply_freshness(allowed, now, cfg.fresh_boost, cfg.fresh_half_life_days))
-        ordered = order_by_score(boosted)
-        if cfg.uses_slate_greedy:
-            flagged = _flag(ordered, self._protected_creators(videos, log, now), now, cfg)
-            pool = select_slates(flagged, users, videos, k, cfg, video_vectors)
-            slate = pool.filter(pl.col("rank").is_not_null())
-            leftover = None
-            if debug:
-                rest = ordered.join(slate.select("user_id", "video_id"), on=["user_id", "video_id"], how="anti")
-                leftover = _greedy_leftover(rest, pool, k)
-        else:
-            slate, leftover = cap_creators(
-                ordered, k, cfg.creator_cap, cfg.creator_window, backfill=cfg.creator_backfill, leftover=debug
-            )
-            if leftover is not None:
-                reason = pl.when(pl.col(BLOCKED)).then(pl.lit("creator_cap")).otherwise(pl.lit("below_cutoff"))
-                leftover = leftover.with_columns(reason.alias(REMOVED_REASON))
-        out = _explain(slate).sort("user_id", "rank").select(columns)
-        if leftover is None:
-            return out
-        return _with_removed(out, removed, _explain(leftover), columns)
-
-    def _hard_rules(
-        self,
-        frame: pl.DataFrame,
-        users: pl.DataFrame,
-        videos: pl.DataFrame,
-        now: datetime,
-        events: pl.DataFrame | None,
-    ) -> tuple[pl.DataFrame, pl.DataFrame]:
-        """(allowed with catalogue, fatigue and re-watch columns, removed with their reason)."""
-        cfg = self.config
-        dislikes = dislike_times(users, videos, now, events)
-        joined = creator_fatigue(
-            join_catalogue(frame, videos), CREATOR, dislikes, now,
-            cfg.fatigue_filter_days, cfg.fatigue_recover_days, cfg.fatigue_floor,
+        out = []
+        for (user,), mine in frame.with_row_index("__i").group_by("user_id", maintain_order=True):
+            rows = catalogue.rows(mine["video_id"].to_list())
+            slate = core.rerank(requests[user], rows, mine["score"].cast(pl.Float64).to_numpy(), k,
+                                prior=mine[ADJUSTMENTS].to_list())  # fmt: skip
+            out.append(_frame(mine, slate, debug))
+        result = pl.concat(out, how="vertical") if out else frame.head(0).with_columns(
+            pl.lit(None, pl.Int32).alias("rank"), pl.lit(None, pl.Float64).alias("final_score"),
+            pl.lit(None, pl.String).alias(REMOVED_REASON))  # fmt: skip
+        if not debug:
+            return result.sort("user_id", "rank").select(columns)
+        return result.select(*columns, REMOVED_REASON).sort(
+            ["user_id", "rank", "final_score", "video_id"], descending=[False, False, True, False], nulls_last=True
         )
-        rewatch = rewatchable(users, videos, now, events, cfg.rewatch_after_days, cfg.rewatch_categories)
-        allowed, removed = split_removed(removal_reason(joined, users, rewatch))
-        return mark_rewatch(allowed, users, rewatch), removed
 
-    def _protected_creators(
-        self, videos: pl.DataFrame, log: pl.DataFrame | None, now: datetime
-    ) -> pl.DataFrame | None:
-        """Small or new creators (fairness minimum), from the whole log: kept until an input changes.
+    def _catalogue(self, videos: pl.DataFrame) -> Catalogue:
+        if self._frames is None or self._frames[0] is not videos:
+            self._frames = (videos, Catalogue(videos.unique(subset="video_id", keep="first", maintain_order=True)))
+        return self._frames[1]
 
-        The statistic is global (every creator's watches), so it is computed once per
-        (log, catalogue, time, settings) rather than on every request; a new log object
-        (``Recommender.observe`` appends events) recomputes it on the next request.
-        """
-        cfg = self.config
-        if cfg.fair_min_share <= 0:
+    def _requests(self, scored: pl.DataFrame, users: pl.DataFrame, videos: pl.DataFrame, now: datetime,
+                  now_us: int, k: int, events: pl.DataFrame | None, catalogue: Catalogue) -> dict[str, Request]:  # fmt: skip
+        """One request per user of ``scored``: the state lists of ``users``, the history of ``events``."""
+        ids = scored["user_id"].unique(maintain_order=True)
+        state = {r["user_id"]: r for r in users.filter(pl.col("user_id").is_in(ids.implode())).iter_rows(named=True)}
+        dislikes: dict[str, list[tuple]] = {}
+        done: dict[str, list[tuple]] = {}
+        if events is not None:
+            check_events(events)
+            mine = user_events(events, ids, now)
+            for u, c, last in last_dislikes(mine, videos).rows():
+                dislikes.setdefault(u, []).append((c, last))
+            for u, v, last in completions(mine, videos).rows():
+                done.setdefault(u, []).append((v, last))
+        elif "disliked_at" in users.columns:
+            for u, vids, times in users.select("user_id", "disliked", "disliked_at").rows():
+                rows = catalogue.rows(vids or [])
+                for r, t in zip(rows, times or []):
+                    if r >= 0 and t is not None and epoch_us(t) < now_us:
+                        dislikes.setdefault(u, []).append((catalogue.creators.names[catalogue.creator[r]], epoch_us(t)))
+        out = {}
+        for u in ids.to_list():
+            lists = {c: (state.get(u) or {}).get(c) or [] for c in _LISTS}
+            request = from_lists(u, lists, catalogue, now_us, k)
+            out[u] = dataclasses.replace(request, pairs={"creator": _creator_pairs(dislikes.get(u, []), catalogue)},
+                                         **_completed(done.get(u, []), catalogue))  # fmt: skip
+        return out
+
+    def _creator_watches(self, events: pl.DataFrame | None, videos: pl.DataFrame, now: datetime,
+                         catalogue: Catalogue) -> LiveCounts | None:  # fmt: skip
+        """Watches per creator in ``events`` (the fairness minimum's small creators), or None."""
+        if events is None or self.config.fair_min_share <= 0:
             return None
-        key = (log, videos, now, cfg.small_creator_quantile, cfg.new_creator_days)
-        cached = self._protected
-        if cached is not None and all(map(_same, cached[0], key)):
-            return cached[1]
-        watches = creator_watches(log, videos, now) if log is not None else None
-        guarded = protected_creators(videos, watches, now, cfg.small_creator_quantile, cfg.new_creator_days)
-        self._protected = (key, guarded)
-        return guarded
+        live = LiveCounts(catalogue)
+        watches = creator_watches(events, videos, now)
+        codes = catalogue.creators.lookup(watches["creator_id"].to_list()).astype(np.int64)
+        table = np.zeros(len(catalogue.creators), dtype=np.int64)
+        np.add.at(table, codes[codes >= 0], watches["watches"].to_numpy()[codes >= 0])
+        live.views["creator"] = table
+        return live
 
 
-def _same(a: object, b: object) -> bool:
-    """Frames match only when they are the same object (no content scan); other values by equality."""
-    if isinstance(a, pl.DataFrame) or isinstance(b, pl.DataFrame):
-        return a is b
-    return bool(a == b)
+def _creator_pairs(items: list[tuple], catalogue: Catalogue) -> Pairs:
+    """The creator table of a request carrying only the last dislike of each creator."""
+    if not items:
+        return Pairs.empty()
+    best: dict[int, int] = {}
+    for creator, last in items:
+        code = int(catalogue.creators.lookup([creator])[0])
+        if code >= 0:
+            best[code] = max(best.get(code, last), last)
+    codes = np.array(sorted(best), dtype=np.int32)
+    return Pairs(codes, np.zeros((len(codes), 3), np.int64), np.array([best[c] for c in codes], dtype=np.int64))
 
 
-def _adjust(frame: pl.DataFrame) -> pl.DataFrame:
-    """Apply the fatigue factor to ``final_score`` (a negative score moves away from zero)."""
-    fs = pl.col("final_score")
-    return frame.with_columns((fs - fs.abs() * (1.0 - pl.col(FATIGUE))).alias("final_score"))
+def _completed(items: list[tuple], catalogue: Catalogue) -> dict[str, np.ndarray]:
+    rows = catalogue.rows([v for v, _ in items])
+    last = np.array([t for _, t in items], dtype=np.int64)
+    keep = rows >= 0
+    order = np.argsort(rows[keep])
+    return {"completed": rows[keep][order], "last_watched_us": last[keep][order]}
 
 
-def _flag(ordered: pl.DataFrame, guarded: pl.DataFrame | None, now: datetime, cfg: ReRankConfig) -> pl.DataFrame:
-    """Add the fresh and protected-creator flags the slate minimums count."""
-    fresh = (upload_age_days(pl.col(UPLOADED), now) < cfg.fresh_days).fill_null(False)
-    out = ordered.with_columns(fresh.alias(IS_FRESH))
-    if guarded is None:
-        return out.with_columns(pl.lit(False).alias(IS_FAIR))
-    guarded = guarded.select(pl.col("creator_id").alias(CREATOR), pl.col("protected").alias(IS_FAIR))
-    out = out.join(guarded, on=CREATOR, how="left", maintain_order="left")
-    return out.with_columns(pl.col(IS_FAIR).fill_null(False))
-
-
-def _greedy_leftover(rest: pl.DataFrame, pool: pl.DataFrame, k: int) -> pl.DataFrame:
-    """Reasons for candidates the greedy left out: cap, displaced by the objectives, or cut."""
-    capped = pool.filter(pl.col(CAPPED)).select("user_id", "video_id", pl.lit(True).alias("__c"))
-    reason = (
-        pl.when(pl.col("__c").fill_null(False))
-        .then(pl.lit("creator_cap"))
-        .when(pl.col(POS) < k)
-        .then(pl.lit("slate_objective"))
-        .otherwise(pl.lit("below_cutoff"))
+def _frame(mine: pl.DataFrame, slate: Slate, debug: bool) -> pl.DataFrame:
+    """One user's candidates with rank, final score, adjustments and (debug) removal reasons."""
+    rank = np.zeros(mine.height, dtype=np.int64)
+    rank[slate.order] = np.arange(1, len(slate.order) + 1)
+    out = mine.drop("__i").with_columns(
+        pl.Series("rank", rank, dtype=pl.Int32).replace(0, None),
+        pl.Series("final_score", slate.final_score, dtype=pl.Float64).fill_nan(None),
+        pl.Series(ADJUSTMENTS, slate.adjustments, dtype=pl.List(pl.String)),
+        pl.Series(REMOVED_REASON, slate.reasons, dtype=pl.String),
     )
-    out = rest.join(capped, on=["user_id", "video_id"], how="left", maintain_order="left")
-    return out.with_columns(reason.alias(REMOVED_REASON)).drop("__c")
+    return out if debug else out.filter(pl.col("rank").is_not_null())
 
 
 def _output_columns(inputs: list[str]) -> list[str]:
     """user_id, rank, video_id, final_score, the other input columns, adjustments."""
     rest = [c for c in inputs if c not in ("user_id", "video_id", ADJUSTMENTS)]
     return ["user_id", "rank", "video_id", "final_score", *rest, ADJUSTMENTS]
-
-
-def _fatigue_code(factor: pl.Expr) -> pl.Expr:
-    """``creator_fatigue:x0.45`` while a disliked creator is recovering, else null."""
-    hundredths = (factor * 100).round(0).cast(pl.Int64)
-    code = pl.format("creator_fatigue:x0.{}", hundredths.cast(pl.String).str.zfill(2))
-    return pl.when(hundredths < 100).then(code).otherwise(_NO_CODE)
-
-
-def _explain(frame: pl.DataFrame) -> pl.DataFrame:
-    """Write ``adjustments``: earlier codes, re-watch, freshness, fatigue, then slate moves."""
-    def col(name: str) -> pl.Expr:
-        return pl.col(name) if name in frame.columns else _NO_CODE
-
-    rewatch = pl.when(col(REWATCH).fill_null(False)).then(pl.lit("rewatch")).otherwise(_NO_CODE)
-    slate = pl.col(SLATE_CODES).fill_null(_EMPTY_CODES) if SLATE_CODES in frame.columns else _EMPTY_CODES
-    codes = pl.concat_list(
-        pl.col(ADJUSTMENTS).fill_null(_EMPTY_CODES),
-        rewatch,
-        fresh_code(pl.col(FRESH)),
-        _fatigue_code(pl.col(FATIGUE)),
-        col(CAP_CODE),
-        slate,
-    )
-    return frame.with_columns(codes.list.drop_nulls().alias(ADJUSTMENTS))
-
-
-def _with_removed(
-    slate: pl.DataFrame, removed: pl.DataFrame, leftover: pl.DataFrame, columns: list[str]
-) -> pl.DataFrame:
-    """The slate plus every left-out candidate with a null rank and its ``removed_reason``."""
-    filtered = removed.with_columns(pl.lit(None, dtype=pl.Float64).alias("final_score"))
-    rows = [
-        slate.with_columns(pl.lit(None, dtype=pl.String).alias(REMOVED_REASON)),
-        *(
-            part.with_columns(pl.lit(None, dtype=pl.Int32).alias("rank"))
-            .drop(*PRIVATE, strict=False)
-            .select(*columns, REMOVED_REASON)
-            for part in (leftover, filtered)
-        ),
-    ]
-    return pl.concat(rows, how="vertical").sort(
-        ["user_id", "rank", "final_score", "video_id"],
-        descending=[False, False, True, False],
-        nulls_last=True,
-    )

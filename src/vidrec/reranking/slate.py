@@ -11,29 +11,19 @@ restrict the choice: the creator cap (per window, relaxed when nothing else is l
 backfill is on) and the minimum numbers of fresh videos and of small or new creators'
 videos (binding once the slots left equal what is still owed).
 
-The loop is over users and slots (k ~ 10); inside a user everything is numpy over the
-pool of ``greedy_pool`` best candidates.
+The loop is over slots (k ~ 10); inside, everything is numpy over the request's pool of
+``greedy_pool`` best candidates.
 """
 
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Callable
 
 import numpy as np
-import polars as pl
 
 from vidrec.reranking.config import ReRankConfig
-from vidrec.reranking.diversity import POS
-from vidrec.reranking.filters import CATEGORY, CREATOR
-from vidrec.reranking.objectives import DppGreedy, calibration_delta, mmr_gain, similarity_features
-
-VideoVectors = Callable[[pl.Series], np.ndarray]
-IS_FRESH = "__is_fresh"
-IS_FAIR = "__is_fair"
-SLATE_CODES = "__slate_codes"
-CAPPED = "__greedy_capped"
+from vidrec.reranking.objectives import DppGreedy, calibration_delta, mmr_gain
 
 
 @dataclass
@@ -134,96 +124,3 @@ def greedy_slate(u: _User, k: int, cfg: ReRankConfig) -> tuple[list[int], list[l
             why.insert(0, f"{_label(cfg)}:{moved:+d}")
         codes.append(why)
     return picks, codes, capped & ~taken
-
-
-def _codes(values: pl.Series) -> np.ndarray:
-    """Dense int codes of a string column, nulls as their own code."""
-    return values.fill_null("\x00").rank("dense").cast(pl.Int64).to_numpy() - 1
-
-
-def _history_counts(
-    users: pl.DataFrame, videos: pl.DataFrame, cat_index: dict[str, int]
-) -> dict[str, tuple[np.ndarray, int]]:
-    """Per user: counts of recently completed videos per pool category code, and the rest.
-
-    Categories no candidate has still count (as "the rest"), so the history distribution
-    keeps its true shape: its mass there only adds a constant to the divergence.
-    """
-    if "recent_completed" not in users.columns or "category" not in videos.columns:
-        return {}
-    cats = videos.select("video_id", pl.col("category").cast(pl.String)).unique(subset="video_id", keep="first")
-    hist = (
-        users.select("user_id", pl.col("recent_completed").alias("video_id"))
-        .explode("video_id")
-        .join(cats, on="video_id", how="inner")
-        .with_columns(pl.col("category").fill_null("\x00").replace_strict(cat_index, default=-1, return_dtype=pl.Int64))
-        .group_by("user_id")
-        .agg(pl.col("category"))
-    )
-    out = {}
-    for uid, codes in hist.iter_rows():
-        arr = np.asarray(codes, dtype=np.int64)
-        inside = arr[arr >= 0]
-        out[uid] = (np.bincount(inside, minlength=len(cat_index)), int((arr < 0).sum()))
-    return out
-
-
-def _user_history(history: dict[str, tuple[np.ndarray, int]], uid: str, local: np.ndarray) -> np.ndarray:
-    """(C + 1,) the user's history counts over their pool's categories, then everything else."""
-    if uid not in history:
-        return np.zeros(len(local) + 1)
-    counts, outside = history[uid]
-    mine = counts[local]
-    return np.append(mine, counts.sum() - mine.sum() + outside).astype(np.float64)
-
-
-def select_slates(
-    ordered: pl.DataFrame,
-    users: pl.DataFrame,
-    videos: pl.DataFrame,
-    k: int,
-    cfg: ReRankConfig,
-    video_vectors: VideoVectors | None,
-) -> pl.DataFrame:
-    """Run :func:`greedy_slate` for every user on their best ``greedy_pool`` candidates.
-
-    ``ordered`` comes from :func:`diversity.order_by_score` with :data:`IS_FRESH` and
-    :data:`IS_FAIR`. Returns the pool with ``rank`` (null when not picked),
-    :data:`SLATE_CODES` and :data:`CAPPED`.
-    """
-    pool = ordered.filter(pl.col(POS) < max(cfg.greedy_pool, k)).sort("user_id", POS)
-    cat_names = pool[CATEGORY].fill_null("\x00")
-    cat_code = _codes(pool[CATEGORY])
-    cat_index = {c: int(i) for c, i in zip(cat_names.to_list(), cat_code)}
-    creator = _codes(pool[CREATOR])
-    vectors = None
-    if video_vectors is not None and cfg.category_similarity < 1.0:
-        vectors = np.asarray(video_vectors(pool["video_id"]), dtype=np.float64)
-    history = _history_counts(users, videos, cat_index) if cfg.calibration_weight > 0 else {}
-    score = pool["final_score"].to_numpy()
-    fresh = pool[IS_FRESH].to_numpy()
-    fair = pool[IS_FAIR].to_numpy()
-    weight = cfg.category_similarity if vectors is not None else 1.0
-    need_sim = cfg.diversity != "none" and cfg.diversity_weight > 0
-    ranks = np.zeros(pool.height, dtype=np.int32)
-    capped = np.zeros(pool.height, dtype=bool)
-    codes: list[list[str] | None] = [None] * pool.height
-    bounds = pool.group_by("user_id", maintain_order=True).agg(pl.len().alias("n"))
-    start = 0
-    for uid, n in bounds.iter_rows():
-        sl = slice(start, start + n)
-        cats = cat_code[sl]
-        local, inverse = np.unique(cats, return_inverse=True)
-        feats = similarity_features(vectors[sl] if vectors is not None else None, inverse, weight) if need_sim else None
-        user = _User(score[sl], creator[sl], inverse, fresh[sl], fair[sl], feats, _user_history(history, uid, local))
-        picks, why, cut = greedy_slate(user, k, cfg)
-        for slot, (j, c) in enumerate(zip(picks, why)):
-            ranks[start + j] = slot + 1
-            codes[start + j] = c
-        capped[sl] = cut
-        start += n
-    return pool.with_columns(
-        pl.Series("rank", ranks, dtype=pl.Int32).replace(0, None),
-        pl.Series(SLATE_CODES, codes, dtype=pl.List(pl.String)),
-        pl.Series(CAPPED, capped),
-    )

@@ -42,13 +42,18 @@ def dense_names(embedding_dim: int, similarity: bool = False) -> list[str]:
     return names
 
 
-def point_features(frame: pl.DataFrame) -> np.ndarray:
-    """float32 ``(n, len(FEATURE_COLUMNS))`` from a frame of point-in-time features."""
-    exprs = [
-        pl.col(c).clip(lower_bound=0.0).log1p() if c in LOG1P_FEATURES else pl.col(c)
+def point_matrix(columns: dict[str, np.ndarray]) -> np.ndarray:
+    """float32 ``(n, len(FEATURE_COLUMNS))``: the point-in-time features as the model reads them."""
+    parts = [
+        np.log1p(np.maximum(columns[c], 0.0)) if c in LOG1P_FEATURES else np.asarray(columns[c], dtype=np.float64)
         for c in FEATURE_COLUMNS
     ]
-    return frame.select(e.cast(pl.Float32) for e in exprs).to_numpy().astype(np.float32, copy=False)
+    return np.stack(parts, axis=1).astype(np.float32) if parts else np.zeros((0, 0), np.float32)
+
+
+def point_features(frame: pl.DataFrame) -> np.ndarray:
+    """float32 ``(n, len(FEATURE_COLUMNS))`` from a frame of point-in-time features."""
+    return point_matrix({c: frame[c].cast(pl.Float64).to_numpy() for c in FEATURE_COLUMNS})
 
 
 def embedding_features(frame: pl.DataFrame, embeddings: EmbeddingSource) -> np.ndarray:

@@ -97,9 +97,11 @@ class MultiTaskNet(nn.Module):
     def predict_proba(self, x: torch.Tensor, batch_size: int = 65_536) -> torch.Tensor:
         """Uncalibrated probabilities (n, tasks) in eval mode, in chunks to bound memory."""
         was_training = self.training
-        self.eval()
+        if was_training:
+            self.eval()
         parts = [torch.sigmoid(self(x[s : s + batch_size])) for s in range(0, len(x), batch_size)]
-        self.train(was_training)
+        if was_training:
+            self.train()
         return torch.cat(parts) if parts else torch.zeros(0, len(self.heads))
 
 

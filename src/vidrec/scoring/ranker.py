@@ -35,16 +35,21 @@ import torch
 from vidrec.data.dataset import Dataset
 from vidrec.data.schema import TIMESTAMP
 from vidrec.errors import VidrecError
+from vidrec.candidates.two_tower.source import TwoTowerEmbeddings
+from vidrec.catalogue import Catalogue
+from vidrec.features.live import LiveCounts
+from vidrec.features.online import request_features
 from vidrec.features.point_in_time import EventTables, point_in_time_features
 from vidrec.features.video_stats import VideoStatsSource
 from vidrec.scoring.base import EmbeddingSource, Ranker
 from vidrec.scoring.calibration import Calibrator, cross_fitted, expected_calibration_error, log_loss, roc_auc
 from vidrec.scoring.config import RankerConfig
 from vidrec.scoring.examples import LABELS, build_examples, example_mode, watch_examples
-from vidrec.scoring.features import Standardizer, dense_names, feature_matrix
+from vidrec.request import Request
+from vidrec.scoring.features import Standardizer, dense_names, feature_matrix, point_matrix
 from vidrec.scoring.hard_negatives import retrieved_negatives
 from vidrec.scoring.model import Ensemble, MultiTaskNet
-from vidrec.scoring.similarity import CoOccurrence
+from vidrec.scoring.similarity import CoOccurrence, request_similarity
 from vidrec.scoring.train import build_model, member_configs, time_split, train_classifier
 from vidrec.scoring.value import PROBABILITY_COLUMNS, ValueModel
 
@@ -77,12 +82,28 @@ class MultiTaskRanker(Ranker):
         self.scaler = Standardizer()
         self.calibrators: dict[str, Calibrator] = {}  # per task with a head
         self.base_rates: dict[str, float] = {}  # per task without a head: its validation positive rate
-        self.tables: EventTables | None = None
+        self._tables: EventTables | None = None
         self.video_stats_source: VideoStatsSource | None = None  # serving: current video statistics
         self.embeddings: EmbeddingSource | None = None
         self.embedding_dim = 0
         self.cooc: CoOccurrence | None = None
         self.report: dict[str, Any] = {}
+        self.n_categories = 1  # the training catalogue's categories (a constant of the features)
+        self.catalogue: Catalogue | None = None
+        self.live: LiveCounts | None = None
+        self._tables_dir: Path | None = None
+
+    @property
+    def tables(self) -> EventTables | None:
+        """The training log's feature tables, compacted: the offline :meth:`score` reads them
+        (loaded on first use; request scoring never does)."""
+        if self._tables is None and self._tables_dir is not None:
+            self._tables = EventTables.load(self._tables_dir)
+        return self._tables
+
+    @tables.setter
+    def tables(self, value: EventTables | None) -> None:
+        self._tables = value
 
     @property
     def value(self) -> ValueModel:
@@ -100,6 +121,7 @@ class MultiTaskRanker(Ranker):
             data, tables = self.prepare(train, embeddings)
             self.fit_arrays(data.x, data.y, data.ts)
         self.tables = tables.compact()
+        self.n_categories = tables.n_categories
         self.report["examples"] = data.examples.height
         return self
 
@@ -214,6 +236,55 @@ class MultiTaskRanker(Ranker):
         self.video_stats_source = source
         return self
 
+    def bind(self, catalogue: Catalogue, live: LiveCounts) -> Self:
+        """Score requests from ``catalogue`` and the live counts (see :meth:`score_request`)."""
+        self.catalogue, self.live = catalogue, live
+        self._cooc_rows = np.full(len(catalogue), -1, dtype=np.int64)
+        if self.cooc is not None:
+            rows = catalogue.rows_of(self.cooc.video_ids)
+            known = rows >= 0
+            self._cooc_rows[rows[known]] = np.flatnonzero(known)
+        catalogue.subscribe(self._on_upload)
+        return self
+
+    def _on_upload(self, rows: np.ndarray, videos: pl.DataFrame) -> None:
+        """Uploads were never co-completed: no row in the co-occurrence table."""
+        self._cooc_rows = np.concatenate([self._cooc_rows, np.full(int(rows[-1]) + 1 - len(self._cooc_rows), -1)])
+
+    def request_matrix(self, request: Request, rows: np.ndarray) -> np.ndarray:
+        """The model input (before standardisation) of ``rows`` for one hydrated request:
+        the features a training example of that user at ``request.now`` would have."""
+        if self.catalogue is None or self.live is None:
+            raise VidrecError("the ranker is not bound to a catalogue", "call bind(catalogue, live) first")
+        cfg = self.config
+        feats = request_features(request, rows, self.catalogue, self.live, cfg.features, self.n_categories)
+        parts = [point_matrix(feats)]
+        history = request.recent_completed[len(request.recent_completed) - min(cfg.features.history_len,
+                                                                                len(request.recent_completed)):]
+        emb = self.embeddings
+        if self.cooc is not None:
+            unit = emb.unit if isinstance(emb, TwoTowerEmbeddings) else None
+            parts.append(request_similarity(rows, history, unit, self.cooc, self._cooc_rows, cfg.similarity_recent))
+        if emb is not None:
+            if not isinstance(emb, TwoTowerEmbeddings):
+                raise VidrecError("request scoring needs the two-tower embeddings by catalogue row",
+                                  "load the ranker with TwoTowerEmbeddings(model, catalogue)")  # fmt: skip
+            user = emb.request_vector(request, history)  # (d,)
+            video = emb.row_vectors(rows)  # (n, d)
+            parts += [np.broadcast_to(user, video.shape), video, (video @ user)[:, None]]
+        return np.concatenate(parts, axis=1).astype(np.float32)
+
+    def score_request(self, request: Request, rows: np.ndarray) -> dict[str, np.ndarray]:
+        """``p_complete, p_interact, p_like, p_dislike, p_raw`` and ``score`` (value model) of ``rows``."""
+        if self.model is None:
+            raise VidrecError("the ranker is not fitted", "call fit() or MultiTaskRanker.load() first")
+        if len(rows) == 0:
+            return {c: np.zeros(0) for c in (*PROBABILITY_COLUMNS.values(), "p_raw", "score")}
+        with torch.no_grad():
+            probs = self.predict_matrix(self.request_matrix(request, rows))
+        probs["score"] = self.value.score(probs) + TIE_BREAK * probs["p_raw"]
+        return probs
+
     def predict(self, frame: pl.DataFrame) -> np.ndarray:
         """Calibrated P(completed) for a frame of point-in-time features (+ ``history`` with embeddings or similarity)."""
         return self.predict_matrix(self._matrix(frame))["p_complete"]
@@ -260,7 +331,7 @@ class MultiTaskRanker(Ranker):
             "config": self.config.to_dict(), "embedding_dim": self.embedding_dim,
             "features": dense_names(self.embedding_dim, self.cooc is not None), "scaler": self.scaler.to_dict(),
             "calibrators": {t: c.to_dict() for t, c in self.calibrators.items()}, "base_rates": self.base_rates,
-            "report": self.report,
+            "report": self.report, "n_categories": self.n_categories,
         }  # fmt: skip
         (root / "ranker.json").write_text(json.dumps(meta, indent=2))
         torch.save(self.model.state_dict(), root / "model.pt")
@@ -305,7 +376,8 @@ class MultiTaskRanker(Ranker):
         model = build_model(len(meta["features"]), ranker.config)
         model.load_state_dict(torch.load(root / "model.pt", weights_only=True))
         ranker.model = model.eval()
-        ranker.tables = EventTables.load(root / "tables")
+        ranker.n_categories = int(meta["n_categories"])
+        ranker._tables_dir = root / "tables"  # read on first offline use only (score, refresh)
         if (root / "similarity").exists():
             ranker.cooc = CoOccurrence.load(root / "similarity")
         return ranker

@@ -134,6 +134,30 @@ def similarity_features(
     return out
 
 
+def request_similarity(
+    candidates: np.ndarray, history: np.ndarray, unit: np.ndarray | None, cooc: "CoOccurrence",
+    cooc_rows: np.ndarray, recent: int,
+) -> np.ndarray:
+    """float32 ``(n, 4)``: :data:`SIMILARITY_FEATURES` of catalogue rows ``candidates`` against one
+    request's ``history`` (rows, most recent last): the same values :func:`similarity_features`
+    gives. ``unit`` holds unit video vectors by row (None: no cosine), ``cooc_rows`` each row's
+    index in ``cooc`` (-1 unknown)."""
+    h = history[len(history) - min(recent, len(history)):]
+    out = np.zeros((len(candidates), len(SIMILARITY_FEATURES)), dtype=np.float32)
+    if len(h) == 0 or len(candidates) == 0:
+        return out
+    cos = unit[candidates] @ unit[h].T if unit is not None else np.zeros((len(candidates), len(h)), np.float32)
+    co = np.zeros((len(candidates), len(h)), dtype=np.float32)
+    ci, hi = cooc_rows[candidates], cooc_rows[h]
+    cv, hv = np.flatnonzero(ci >= 0), np.flatnonzero(hi >= 0)
+    if len(cv) and len(hv):
+        co[np.ix_(cv, hv)] = cooc.matrix[hi[hv]][:, ci[cv]].toarray().T  # symmetric: C[c, h] = C[h, c]
+    for j, m in enumerate((cos, co)):
+        out[:, 2 * j] = m.max(axis=1)
+        out[:, 2 * j + 1] = m.sum(axis=1) / len(h)
+    return out
+
+
 def _padded(hist: pl.Series, local: pl.DataFrame, width: int) -> np.ndarray:
     """(n, width) local indices of each history (oldest first, left-aligned), -1 pads."""
     lengths = hist.list.len().fill_null(0).to_numpy().astype(np.int64)

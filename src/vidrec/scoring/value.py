@@ -11,6 +11,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+import numpy as np
 import polars as pl
 
 PROBABILITY_COLUMNS: dict[str, str] = {
@@ -39,6 +40,11 @@ class ValueModel:
             value = getattr(self, name)
             if not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0:
                 raise ValueError(f"ValueModel.{name} must be a finite number >= 0, got {value!r}")
+
+    def score(self, probs: dict[str, np.ndarray]) -> np.ndarray:
+        """The score of candidates whose ``PROBABILITY_COLUMNS`` are given as arrays."""
+        return (probs["p_complete"] + self.interact * probs["p_interact"] + self.like * probs["p_like"]
+                - self.dislike * probs["p_dislike"])  # fmt: skip
 
     def expr(self) -> pl.Expr:
         """The score of a frame holding the ``PROBABILITY_COLUMNS``."""

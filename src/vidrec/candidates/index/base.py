@@ -76,6 +76,7 @@ class TopKIndex(ABC):
     def __init__(self) -> None:
         self._ids = np.zeros(0, dtype=np.int64)
         self._blocked = np.zeros(0, dtype=np.int64)  # sorted ids never returned
+        self._removed = np.zeros(0, dtype=bool)  # the same, by position (add order)
 
     def __len__(self) -> int:
         return len(self._ids)
@@ -103,14 +104,45 @@ class TopKIndex(ABC):
             return
         self._add(vectors)
         self._ids = np.concatenate([self._ids, ids])
+        self._removed = np.concatenate([self._removed, np.isin(ids, self._blocked)])
+        self._removal_changed()
 
     def remove(self, ids: np.ndarray) -> None:
         """Mask ``ids`` (e.g. unavailable videos): they are never returned until restored."""
-        self._blocked = np.union1d(self._blocked, np.asarray(ids, dtype=np.int64))
+        ids = np.asarray(ids, dtype=np.int64)
+        self._blocked = np.union1d(self._blocked, ids)
+        self._removed[np.isin(self._ids, ids)] = True
+        self._removal_changed()
 
     def restore(self, ids: np.ndarray) -> None:
         """Undo :meth:`remove` for ``ids``."""
-        self._blocked = np.setdiff1d(self._blocked, np.asarray(ids, dtype=np.int64))
+        ids = np.asarray(ids, dtype=np.int64)
+        self._blocked = np.setdiff1d(self._blocked, ids)
+        self._removed[np.isin(self._ids, ids)] = False
+        self._removal_changed()
+
+    def _removal_changed(self) -> None:
+        """Hook: the removed positions changed (FAISS keeps a bitmap of them)."""
+
+    def search_positions(self, query: np.ndarray, k: int, exclude: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Top-``k`` of one query (d,) by inner product over positions (the order of :meth:`add`).
+
+        Removed positions and ``exclude`` (int64 positions) are never returned. Returns
+        (scores float32 (m,), positions int64 (m,)), best first (ties by position), m <= k.
+        """
+        if k < 1:
+            raise ValueError(f"search: k must be at least 1, got {k}")
+        q = np.ascontiguousarray(np.asarray(query, dtype=np.float32).reshape(1, -1))
+        if len(self._ids) == 0:
+            return np.zeros(0, np.float32), np.zeros(0, np.int64)
+        return self._search_positions(q, k, np.asarray(exclude, dtype=np.int64))
+
+    def _search_positions(self, q: np.ndarray, k: int, exclude: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        return exact_positions(self.vectors_for_search(), q, k, self._removed, exclude)
+
+    def vectors_for_search(self) -> np.ndarray:
+        """The stored vectors (N, d), in position order."""
+        raise NotImplementedError
 
     def search(
         self,
@@ -165,6 +197,20 @@ def _pad(scores: np.ndarray, ids: np.ndarray, k: int) -> tuple[np.ndarray, np.nd
     return scores.astype(np.float32), ids
 
 
+def exact_positions(
+    vectors: np.ndarray, q: np.ndarray, k: int, removed: np.ndarray, exclude: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """Brute-force top-k positions of one query (1, d) over ``vectors`` (N, d), masked."""
+    scores = vectors @ q[0]  # (N,)
+    scores[removed] = -np.inf
+    scores[exclude[(exclude >= 0) & (exclude < len(scores))]] = -np.inf
+    k_eff = min(k, len(scores))
+    part = np.argpartition(-scores, k_eff - 1)[:k_eff]
+    part = part[np.lexsort((part, -scores[part]))]
+    keep = np.isfinite(scores[part])
+    return scores[part][keep].astype(np.float32), part[keep].astype(np.int64)
+
+
 def exact_search(
     ids: np.ndarray, vectors: np.ndarray, queries: np.ndarray, k: int, excl: Exclusions, blocked: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray]:
@@ -192,6 +238,9 @@ class ExactIndex(TopKIndex):
     def vectors(self) -> np.ndarray:
         return self._vectors
 
+    def vectors_for_search(self) -> np.ndarray:
+        return self._vectors
+
     def _add(self, vectors: np.ndarray) -> None:
         self._vectors = vectors if self._vectors.size == 0 else np.vstack([self._vectors, vectors])
 
@@ -211,4 +260,5 @@ class ExactIndex(TopKIndex):
         data = np.load(Path(directory) / "exact_index.npz")
         index = cls()
         index._ids, index._vectors, index._blocked = data["ids"], data["vectors"], data["blocked"]
+        index._removed = np.isin(index._ids, index._blocked)
         return index

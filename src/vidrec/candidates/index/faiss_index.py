@@ -91,6 +91,46 @@ class FaissIndex(TopKIndex):
         n = flat.ntotal
         return faiss.rev_swig_ptr(flat.get_xb(), n * self.dim).reshape(n, self.dim)
 
+    def vectors_for_search(self) -> np.ndarray:
+        return self.stored_vectors()
+
+    def _removal_changed(self) -> None:
+        self._allowed_bits = np.packbits(~self._removed, bitorder="little")
+        self._n_removed = int(self._removed.sum())
+
+    def _search_positions(self, q: np.ndarray, k: int, exclude: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """FAISS search filtered inside the index: removed positions by a bitmap kept up to date,
+        the request's exclusions by an id set (cost grows with the exclusions, not the corpus)."""
+        import faiss
+
+        n = len(self._ids)
+        bits = getattr(self, "_allowed_bits", None)
+        if bits is None or len(bits) * 8 < n:
+            self._removal_changed()
+            bits = self._allowed_bits
+        allowed = faiss.IDSelectorBitmap(n, faiss.swig_ptr(bits))
+        sel, keep = allowed, [bits]
+        if len(exclude):
+            ex = np.ascontiguousarray(exclude, dtype=np.int64)
+            batch = faiss.IDSelectorBatch(len(ex), faiss.swig_ptr(ex))
+            neg = faiss.IDSelectorNot(batch)
+            sel = faiss.IDSelectorAnd(allowed, neg)
+            keep += [ex, batch, neg]
+        fetch = min(k, n)
+        params = self._search_params(fetch, sel, self.params)
+        scores, pos = self._index.search(q, fetch, params=params)
+        del keep
+        scores, pos = scores[0], pos[0]
+        ok = pos >= 0
+        scores, pos = scores[ok], pos[ok].astype(np.int64)
+        eligible = n - self._n_removed - len(exclude)
+        if len(pos) < min(k, eligible) and not self.is_exact:  # heavy filtering: ask the exact oracle
+            from vidrec.candidates.index.base import exact_positions
+
+            return exact_positions(self.stored_vectors(), q, k, self._removed, exclude)
+        order = np.lexsort((pos, -scores))
+        return scores[order].astype(np.float32), pos[order]
+
     def oracle(self) -> ExactIndex:
         """An exact numpy index over a copy of the same ids, vectors and removals."""
         exact = ExactIndex()
@@ -207,6 +247,7 @@ class FaissIndex(TopKIndex):
             index._index = faiss.read_index(str(root / "faiss.index"))
         data = np.load(root / "faiss_ids.npz")
         index._ids, index._blocked = data["ids"], data["blocked"]
+        index._removed = np.isin(index._ids, index._blocked)
         return index
 
 

@@ -91,6 +91,62 @@ def user_embeddings(
     return out
 
 
+def right_aligned(lists: list[np.ndarray], width: int) -> np.ndarray:
+    """(n, width) int64: the last ``width`` values of each list, right-aligned (0 pads on the left)."""
+    out = np.zeros((len(lists), width), dtype=np.int64)
+    for i, values in enumerate(lists):  # one row per request in the batch (usually one)
+        tail = values[len(values) - min(width, len(values)):]
+        if len(tail):
+            out[i, width - len(tail):] = tail
+    return out
+
+
+class RequestInputs:
+    """The user tower's inputs for hydrated requests, from catalogue rows (ids are mapped once, at bind).
+
+    ``vocab_of_row`` gives the model's shifted video index of every catalogue row (0 for videos
+    the model never saw); ``context`` adds dislikes, demographics and the request's hour and
+    day, as the retrieval tower reads them (the ranker's feature tower reads the history only).
+    """
+
+    def __init__(self, model: TwoTowerModel, vocab_of_row: np.ndarray, context: bool = True) -> None:
+        self.model, self.vocab_of_row, self.context = model, vocab_of_row, context
+        self._demographics = {
+            name: {v: i + 1 for i, v in enumerate(vocab.ids.to_list())} for name, vocab in model.vocab.user_fields.items()
+        }
+
+    def extend(self, n_rows: int, vocab_of_new: np.ndarray | None = None) -> None:
+        """Grow the row map after uploads (new rows are unknown to the model unless given)."""
+        add = np.zeros(n_rows - len(self.vocab_of_row), dtype=np.int64) if vocab_of_new is None else vocab_of_new
+        self.vocab_of_row = np.concatenate([self.vocab_of_row, add])
+
+    def __call__(self, requests: list, histories: list[np.ndarray] | None = None) -> dict[str, torch.Tensor]:
+        """Tensors for ``requests`` (:class:`vidrec.request.Request`); ``histories`` override their
+        recent completions (rows, most recent last)."""
+        cfg, v = self.model.config, self.vocab_of_row
+        hist = histories if histories is not None else [r.recent_completed for r in requests]
+        out = {
+            "user_buckets": hash_ids([r.user_id for r in requests], cfg.user_hash_buckets, cfg.user_hash_functions),
+            "history": right_aligned([v[h] for h in hist], cfg.history_len),
+        }
+        if self.context:
+            if cfg.dislike_len:
+                out["dislikes"] = right_aligned([v[r.disliked] for r in requests], cfg.dislike_len)
+            if cfg.user_demographics:
+                fields = list(self._demographics.items())
+                out["demographics"] = np.array(
+                    [[codes.get(r.profile.get(name), 0) for name, codes in fields] for r in requests], dtype=np.int64
+                ).reshape(len(requests), len(fields))
+            if cfg.request_context:
+                out["hour"], out["dow"] = time_context(np.array([r.now_us for r in requests], dtype=np.int64))
+        return {k: torch.from_numpy(np.ascontiguousarray(x)) for k, x in out.items()}
+
+    @torch.no_grad()
+    def vectors(self, requests: list, histories: list[np.ndarray] | None = None) -> np.ndarray:
+        """float32 (n, d) user vectors of the requests."""
+        return self.model.embed_users(self(requests, histories)).numpy()
+
+
 def save_video_embeddings(path: str | Path, video_ids: pl.Series, vectors: np.ndarray) -> Path:
     """Write ``video_id`` and ``embedding`` (fixed-size float32 array) as Parquet."""
     dim = vectors.shape[1]

@@ -1,54 +1,46 @@
 """The shared backend: a Redis server that several serving replicas read and update.
 
-Layout under a key prefix (default ``vidrec:``): per user, four sorted sets (seen,
-watched, completed, disliked) scored by first time in epoch microseconds -- merged with
-``ZADD LT`` and read newest-last with ``ZRANGE``, ties ordered by video id exactly as
-:func:`vidrec.features.user_state.build_user_state` orders them -- and four affinity
-hashes; per video, one hash per count (``HINCRBY``), the upload time and the embedding
-(raw float32 bytes); catalogue totals; and a clock sorted set merged with ``ZADD GT``.
-A write is one ``MULTI/EXEC`` transaction; a read is one pipeline (one round trip).
+Layout under a key prefix (one per model version): per user, one sorted set per video set
+(``seen``, ``watched``, ``completed``, ``disliked`` merged with ``ZADD LT``; ``last_watched``
+with ``ZADD GT``; read newest-last with ``ZRANGE``, ties by video id as the batch definitions
+order them), a totals hash, one hash per attribute table (fields ``<key>|a``, ``|b``, ``|c``,
+``|l``) and a profile; per video one hash per count; per attribute kind two hashes; the
+platform totals; the per-log cursors; the ``feed`` stream every replica reads, and a
+``catalogue`` stream of uploads and removals for processes that start later. A write is one
+``MULTI/EXEC`` transaction guarded by ``WATCH`` on the cursors; a read is one pipeline.
 """
 
 from __future__ import annotations
 
+import json
+import time
 from typing import Any
 
-import numpy as np
 import polars as pl
 
-from vidrec.features.store.base import CATEGORY_SCHEMA, CREATOR_SCHEMA, FIRSTS_SCHEMA, OnlineStore, StoreConfig, VideoRows
-from vidrec.features.store.deltas import COUNTS, KINDS, Deltas, as_matrix, place
+from vidrec.features.derive import COUNTS
+from vidrec.features.store.base import Applied, FeedEntry, OnlineStore, Snapshot, StoreOutdated, UserRecord
+from vidrec.features.store.deltas import ATTRIBUTES, FIRST_KINDS, KINDS, PAIR_TABLES, USER_COUNTS, Deltas, StoreConfig
 
-_AFFINITY = {  # hash suffix -> (frame, key column, count column)
-    "cat_views": ("category", "category", "views"),
-    "cat_completions": ("category", "category", "completions"),
-    "creator_views": ("creator", "creator_id", "views"),
-    "creator_dislikes": ("creator", "creator_id", "dislikes"),
-}
 _CHUNK = 5_000  # fields per command: small requests, and under Lua's unpack() limit
-
-# HINCRBY of many fields in one atomic command: ARGV = field1, n1, field2, n2, ...
-_HINCRBY_MANY = """
-for i = 1, #ARGV, 2 do redis.call('HINCRBY', KEYS[1], ARGV[i], ARGV[i + 1]) end
-return #ARGV / 2
-"""
-
-# HMGET of the same integer fields from several hashes, joined server-side into one
-# comma-separated string per hash (missing: the int64 minimum), so the client parses a handful of
-# replies instead of one per (hash, field).
-_HMGET_JOINED = """
-local out = {}
-for k = 1, #KEYS do
-  local vals = redis.call('HMGET', KEYS[k], unpack(ARGV))
-  for i = 1, #vals do if not vals[i] then vals[i] = '-9223372036854775808' end end
-  out[k] = table.concat(vals, ',')
+_MERGE_PAIRS = """
+for i = 1, #ARGV, 3 do
+  if ARGV[i + 1] == '+' then
+    redis.call('HINCRBY', KEYS[1], ARGV[i], ARGV[i + 2])
+  else
+    local old = redis.call('HGET', KEYS[1], ARGV[i])
+    if (not old) or tonumber(old) < tonumber(ARGV[i + 2]) then redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 2]) end
+  end
 end
-return out
+return #ARGV / 3
 """
+_COLUMNS = ("a", "b", "c")
 
 
 class RedisStore(OnlineStore):
     """:class:`OnlineStore` on a Redis server at ``url`` (``redis://host:port/db``), keys under ``prefix``."""
+
+    FEED_START = "0-0"
 
     def __init__(self, url: str, config: StoreConfig | None = None, prefix: str = "vidrec:", **client_kwargs: Any):
         try:
@@ -59,7 +51,8 @@ class RedisStore(OnlineStore):
         super().__init__(config)
         if not prefix or any(ch in prefix for ch in "*?[]\\"):
             raise ValueError(f"Redis key prefix must be non-empty without glob characters, got {prefix!r}")
-        self.prefix = prefix
+        self.prefix, self.url = prefix, url
+        self._redis = redis
         self._client = redis.Redis.from_url(url, **client_kwargs)
         try:
             stored = self._client.hget(self._k("meta"), "config")
@@ -67,8 +60,7 @@ class RedisStore(OnlineStore):
             raise ValueError(f"cannot reach the Redis feature store at {url}: {exc}; is redis-server running?") from exc
         saved = self._check_config(None if stored is None else stored.decode())
         self._client.hset(self._k("meta"), "config", saved)
-        self._hincrby_many = self._client.register_script(_HINCRBY_MANY)
-        self._hmget_joined = self._client.register_script(_HMGET_JOINED)
+        self._merge_pairs = self._client.register_script(_MERGE_PAIRS)
 
     def _k(self, *parts: str) -> str:
         return self.prefix + ":".join(parts)
@@ -76,10 +68,44 @@ class RedisStore(OnlineStore):
     def close(self) -> None:
         self._client.close()
 
-    # ---- writes -------------------------------------------------------------------------
+    def order(self, position: str) -> tuple[int, ...]:
+        ms, _, seq = position.partition("-")
+        return (int(ms), int(seq or 0))
 
-    def _reset_features(self) -> None:
-        keep = {self._k("meta").encode(), self._k("emb").encode()}
+    # ---- state ----------------------------------------------------------------------------
+
+    def generation(self) -> str | None:
+        got = self._client.hget(self._k("meta"), "generation")
+        return None if got is None else got.decode()
+
+    def cursor(self, log_id: str) -> int:
+        got = self._client.hget(self._k("cursor"), log_id)
+        return 0 if got is None else int(got)
+
+    def load(self, deltas: Deltas, profiles: pl.DataFrame, generation: str) -> None:
+        """Replace everything; one loader at a time (a lock key), the generation set last."""
+        lock = self._k("lock", "load")
+        while not self._client.set(lock, generation, nx=True, px=600_000):
+            time.sleep(0.05)
+        try:
+            self._clear()
+            for part in _chunks(deltas):
+                pipe = self._client.pipeline(transaction=False)
+                self._queue_deltas(pipe, part)
+                pipe.execute()
+            pipe = self._client.pipeline(transaction=False)
+            cols = profiles.columns[1:]
+            for row in profiles.rows():
+                values = {c: v for c, v in zip(cols, row[1:]) if v is not None}
+                if values:
+                    pipe.set(self._k("u", str(row[0]), "profile"), json.dumps(values))
+            pipe.hset(self._k("meta"), "generation", generation)
+            pipe.execute()
+        finally:
+            self._client.delete(lock)
+
+    def _clear(self) -> None:
+        keep = {self._k("meta").encode(), self._k("lock", "load").encode()}
         batch: list[bytes] = []
         for key in self._client.scan_iter(match=self.prefix + "*", count=1000):
             if key not in keep:
@@ -89,162 +115,169 @@ class RedisStore(OnlineStore):
                 batch = []
         if batch:
             self._client.unlink(*batch)
+        self._client.hdel(self._k("meta"), "generation")
 
-    def _write_catalogue(self, uploads: pl.DataFrame) -> None:
-        pipe = self._client.pipeline(transaction=True)
-        self._catalogue(pipe, uploads)
-        pipe.execute()
+    def apply(self, log_id: str | None, expected: int, through: int, batches: list[Applied]) -> None:
+        with self._client.pipeline(transaction=True) as pipe:
+            try:
+                if log_id is not None:
+                    pipe.watch(self._k("cursor"))
+                    got = pipe.hget(self._k("cursor"), log_id)
+                    if (0 if got is None else int(got)) != expected:
+                        raise StoreOutdated(log_id)
+                pipe.multi()
+                for batch in batches:
+                    if batch.deltas is not None:
+                        self._queue_deltas(pipe, batch.deltas)
+                    pipe.xadd(self._k("feed"), {"kind": batch.kind, "body": batch.feed})
+                    if batch.kind != "counts":
+                        pipe.xadd(self._k("catalogue"), {"kind": batch.kind, "body": batch.feed})
+                if log_id is not None:
+                    pipe.hset(self._k("cursor"), log_id, through)
+                pipe.execute()
+            except self._redis.exceptions.WatchError:
+                raise StoreOutdated(log_id) from None
 
-    def _catalogue(self, pipe: Any, uploads: pl.DataFrame) -> None:
-        ids, us = uploads["video_id"].to_list(), uploads["uploaded_us"].to_list()
-        for s in range(0, len(ids), _CHUNK):
-            pipe.hset(self._k("upl"), mapping=dict(zip(ids[s : s + _CHUNK], us[s : s + _CHUNK])))
-        if ids:
-            pipe.zadd(self._k("clock"), {"last_upload_us": max(us)}, gt=True)
-
-    def _write(self, deltas: Deltas) -> None:
-        pipe = self._client.pipeline(transaction=True)
-        self._catalogue(pipe, deltas.uploads)
-        counts = deltas.video_counts
+    def _queue_deltas(self, pipe: Any, d: Deltas) -> None:
+        for kind in KINDS:
+            mine = d.firsts.filter(pl.col("kind") == kind)
+            for (user,), vids, ts in _groups(mine, ["user_id"], "video_id", "ts_us"):
+                for s in range(0, len(vids), _CHUNK):
+                    mapping = dict(zip(vids[s : s + _CHUNK], ts[s : s + _CHUNK]))
+                    pipe.zadd(self._k("u", user, kind), mapping, lt=kind in FIRST_KINDS, gt=kind not in FIRST_KINDS)
+        for row in d.user_counts.select("user_id", *USER_COUNTS).rows():
+            key = self._k("u", str(row[0]), "c")
+            for c, v in zip(USER_COUNTS, row[1:]):
+                if v:
+                    (pipe.hincrbyfloat if c == "completion_sum" else pipe.hincrby)(key, c, v)
+        for table, (key_col, counts) in PAIR_TABLES.items():
+            frame = d.pairs[table]
+            last = "last_dislike_us" in frame.columns
+            cols = [key_col, *counts, *(["last_dislike_us"] if last else [])]
+            for (user,), rows in _rows_by_user(frame, cols):
+                args: list[Any] = []
+                for r in rows:
+                    for col, value in zip(_COLUMNS, r[1 : 1 + len(counts)]):
+                        if value:
+                            args += [f"{r[0]}|{col}", "+", int(value)]
+                    if last and r[-1] is not None:
+                        args += [f"{r[0]}|l", "max", int(r[-1])]
+                for s in range(0, len(args), 3 * _CHUNK):
+                    self._merge_pairs(keys=[self._k("u", user, "p", table)], args=args[s : s + 3 * _CHUNK], client=pipe)
+        counts = d.video_counts
         for c in COUNTS:
-            self._incr(pipe, self._k("cnt", c), counts["video_id"].to_list(), counts[c].to_list())
-        self._incr(pipe, self._k("tot"), list(COUNTS), [int(counts[c].sum()) for c in COUNTS])
-        if deltas.last_event_us is not None:
-            pipe.zadd(self._k("clock"), {"last_event_us": deltas.last_event_us}, gt=True)
-        firsts = deltas.firsts.sort("user_id", "kind")
-        for (user, kind), vids, ts in _groups(firsts, ["user_id", "kind"], "video_id", "ts_us"):
-            for s in range(0, len(vids), _CHUNK):
-                pipe.zadd(self._k("u", user, kind), dict(zip(vids[s : s + _CHUNK], ts[s : s + _CHUNK])), lt=True)
-        frames = {"category": deltas.category, "creator": deltas.creator}
-        for suffix, (frame, key, count) in _AFFINITY.items():
-            df = frames[frame].filter(pl.col(count) != 0).sort("user_id")
-            for (user,), keys, values in _groups(df, ["user_id"], key, count):
-                self._incr(pipe, self._k("u", user, suffix), keys, values)
-        pipe.execute()
-
-    def _incr(self, pipe: Any, key: str, fields: list[str], values: list[int]) -> None:
-        """Queue atomic ``HINCRBY`` of many fields (zero increments skipped)."""
-        args = [x for f, v in zip(fields, values) if v for x in (f, int(v))]
-        for s in range(0, len(args), 2 * _CHUNK):
-            self._hincrby_many(keys=[key], args=args[s : s + 2 * _CHUNK], client=pipe)
-
-    def put_video_embeddings(self, video_ids: list[str], vectors: np.ndarray) -> None:
-        ids = [str(v) for v in video_ids]
-        mat = as_matrix(ids, vectors)
-        dim = self._client.hget(self._k("meta"), "dim")
-        if dim is not None and int(dim) != mat.shape[1]:
-            raise ValueError(f"this store holds {int(dim)}-dimensional embeddings, got {mat.shape[1]}-dimensional ones")
-        pipe = self._client.pipeline(transaction=True)
-        pipe.hset(self._k("meta"), "dim", mat.shape[1])
-        for s in range(0, len(ids), _CHUNK):
-            pipe.hset(self._k("emb"), mapping={v: mat[i].tobytes() for i, v in enumerate(ids[s : s + _CHUNK], s)})
-        pipe.execute()
+            for vid, n in zip(counts["video_id"].to_list(), counts[c].to_list()):
+                if n:
+                    pipe.hincrby(self._k("v", c), vid, int(n))
+        for kind, name, events, views in d.attributes.select("kind", "name", "events", "views").rows():
+            pipe.hincrby(self._k("a", kind, "events"), name, int(events))
+            if views:
+                pipe.hincrby(self._k("a", kind, "views"), name, int(views))
+        for c, v in d.totals.items():
+            if v:
+                (pipe.hincrbyfloat if c == "completion_sum" else pipe.hincrby)(self._k("tot"), c, v)
+        if d.last_event_us is not None:
+            pipe.zadd(self._k("clock"), {"last_event_us": d.last_event_us}, gt=True)
 
     # ---- reads --------------------------------------------------------------------------
 
-    def _read_users(self, user_ids: list[str]) -> tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame]:
-        n = self.config.history_len
+    def read(self, user_id: str, since: str) -> tuple[UserRecord, list[FeedEntry], str | None]:
         pipe = self._client.pipeline(transaction=False)
-        for user in user_ids:
-            for kind in KINDS:
-                start = -n if kind in ("watched", "completed") else 0
-                pipe.zrange(self._k("u", user, kind), start, -1, withscores=True)
-            for suffix in _AFFINITY:
-                pipe.hgetall(self._k("u", user, suffix))
-        replies = iter(pipe.execute())
-        cols: dict[str, list] = {c: [] for c in FIRSTS_SCHEMA}
-        affinity: dict[str, tuple[list, list, list]] = {s: ([], [], []) for s in _AFFINITY}
-        for user in user_ids:
-            for kind in KINDS:
-                pairs = next(replies)
-                cols["user_id"] += [user] * len(pairs)
-                cols["kind"] += [kind] * len(pairs)
-                cols["video_id"] += [m for m, _ in pairs]
-                cols["ts_us"] += [int(s) for _, s in pairs]
-            for suffix in _AFFINITY:
-                got = next(replies)
-                users, keys, values = affinity[suffix]
-                users += [user] * len(got)
-                keys += list(got)
-                values += list(got.values())
-        firsts = pl.DataFrame(
-            {**cols, "video_id": _strings(cols["video_id"])}, schema=FIRSTS_SCHEMA
-        )
-        category = _affinity_frame(affinity, "cat_views", "cat_completions", CATEGORY_SCHEMA)
-        creator = _affinity_frame(affinity, "creator_views", "creator_dislikes", CREATOR_SCHEMA)
-        return firsts, category, creator
+        for kind in KINDS:
+            pipe.zrange(self._k("u", user_id, kind), 0, -1, withscores=True)
+        pipe.hgetall(self._k("u", user_id, "c"))
+        for table in PAIR_TABLES:
+            pipe.hgetall(self._k("u", user_id, "p", table))
+        pipe.get(self._k("u", user_id, "profile"))
+        pipe.xrange(self._k("feed"), min=f"({since}" if since not in ("0", "0-0") else "-")
+        pipe.hget(self._k("meta"), "generation")
+        replies = pipe.execute()
+        lists = {kind: [(v.decode(), int(s)) for v, s in replies[i]] for i, kind in enumerate(KINDS)}
+        n = len(KINDS)
+        counts = {c: float(replies[n].get(c.encode(), 0)) for c in USER_COUNTS}
+        pairs = {table: _pairs(replies[n + 1 + j]) for j, table in enumerate(PAIR_TABLES)}
+        profile_raw = replies[n + 1 + len(PAIR_TABLES)]
+        feed = [_entry(i, f) for i, f in replies[n + 2 + len(PAIR_TABLES)]]
+        gen = replies[-1]
+        record = UserRecord(user_id, lists, counts, pairs, json.loads(profile_raw) if profile_raw else {})
+        return record, feed, None if gen is None else gen.decode()
 
-    def _read_videos(self, video_ids: list[str]) -> VideoRows:
-        pipe = self._client.pipeline(transaction=False)
+    def snapshot(self) -> Snapshot:
+        pipe = self._client.pipeline(transaction=True)  # MULTI/EXEC: one consistent view
+        pipe.hget(self._k("meta"), "generation")
+        pipe.xrevrange(self._k("feed"), count=1)
+        for c in COUNTS:
+            pipe.hgetall(self._k("v", c))
+        for kind in ATTRIBUTES:
+            pipe.hgetall(self._k("a", kind, "events"))
+            pipe.hgetall(self._k("a", kind, "views"))
         pipe.hgetall(self._k("tot"))
-        pipe.zrange(self._k("clock"), 0, -1, withscores=True)
-        keys = [self._k("upl"), *(self._k("cnt", c) for c in COUNTS)]
-        for s in range(0, len(video_ids), _CHUNK):
-            self._hmget_joined(keys=keys, args=video_ids[s : s + _CHUNK], client=pipe)
-        tot, clock, *chunks = pipe.execute()
-        columns = [_joined_ints([chunk[k] for chunk in chunks]) for k in range(len(keys))]
-        raw = pl.DataFrame({"uploaded_us": columns[0], **dict(zip(COUNTS, columns[1:]))})
-        missing = np.iinfo(np.int64).min
-        frame = raw.select(
-            pl.Series("video_id", video_ids, dtype=pl.String),
-            *(pl.when(pl.col(c) != missing).then(pl.col(c)).alias(c) for c in raw.columns),
-        )
-        clocks = {m.decode(): int(s) for m, s in clock}
-        return VideoRows(
-            frame,
-            {c: int(tot.get(c.encode(), 0)) for c in COUNTS},
-            clocks.get("last_event_us"),
-            clocks.get("last_upload_us"),
-        )
+        pipe.zscore(self._k("clock"), "last_event_us")
+        pipe.xrange(self._k("catalogue"))
+        gen, last, *rest = pipe.execute()
+        video_hashes, rest = rest[: len(COUNTS)], rest[len(COUNTS):]
+        attr_hashes, (tot, clock, changes) = rest[: 2 * len(ATTRIBUTES)], rest[2 * len(ATTRIBUTES):]
+        position = last[0][0].decode() if last else self.FEED_START
+        ids = sorted({v for h in video_hashes for v in h})
+        videos = pl.DataFrame({"video_id": [v.decode() for v in ids],
+                               **{c: [int(h.get(v, 0)) for v in ids] for c, h in zip(COUNTS, video_hashes)}},
+                              schema={"video_id": pl.String, **{c: pl.Int64 for c in COUNTS}})  # fmt: skip
+        rows = []
+        for j, kind in enumerate(ATTRIBUTES):
+            events, views = attr_hashes[2 * j], attr_hashes[2 * j + 1]
+            rows += [(kind, name.decode(), int(n), int(views.get(name, 0))) for name, n in events.items()]
+        attrs = pl.DataFrame(rows, schema={"kind": pl.String, "name": pl.String, "events": pl.Int64,
+                                           "views": pl.Int64}, orient="row")  # fmt: skip
+        totals = {k.decode(): float(v) for k, v in tot.items()}
+        if clock is not None:
+            totals["last_event_us"] = float(clock)
+        catalogue = [_entry(i, f) for i, f in changes]  # written with their feed entries, so all precede ``position``
+        return Snapshot("" if gen is None else gen.decode(), position, videos, attrs, totals, catalogue)
 
-    def get_video_embeddings(self, video_ids: list[str]) -> tuple[np.ndarray, np.ndarray]:
-        ids = [str(v) for v in video_ids]
-        pipe = self._client.pipeline(transaction=False)
-        pipe.hget(self._k("meta"), "dim")
-        if ids:
-            pipe.hmget(self._k("emb"), ids)
-        dim, *rest = pipe.execute()
-        blobs = rest[0] if rest else []
-        d = 0 if dim is None else int(dim)
-        hits = [b for b in blobs if b is not None]
-        found = [v for v, b in zip(ids, blobs) if b is not None]
-        stored = np.frombuffer(b"".join(hits), dtype=np.float32).reshape(len(hits), d)
-        return place(ids, found, stored)
+
+def _entry(stream_id: bytes, fields: dict) -> FeedEntry:
+    return FeedEntry(stream_id.decode(), fields[b"kind"].decode(), bytes(fields[b"body"]))
+
+
+def _pairs(raw: dict) -> list[tuple]:
+    """Parse a pair hash (``<key>|a`` ... ``<key>|l``) into ``(key, a, b, c, last)`` rows."""
+    out: dict[str, list] = {}
+    for field, value in raw.items():
+        key, _, col = field.decode().rpartition("|")
+        row = out.setdefault(key, [0, 0, 0, None])
+        row["abcl".index(col)] = int(value)
+    return [(k, *v) for k, v in out.items()]
 
 
 def _groups(df: pl.DataFrame, keys: list[str], a: str, b: str) -> list[tuple[tuple, list, list]]:
-    """``(key values, a values, b values)`` per run of equal ``keys`` in a frame sorted by them."""
+    """``(key values, a values, b values)`` per group of equal ``keys``."""
     if not df.height:
         return []
     grouped = df.group_by(keys, maintain_order=True).agg(pl.col(a), pl.col(b))
-    key_rows = grouped.select(keys).rows()
-    return list(zip(key_rows, grouped[a].to_list(), grouped[b].to_list()))
+    return list(zip(grouped.select(keys).rows(), grouped[a].to_list(), grouped[b].to_list()))
 
 
-def _strings(values: list[bytes]) -> pl.Series:
-    return pl.Series(values, dtype=pl.Binary).cast(pl.String)
+def _rows_by_user(frame: pl.DataFrame, cols: list[str]) -> list[tuple[tuple, list[tuple]]]:
+    if not frame.height:
+        return []
+    grouped = frame.group_by("user_id", maintain_order=True).agg(pl.struct(cols).alias("_r"))
+    return [((u,), [tuple(r.values()) for r in rs]) for u, rs in grouped.rows()]
 
 
-def _ints(values: list[bytes | None]) -> pl.Series:
-    return pl.Series(values, dtype=pl.Binary).cast(pl.String).cast(pl.Int64)
-
-
-def _joined_ints(parts: list[bytes]) -> np.ndarray:
-    """int64 values of the comma-joined replies of :data:`_HMGET_JOINED`, parsed by numpy."""
-    if not parts:
-        return np.zeros(0, dtype=np.int64)
-    return np.array(b",".join(parts).split(b","), dtype=np.bytes_).astype(np.int64)
-
-
-def _affinity_frame(
-    affinity: dict[str, tuple[list, list, list]], first: str, second: str, schema: dict[str, pl.DataType]
-) -> pl.DataFrame:
-    """Outer-join two affinity hashes (e.g. views and completions per category) into one frame."""
-    user, key, a, b = list(schema)
-    frames = []
-    for suffix, name in ((first, a), (second, b)):
-        users, keys, values = affinity[suffix]
-        frames.append(pl.DataFrame({user: users, key: _strings(keys), name: _ints(values)},
-                                   schema={user: pl.String, key: pl.String, name: pl.Int64}))  # fmt: skip
-    out = frames[0].join(frames[1], on=[user, key], how="full", coalesce=True)
-    return out.with_columns(pl.col(a).fill_null(0), pl.col(b).fill_null(0)).select(list(schema))
+def _chunks(d: Deltas, users_per_chunk: int = 2_000) -> list[Deltas]:
+    """Split a bulk load by users (and the platform part once) so no pipeline grows unbounded."""
+    users = d.user_counts["user_id"].unique().sort().to_list()
+    users = sorted(set(users) | set(d.firsts["user_id"].unique().to_list()))
+    empty_platform = {"video_counts": d.video_counts.head(0), "attributes": d.attributes.head(0)}
+    out = []
+    for s in range(0, max(len(users), 1), users_per_chunk):
+        part = pl.Series(users[s : s + users_per_chunk], dtype=pl.String).implode()
+        mine = pl.col("user_id").is_in(part)
+        first = s == 0
+        out.append(Deltas(
+            d.firsts.filter(mine), d.user_counts.filter(mine), {t: f.filter(mine) for t, f in d.pairs.items()},
+            d.video_counts if first else empty_platform["video_counts"],
+            d.attributes if first else empty_platform["attributes"],
+            d.totals if first else {}, d.last_event_us if first else None,
+        ))  # fmt: skip
+    return out

@@ -1,9 +1,9 @@
 """The embedded backend: one SQLite file in WAL mode (readers never block the writer).
 
-The default store for a single machine: no server to run, and several processes may
-read the same file while one writes. Batch reads pass the ids as one JSON array
-(``IN (SELECT value FROM json_each(?))``), so any number of ids is one query; writes
-are ``executemany`` upserts inside one ``BEGIN IMMEDIATE`` transaction.
+The default store on one machine: no server to run, and any number of processes may read
+and write the same file (each write is one ``BEGIN IMMEDIATE`` transaction, so batches are
+applied in order, exactly once). ``":memory:"`` keeps a private store in the process, for
+a model loaded to evaluate or to recommend offline.
 """
 
 from __future__ import annotations
@@ -13,58 +13,59 @@ import sqlite3
 import threading
 from pathlib import Path
 
-import numpy as np
 import polars as pl
 
+from vidrec.features.derive import COUNTS
 from vidrec.features.store.base import (
-    CATEGORY_SCHEMA,
-    CREATOR_SCHEMA,
-    FIRSTS_SCHEMA,
-    OnlineStore,
-    StoreConfig,
-    VideoRows,
-)
-from vidrec.features.store.deltas import COUNTS, KINDS, Deltas, as_matrix, place
+    KIND_CODE, PAIR_CODE, Applied, FeedEntry, OnlineStore, Snapshot, StoreOutdated, UserRecord,
+)  # fmt: skip
+from vidrec.features.store.deltas import KINDS, LAST_KINDS, PAIR_TABLES, USER_COUNTS, Deltas, StoreConfig
 
 _SCHEMA = f"""
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS video (
-    video_id TEXT PRIMARY KEY, uploaded_us INTEGER,
-    {", ".join(f"{c} INTEGER NOT NULL DEFAULT 0" for c in COUNTS)}
-) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS totals (name TEXT PRIMARY KEY, value INTEGER NOT NULL) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS cursor (log_id TEXT PRIMARY KEY, batch INTEGER NOT NULL) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS user_video (
     user_id TEXT NOT NULL, kind INTEGER NOT NULL, video_id TEXT NOT NULL, ts_us INTEGER NOT NULL,
     PRIMARY KEY (user_id, kind, video_id)
 ) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS user_category (
-    user_id TEXT NOT NULL, category TEXT NOT NULL, views INTEGER NOT NULL, completions INTEGER NOT NULL,
-    PRIMARY KEY (user_id, category)
+CREATE TABLE IF NOT EXISTS user_counts (
+    user_id TEXT PRIMARY KEY, {", ".join(f"{c} INTEGER NOT NULL" for c in COUNTS)}, completion_sum REAL NOT NULL
 ) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS user_creator (
-    user_id TEXT NOT NULL, creator_id TEXT NOT NULL, views INTEGER NOT NULL, dislikes INTEGER NOT NULL,
-    PRIMARY KEY (user_id, creator_id)
+CREATE TABLE IF NOT EXISTS user_pair (
+    user_id TEXT NOT NULL, tbl INTEGER NOT NULL, key TEXT NOT NULL,
+    a INTEGER NOT NULL, b INTEGER NOT NULL, c INTEGER NOT NULL, last_us INTEGER,
+    PRIMARY KEY (user_id, tbl, key)
 ) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS embedding (video_id TEXT PRIMARY KEY, vec BLOB NOT NULL) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS user_profile (user_id TEXT PRIMARY KEY, profile TEXT NOT NULL) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS video (
+    video_id TEXT PRIMARY KEY, {", ".join(f"{c} INTEGER NOT NULL" for c in COUNTS)}
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS attribute (
+    kind TEXT NOT NULL, name TEXT NOT NULL, events INTEGER NOT NULL, views INTEGER NOT NULL,
+    PRIMARY KEY (kind, name)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS totals (name TEXT PRIMARY KEY, value REAL NOT NULL) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS feed (pos INTEGER PRIMARY KEY AUTOINCREMENT, kind TEXT NOT NULL, body BLOB NOT NULL);
 """
-
-_IDS = "(SELECT value FROM json_each(?))"
-_KIND_CODE = {k: i for i, k in enumerate(KINDS)}
-_ADD_COUNTS = ", ".join(f"{c} = {c} + excluded.{c}" for c in COUNTS)
-_MAX_CLOCK = "INSERT INTO totals VALUES ('{}', ?) ON CONFLICT (name) DO UPDATE SET value = max(value, excluded.value)"
+_TABLES = ("cursor", "user_video", "user_counts", "user_pair", "user_profile", "video", "attribute", "totals", "feed")
+_LAST = {KIND_CODE[k] for k in LAST_KINDS}
+_ADD = ", ".join(f"{c} = {c} + excluded.{c}" for c in COUNTS)
 
 
 class SQLiteStore(OnlineStore):
-    """:class:`OnlineStore` in one SQLite file (created if missing); safe to share between threads."""
+    """:class:`OnlineStore` in one SQLite file (created if missing), or ``":memory:"``; thread-safe."""
 
     def __init__(self, path: str | Path, config: StoreConfig | None = None, timeout_s: float = 30.0) -> None:
         super().__init__(config)
-        self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        memory = str(path) == ":memory:"
+        if not memory:
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+        self.path = str(path)
         self._lock = threading.Lock()
         self._conn = sqlite3.connect(self.path, timeout=timeout_s, isolation_level=None, check_same_thread=False)
-        self._conn.execute("PRAGMA journal_mode=WAL")
-        self._conn.execute("PRAGMA synchronous=NORMAL")
+        if not memory:
+            self._conn.execute("PRAGMA journal_mode=WAL")
+        self._conn.execute("PRAGMA synchronous=NORMAL")  # the durable copy is the event log
         self._conn.executescript(_SCHEMA)
         row = self._conn.execute("SELECT value FROM meta WHERE key = 'config'").fetchone()
         saved = self._check_config(None if row is None else row[0])
@@ -74,134 +75,155 @@ class SQLiteStore(OnlineStore):
         with self._lock:
             self._conn.close()
 
-    # ---- writes -------------------------------------------------------------------------
+    # ---- state ----------------------------------------------------------------------------
 
-    def _transaction(self, statements: list[tuple[str, list[tuple]]]) -> None:
-        """Run ``executemany`` statements in one write transaction (all or nothing)."""
+    def generation(self) -> str | None:
         with self._lock:
-            cur = self._conn.cursor()
-            cur.execute("BEGIN IMMEDIATE")
-            try:
-                for sql, rows in statements:
-                    if rows:
-                        cur.executemany(sql, rows)
-                cur.execute("COMMIT")
-            except BaseException:
-                cur.execute("ROLLBACK")
-                raise
+            row = self._conn.execute("SELECT value FROM meta WHERE key = 'generation'").fetchone()
+        return None if row is None else row[0]
 
-    def _reset_features(self) -> None:
-        tables = ("video", "totals", "user_video", "user_category", "user_creator")
-        self._transaction([(f"DELETE FROM {t}", [()]) for t in tables])
-
-    def _write_catalogue(self, uploads: pl.DataFrame) -> None:
-        self._transaction(self._catalogue_statements(uploads))
-
-    def _catalogue_statements(self, uploads: pl.DataFrame) -> list[tuple[str, list[tuple]]]:
-        newest = uploads["uploaded_us"].max() if uploads.height else None
-        return [
-            (
-                "INSERT INTO video (video_id, uploaded_us) VALUES (?, ?) "
-                "ON CONFLICT (video_id) DO UPDATE SET uploaded_us = excluded.uploaded_us",
-                uploads.select("video_id", "uploaded_us").rows(),
-            ),
-            (_MAX_CLOCK.format("last_upload_us"), [] if newest is None else [(newest,)]),
-        ]
-
-    def _write(self, deltas: Deltas) -> None:
-        counts = deltas.video_counts.select("video_id", *COUNTS)
-        totals = [(c, int(counts[c].sum())) for c in COUNTS]
-        firsts = deltas.firsts.select(
-            "user_id", pl.col("kind").replace_strict(_KIND_CODE, return_dtype=pl.Int64), "video_id", "ts_us"
-        )
-        last = [] if deltas.last_event_us is None else [(deltas.last_event_us,)]
-        self._transaction(
-            [
-                *self._catalogue_statements(deltas.uploads),
-                (
-                    f"INSERT INTO video (video_id, {', '.join(COUNTS)}) VALUES (?{', ?' * len(COUNTS)}) "
-                    f"ON CONFLICT (video_id) DO UPDATE SET {_ADD_COUNTS}",
-                    counts.rows(),
-                ),
-                (
-                    "INSERT INTO totals VALUES (?, ?) ON CONFLICT (name) DO UPDATE SET value = value + excluded.value",
-                    totals,
-                ),
-                (_MAX_CLOCK.format("last_event_us"), last),
-                (
-                    "INSERT INTO user_video VALUES (?, ?, ?, ?) ON CONFLICT (user_id, kind, video_id) "
-                    "DO UPDATE SET ts_us = min(ts_us, excluded.ts_us)",
-                    firsts.rows(),
-                ),
-                (
-                    "INSERT INTO user_category VALUES (?, ?, ?, ?) ON CONFLICT (user_id, category) DO UPDATE "
-                    "SET views = views + excluded.views, completions = completions + excluded.completions",
-                    deltas.category.select(list(CATEGORY_SCHEMA)).rows(),
-                ),
-                (
-                    "INSERT INTO user_creator VALUES (?, ?, ?, ?) ON CONFLICT (user_id, creator_id) DO UPDATE "
-                    "SET views = views + excluded.views, dislikes = dislikes + excluded.dislikes",
-                    deltas.creator.select(list(CREATOR_SCHEMA)).rows(),
-                ),
-            ]
-        )
-
-    def put_video_embeddings(self, video_ids: list[str], vectors: np.ndarray) -> None:
-        ids = [str(v) for v in video_ids]
-        mat = as_matrix(ids, vectors)
-        dim = str(mat.shape[1])
+    def cursor(self, log_id: str) -> int:
         with self._lock:
-            row = self._conn.execute("SELECT value FROM meta WHERE key = 'dim'").fetchone()
-        if row is not None and row[0] != dim:
-            raise ValueError(f"this store holds {row[0]}-dimensional embeddings, got {dim}-dimensional ones")
-        self._transaction(
-            [
-                ("INSERT OR REPLACE INTO meta VALUES ('dim', ?)", [(dim,)]),
-                ("INSERT OR REPLACE INTO embedding VALUES (?, ?)", list(zip(ids, (r.tobytes() for r in mat)))),
-            ]
+            row = self._conn.execute("SELECT batch FROM cursor WHERE log_id = ?", (log_id,)).fetchone()
+        return 0 if row is None else int(row[0])
+
+    def load(self, deltas: Deltas, profiles: pl.DataFrame, generation: str) -> None:
+        rows = [(str(r[0]), json.dumps({k: v for k, v in zip(profiles.columns[1:], r[1:]) if v is not None}))
+                for r in profiles.rows()]  # fmt: skip
+        with self._transaction() as cur:
+            for table in _TABLES:
+                cur.execute(f"DELETE FROM {table}")
+            self._write_deltas(cur, deltas)
+            cur.executemany("INSERT OR REPLACE INTO user_profile VALUES (?, ?)", rows)
+            cur.execute("INSERT OR REPLACE INTO meta VALUES ('generation', ?)", (generation,))
+
+    def apply(self, log_id: str | None, expected: int, through: int, batches: list[Applied]) -> None:
+        with self._transaction() as cur:
+            if log_id is not None:
+                row = cur.execute("SELECT batch FROM cursor WHERE log_id = ?", (log_id,)).fetchone()
+                if (0 if row is None else int(row[0])) != expected:
+                    raise StoreOutdated(log_id)
+                cur.execute("INSERT OR REPLACE INTO cursor VALUES (?, ?)", (log_id, through))
+            for batch in batches:
+                if batch.deltas is not None:
+                    self._write_deltas(cur, batch.deltas)
+                cur.execute("INSERT INTO feed (kind, body) VALUES (?, ?)", (batch.kind, batch.feed))
+
+    def _transaction(self) -> "_Tx":
+        return _Tx(self._conn, self._lock)
+
+    def _write_deltas(self, cur: sqlite3.Cursor, d: Deltas) -> None:
+        firsts = d.firsts.select("user_id", pl.col("kind").replace_strict(KIND_CODE, return_dtype=pl.Int64),
+                                 "video_id", "ts_us")  # fmt: skip
+        merge = "CASE WHEN excluded.kind IN ({}) THEN max(ts_us, excluded.ts_us) ELSE min(ts_us, excluded.ts_us) END"
+        cur.executemany(
+            "INSERT INTO user_video VALUES (?, ?, ?, ?) ON CONFLICT (user_id, kind, video_id) "
+            f"DO UPDATE SET ts_us = {merge.format(', '.join(map(str, sorted(_LAST))))}",
+            firsts.rows(),
         )
+        cols = ", ".join(USER_COUNTS)
+        cur.executemany(
+            f"INSERT INTO user_counts (user_id, {cols}) VALUES (?{', ?' * len(USER_COUNTS)}) ON CONFLICT (user_id) "
+            f"DO UPDATE SET {_ADD}, completion_sum = completion_sum + excluded.completion_sum",
+            d.user_counts.select("user_id", *USER_COUNTS).rows(),
+        )
+        for table, (key, counts) in PAIR_TABLES.items():
+            frame = d.pairs[table]
+            values = [pl.col(c).cast(pl.Int64).alias(f"_{i}") for i, c in enumerate(counts)]
+            values += [pl.lit(0, pl.Int64).alias(f"_{i}") for i in range(len(counts), 3)]
+            last = pl.col("last_dislike_us") if "last_dislike_us" in frame.columns else pl.lit(None, pl.Int64)
+            rows = frame.select(
+                "user_id", pl.lit(PAIR_CODE[table]).alias("_tbl"), pl.col(key).cast(pl.String), *values,
+                last.alias("_last"),
+            ).rows()
+            cur.executemany(
+                "INSERT INTO user_pair VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (user_id, tbl, key) DO UPDATE SET "
+                "a = a + excluded.a, b = b + excluded.b, c = c + excluded.c, "
+                "last_us = CASE WHEN last_us IS NULL THEN excluded.last_us "
+                "WHEN excluded.last_us IS NULL THEN last_us ELSE max(last_us, excluded.last_us) END",
+                rows,
+            )
+        cur.executemany(
+            f"INSERT INTO video VALUES (?{', ?' * len(COUNTS)}) ON CONFLICT (video_id) DO UPDATE SET {_ADD}",
+            d.video_counts.select("video_id", *COUNTS).rows(),
+        )
+        cur.executemany(
+            "INSERT INTO attribute VALUES (?, ?, ?, ?) ON CONFLICT (kind, name) DO UPDATE SET "
+            "events = events + excluded.events, views = views + excluded.views",
+            d.attributes.select("kind", "name", "events", "views").rows(),
+        )
+        cur.executemany(
+            "INSERT INTO totals VALUES (?, ?) ON CONFLICT (name) DO UPDATE SET value = value + excluded.value",
+            list(d.totals.items()),
+        )
+        if d.last_event_us is not None:
+            cur.execute(
+                "INSERT INTO totals VALUES ('last_event_us', ?) ON CONFLICT (name) DO UPDATE "
+                "SET value = max(value, excluded.value)", (d.last_event_us,),
+            )  # fmt: skip
 
     # ---- reads --------------------------------------------------------------------------
 
-    def _query(self, sql: str, *params: object) -> list[tuple]:
+    def read(self, user_id: str, since: str) -> tuple[UserRecord, list[FeedEntry], str | None]:
         with self._lock:
-            return self._conn.execute(sql, params).fetchall()
-
-    def _read_users(self, user_ids: list[str]) -> tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame]:
-        ids = json.dumps(user_ids)
-        firsts = pl.DataFrame(
-            self._query(f"SELECT user_id, kind, video_id, ts_us FROM user_video WHERE user_id IN {_IDS}", ids),
-            schema={**FIRSTS_SCHEMA, "kind": pl.Int64},
-            orient="row",
-        ).with_columns(pl.col("kind").replace_strict(dict(enumerate(KINDS)), return_dtype=pl.String))
-        category = pl.DataFrame(
-            self._query(f"SELECT * FROM user_category WHERE user_id IN {_IDS}", ids), schema=CATEGORY_SCHEMA, orient="row"
-        )
-        creator = pl.DataFrame(
-            self._query(f"SELECT * FROM user_creator WHERE user_id IN {_IDS}", ids), schema=CREATOR_SCHEMA, orient="row"
-        )
-        return firsts, category, creator
-
-    def _read_videos(self, video_ids: list[str]) -> VideoRows:
-        cols = ["video_id", *COUNTS, "uploaded_us"]
-        rows = self._query(f"SELECT {', '.join(cols)} FROM video WHERE video_id IN {_IDS}", json.dumps(video_ids))
-        schema = {"video_id": pl.String, **{c: pl.Int64 for c in COUNTS}, "uploaded_us": pl.Int64}
-        totals = dict(self._query("SELECT name, value FROM totals"))
-        return VideoRows(
-            pl.DataFrame(rows, schema=schema, orient="row"),
-            {c: int(totals.get(c, 0)) for c in COUNTS},
-            totals.get("last_event_us"),
-            totals.get("last_upload_us"),
-        )
-
-    def get_video_embeddings(self, video_ids: list[str]) -> tuple[np.ndarray, np.ndarray]:
-        ids = [str(v) for v in video_ids]
-        with self._lock:
-            dim_row = self._conn.execute("SELECT value FROM meta WHERE key = 'dim'").fetchone()
-            rows = self._conn.execute(
-                f"SELECT video_id, vec FROM embedding WHERE video_id IN {_IDS}", (json.dumps(ids),)
+            c = self._conn
+            videos = c.execute(
+                "SELECT kind, video_id, ts_us FROM user_video WHERE user_id = ? ORDER BY kind, ts_us, video_id",
+                (user_id,),
             ).fetchall()
-        dim = 0 if dim_row is None else int(dim_row[0])
-        found = [r[0] for r in rows]
-        stored = np.frombuffer(b"".join(r[1] for r in rows), dtype=np.float32).reshape(len(rows), dim)
-        return place(ids, found, stored)
+            counts = c.execute(f"SELECT {', '.join(USER_COUNTS)} FROM user_counts WHERE user_id = ?", (user_id,)).fetchone()
+            pairs = c.execute("SELECT tbl, key, a, b, c, last_us FROM user_pair WHERE user_id = ?", (user_id,)).fetchall()
+            profile = c.execute("SELECT profile FROM user_profile WHERE user_id = ?", (user_id,)).fetchone()
+            feed = c.execute("SELECT pos, kind, body FROM feed WHERE pos > ? ORDER BY pos", (int(since),)).fetchall()
+            gen = c.execute("SELECT value FROM meta WHERE key = 'generation'").fetchone()
+        record = UserRecord(user_id, {k: [] for k in KINDS}, dict(zip(USER_COUNTS, counts or [0] * len(USER_COUNTS))),
+                            {t: [] for t in PAIR_TABLES}, json.loads(profile[0]) if profile else {})  # fmt: skip
+        for kind, video, ts in videos:
+            record.lists[KINDS[kind]].append((video, ts))
+        tables = list(PAIR_TABLES)
+        for tbl, key, a, b, cc, last in pairs:
+            record.pairs[tables[tbl]].append((key, a, b, cc, last))
+        entries = [FeedEntry(str(p), k, bytes(b)) for p, k, b in feed]
+        return record, entries, None if gen is None else gen[0]
+
+    def snapshot(self) -> Snapshot:
+        with self._lock:
+            c = self._conn
+            c.execute("BEGIN")  # one read transaction: a consistent view
+            try:
+                gen = c.execute("SELECT value FROM meta WHERE key = 'generation'").fetchone()
+                pos = c.execute("SELECT coalesce(max(pos), 0) FROM feed").fetchone()[0]
+                videos = c.execute(f"SELECT video_id, {', '.join(COUNTS)} FROM video").fetchall()
+                attrs = c.execute("SELECT kind, name, events, views FROM attribute").fetchall()
+                totals = dict(c.execute("SELECT name, value FROM totals").fetchall())
+                changes = c.execute(
+                    "SELECT pos, kind, body FROM feed WHERE kind != 'counts' AND pos <= ? ORDER BY pos", (pos,)
+                ).fetchall()
+            finally:
+                c.execute("COMMIT")
+        return Snapshot(
+            "" if gen is None else gen[0], str(pos),
+            pl.DataFrame(videos, schema={"video_id": pl.String, **{k: pl.Int64 for k in COUNTS}}, orient="row"),
+            pl.DataFrame(attrs, schema={"kind": pl.String, "name": pl.String, "events": pl.Int64, "views": pl.Int64},
+                         orient="row"),
+            totals, [FeedEntry(str(p), k, bytes(b)) for p, k, b in changes],
+        )  # fmt: skip
+
+
+class _Tx:
+    """``with`` block running one ``BEGIN IMMEDIATE`` write transaction under the store's lock."""
+
+    def __init__(self, conn: sqlite3.Connection, lock: threading.Lock) -> None:
+        self.conn, self.lock = conn, lock
+
+    def __enter__(self) -> sqlite3.Cursor:
+        self.lock.acquire()
+        self.cur = self.conn.cursor()
+        self.cur.execute("BEGIN IMMEDIATE")
+        return self.cur
+
+    def __exit__(self, kind: object, *rest: object) -> None:
+        try:
+            self.cur.execute("COMMIT" if kind is None else "ROLLBACK")
+        finally:
+            self.lock.release()
