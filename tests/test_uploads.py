@@ -59,8 +59,9 @@ def test_upload_enters_the_two_tower_candidates_of_the_users_who_love_it(rec):
     ranker_vec = rec.pipeline.ranker.embeddings.video_vectors(pl.Series(["new-music", "v0"]))
     _, own = video_embeddings(rec.pipeline.feature_model, rec.videos.filter(pl.col("video_id") == "new-music"))
     assert np.allclose(ranker_vec[0], own[0]) and np.abs(ranker_vec).sum(axis=1).min() > 0  # scored from content
-    stats = rec.store.get_video_stats(["new-music"], now=rec.now)
-    assert stats["age_days"][0] == pytest.approx(0.0, abs=1e-6)  # the feature store knows it
+    row = rec.catalogue.row("new-music")
+    assert (rec.now_us - rec.catalogue.uploaded_us[row]) / 86_400e6 == pytest.approx(0.0, abs=1e-6)  # fresh now
+    assert rec.live.video[row].sum() == 0  # counted from zero
 
 
 def test_removed_video_never_comes_back_from_any_stage(rec):

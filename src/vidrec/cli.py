@@ -168,12 +168,24 @@ def _evaluate(args: argparse.Namespace) -> int:
 
 
 def _serve(args: argparse.Namespace) -> int:
+    import os
+
     import uvicorn
 
-    from vidrec.serving.runtime import load_service
+    from vidrec.serving.runtime import ENV, load_service
 
-    app = load_service(args.model_dir, args.events_db, args.feature_store)
-    uvicorn.run(app, host=args.host, port=args.port, log_level="info")
+    if args.workers < 1:
+        raise VidrecError(f"--workers must be at least 1, got {args.workers}", "pass --workers 1 or more")
+    options = {"host": args.host, "port": args.port, "log_level": "info", "access_log": args.access_log}
+    if args.workers == 1:
+        uvicorn.run(load_service(args.model_dir, args.events_db, args.feature_store, args.torch_threads), **options)
+        return 0
+    load_service(args.model_dir, args.events_db, args.feature_store, args.torch_threads)  # fail here, readably
+    for key, value in (("model_dir", args.model_dir), ("events_db", args.events_db), ("store", args.feature_store),
+                       ("threads", str(args.torch_threads))):  # fmt: skip
+        if value:
+            os.environ[ENV[key]] = value
+    uvicorn.run("vidrec.serving.runtime:service_from_env", factory=True, workers=args.workers, **options)
     return 0
 
 
@@ -257,9 +269,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("model_dir")
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, default=8000)
-    p.add_argument("--events-db", help="SQLite file for posted events (default: MODEL_DIR/events.sqlite)")
+    p.add_argument("--events-db", help="SQLite file for the durable event log (default: MODEL_DIR/events.sqlite)")
     p.add_argument("--feature-store", help="redis://host:port/db shared by replicas, or a SQLite path "
-                   "(default: the model's features.db)")
+                   "(default: MODEL_DIR/state/VERSION.sqlite)")
+    p.add_argument("--workers", type=int, default=1, help="server processes on this machine (default 1)")
+    p.add_argument("--torch-threads", type=int, default=1, help="torch threads per process (default 1)")
+    p.add_argument("--access-log", action=argparse.BooleanOptionalAction, default=True,
+                   help="log every request (default on)")
     p.set_defaults(func=_serve)
 
     p = sub.add_parser("demo", help="run the main job on the built-in simulated platform")

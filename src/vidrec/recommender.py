@@ -82,6 +82,7 @@ class Recommender:
         self._position = "0"
         self._generation: str | None = None
         self._last_upload_us: int | None = None
+        self._clock_floor_us = epoch_us(trained_until)  # the clock a saved version had reached
         self.training_events: pl.DataFrame | None = None  # held after train() until saved
 
     # ---- building ---------------------------------------------------------------------------
@@ -116,7 +117,7 @@ class Recommender:
         n_events = int(self.version_state.deltas.totals.get("views", 0))
         manifest = {
             "version": version, "vidrec": __version__, "created_at": datetime.now(timezone.utc).isoformat(),
-            "trained_until": self.trained_until.isoformat(),
+            "trained_until": self.trained_until.isoformat(), "clock": self.now.isoformat(),
             "events": None if self.training_events is None else self.training_events.height, "watches": n_events,
             "videos": videos.height, "users": self.users.height, "timings_seconds": self.pipeline.timings,
         }  # fmt: skip
@@ -141,6 +142,7 @@ class Recommender:
         pipeline = Pipeline.load(path)
         rec = cls(pipeline, Catalogue(videos), users, VersionState.load(path),
                   datetime.fromisoformat(manifest["trained_until"]), path)  # fmt: skip
+        rec._clock_floor_us = epoch_us(datetime.fromisoformat(manifest["clock"]))  # uploads saved with it
         rec.attach(store or ":memory:", log)
         return rec
 
@@ -204,9 +206,10 @@ class Recommender:
 
     def _write(self, batch_kind: str, rows: pl.DataFrame, append: Callable[[], int]) -> None:
         """Log a batch durably (when there is a log), apply it to the store, then sync this process."""
+        if self.log is not None:
+            append()  # durable first, outside the lock: readers go on meanwhile
         with self._lock:
             if self.log is not None:
-                append()
                 self._catch_up()
             else:
                 prepared = self._prepare(Batch(0, batch_kind, rows))
@@ -303,7 +306,7 @@ class Recommender:
     @property
     def now_us(self) -> int:
         """The model's clock: the latest of the training end, the last event and the last upload."""
-        clock = epoch_us(self.trained_until)
+        clock = max(epoch_us(self.trained_until), self._clock_floor_us)
         if self.live.last_event_us is not None:
             clock = max(clock, self.live.last_event_us + 1)
         if self._last_upload_us is not None:
@@ -326,8 +329,10 @@ class Recommender:
         return hydrate(record, self.catalogue, now_us, k, self.pipeline.config.history_len)
 
     def run(self, user_id: str, k: int = 10, now: datetime | None = None, until: Stage = "final") -> Result:
-        """Every stage's output for one user in one pass."""
-        return self.pipeline.run(self.request(user_id, k, now), until)
+        """Every stage's output for one user in one pass (one request at a time per process:
+        an upload applied meanwhile changes the stages' arrays)."""
+        with self._lock:
+            return self.pipeline.run(self.request(user_id, k, now), until)
 
     def recommend(self, user_id: str, k: int = 10, now: datetime | None = None, stage: Stage = "final",
                   debug: bool = False) -> pl.DataFrame:  # fmt: skip
@@ -342,6 +347,25 @@ class Recommender:
             raise ValueError("no user ids given")
         frames = [self.recommend(u, k, now, stage, debug) for u in dict.fromkeys(user_ids)]
         return pl.concat(frames, how="diagonal_relaxed")
+
+    def slate(self, user_id: str, k: int = 10) -> list[dict]:
+        """The user's slate as plain dicts (what the HTTP service answers)."""
+        return self.run(user_id, k).items(self.catalogue)
+
+    def ready(self) -> dict[str, str]:
+        """Each dependency's state: ``ok``, or what is wrong."""
+        checks = {}
+        try:
+            checks["store"] = "ok" if self._require_store().generation() is not None else "empty (being rebuilt)"
+        except Exception as exc:  # a readiness probe reports, it does not raise
+            checks["store"] = f"unreachable: {type(exc).__name__}: {exc}"
+        if self.log is not None:
+            try:
+                self.log.last()
+                checks["event_log"] = "ok"
+            except Exception as exc:
+                checks["event_log"] = f"unreadable: {type(exc).__name__}: {exc}"
+        return checks
 
     def results(self, user_ids: list[str], k: int = 10, now: datetime | None = None) -> list[Result]:
         """One full pass per user (every stage's views from one run)."""

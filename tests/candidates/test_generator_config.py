@@ -20,11 +20,17 @@ def test_sections_round_trip_through_dict():
     assert PipelineConfig.from_dict(cfg.to_dict()) == cfg
 
 
-def test_every_generator_has_a_registered_type():
-    from vidrec.pipeline import GENERATOR_TYPES
+def test_one_registry_serves_the_config_and_the_pipeline():
+    from vidrec.candidates.registry import GENERATORS as REGISTRY
 
-    assert set(GENERATOR_TYPES) == set(GENERATORS)
-    assert all(GENERATOR_TYPES[name].name == name for name in GENERATORS)
+    assert set(REGISTRY) == set(GENERATORS)
+    assert all(REGISTRY[name].kind.name == name for name in GENERATORS)
+    config = PipelineConfig()
+    for name, entry in REGISTRY.items():
+        section = getattr(config, name)  # every entry is a config section of the same name
+        assert isinstance(section, entry.config)
+        assert entry.parse(entry.dump(section)) == section
+        assert entry.build(section, config.index, lambda m: None).name == name
 
 
 def test_bad_sections_are_rejected():

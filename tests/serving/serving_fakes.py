@@ -3,43 +3,34 @@
 from __future__ import annotations
 
 from datetime import datetime, timezone
+from typing import Any
 
 import polars as pl
+
+from vidrec.errors import DataError
+from vidrec.features.store import EventLog
 
 
 class CatalogueRecommender:
     """Ranks a fixed catalogue by fixed scores, hiding what each user watched, liked or
-    disliked in the events it observed (so a dislike is honoured at once)."""
+    disliked in the events it observed (so a dislike is honoured at once). Like the real
+    one it writes what it is told to an event log first."""
 
-    def __init__(self, scores: dict[str, float]) -> None:
+    def __init__(self, scores: dict[str, float], log: EventLog | None = None) -> None:
         self.scores = scores
+        self.log = log
         self.hidden: dict[str, set[str]] = {}
         self.observed: list[pl.DataFrame] = []
 
-    def recommend(self, user_id: str, k: int = 10, now: datetime | None = None) -> pl.DataFrame:
+    def slate(self, user_id: str, k: int = 10) -> list[dict[str, Any]]:
         hidden = self.hidden.get(user_id, set())
         ranked = sorted((v for v in self.scores if v not in hidden), key=lambda v: (-self.scores[v], v))[:k]
-        return pl.DataFrame(
-            {
-                "rank": list(range(1, len(ranked) + 1)),
-                "video_id": ranked,
-                "final_score": [self.scores[v] for v in ranked],
-                "sources": [["popular"] for _ in ranked],
-                "retrieval_score": [None for _ in ranked],
-                "p_complete": [0.5 for _ in ranked],
-                "adjustments": [[] for _ in ranked],
-            },
-            schema_overrides={
-                "video_id": pl.String,
-                "final_score": pl.Float64,
-                "sources": pl.List(pl.String),
-                "retrieval_score": pl.Float64,
-                "p_complete": pl.Float64,
-                "adjustments": pl.List(pl.String),
-            },
-        )
+        return [{"rank": i, "video_id": v, "score": self.scores[v], "sources": ["popular"], "retrieval_score": None,
+                 "p_complete": 0.5, "adjustments": []} for i, v in enumerate(ranked, 1)]  # fmt: skip
 
     def observe(self, events: pl.DataFrame) -> None:
+        if self.log is not None:
+            self.log.append(events)
         self.observed.append(events)
         acted = events.filter(pl.col("event") != "impression")
         for user, video in acted.select("user_id", "video_id").iter_rows():
@@ -53,6 +44,11 @@ class CatalogueRecommender:
         return datetime(2025, 6, 1, tzinfo=timezone.utc)
 
     def add_videos(self, videos: pl.DataFrame, strict: bool = False) -> pl.DataFrame:
+        if self.log is not None:
+            try:
+                self.log.append_videos(videos)
+            except ValueError as exc:
+                raise DataError(str(exc), "ids are never reused") from None
         for v in videos["video_id"].to_list():
             self.scores[v] = 0.0
         return pl.DataFrame()
@@ -60,3 +56,6 @@ class CatalogueRecommender:
     def remove_videos(self, video_ids: list[str]) -> int:
         gone = [v for v in video_ids if self.scores.pop(v, None) is not None]
         return len(gone)
+
+    def ready(self) -> dict[str, str]:
+        return {"store": "ok"}

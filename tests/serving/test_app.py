@@ -9,15 +9,10 @@ import pytest
 from fastapi.testclient import TestClient
 from tests.serving.serving_fakes import CatalogueRecommender
 
-from vidrec.serving import SQLiteEventStore, create_app
-from vidrec.serving.routers import slate_items
+from vidrec.features.store import EventLog
+from vidrec.serving import create_app
 
 SCORES = {f"v{i:02d}": 1.0 - i / 100 for i in range(30)}
-
-
-@pytest.fixture
-def recommender() -> CatalogueRecommender:
-    return CatalogueRecommender(SCORES)
 
 
 @pytest.fixture
@@ -26,16 +21,20 @@ def db(tmp_path):
 
 
 @pytest.fixture
-def client(recommender, db):
-    store = SQLiteEventStore(db)
-    with TestClient(create_app(recommender, store)) as c:
+def recommender(db) -> CatalogueRecommender:
+    return CatalogueRecommender(dict(SCORES), EventLog(db))
+
+
+@pytest.fixture
+def client(recommender):
+    with TestClient(create_app(recommender)) as c:
         yield c
-    store.close()
+    recommender.log.close()
 
 
 def stored(db) -> pl.DataFrame:
     """Read the events back through a fresh connection to the file."""
-    again = SQLiteEventStore(db)
+    again = EventLog(db)
     try:
         return again.all_events()
     finally:
@@ -174,23 +173,19 @@ def test_unknown_users_get_recommendations(client) -> None:
     assert len(top(client, "never-seen-before", k=5)) == 5
 
 
-def test_failures_inside_the_recommender_are_a_json_500(recommender, db) -> None:
+def test_failures_inside_the_recommender_are_a_json_500(recommender) -> None:
     def broken(*args, **kwargs):
         raise RuntimeError("model file vanished")
 
-    recommender.recommend = broken
-    store = SQLiteEventStore(db)
-    with TestClient(create_app(recommender, store), raise_server_exceptions=False) as c:
+    recommender.slate = broken
+    with TestClient(create_app(recommender), raise_server_exceptions=False) as c:
         r = c.get("/users/u/recommendations")
-    store.close()
     assert r.status_code == 500
     assert "RuntimeError" in r.json()["detail"]
 
 
-def test_slate_items_turn_nan_into_null_and_fill_missing_columns() -> None:
-    frame = pl.DataFrame(
-        {"rank": [2, 1], "video_id": ["b", "a"], "final_score": [0.5, 0.7], "p_complete": [0.1, float("nan")]}
-    )
-    items = slate_items(frame)
-    assert [(i.video_id, i.score, i.p_complete) for i in items] == [("a", 0.7, None), ("b", 0.5, 0.1)]
-    assert items[1].sources == [] and items[1].retrieval_score is None and items[1].adjustments == []
+def test_readiness_reports_each_dependency(client, recommender) -> None:
+    assert client.get("/ready").json() == {"status": "ready", "checks": {"store": "ok"}}
+    recommender.ready = lambda: {"store": "unreachable: ConnectionError"}
+    r = client.get("/ready")
+    assert r.status_code == 503 and r.json()["checks"]["store"].startswith("unreachable")

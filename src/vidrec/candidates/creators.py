@@ -107,6 +107,8 @@ class CreatorsGenerator(CandidateGenerator):
         value[~catalogue.available[rows]] = np.nan
         self._value = np.concatenate([self._value, value])
         self._shelve()
+        shelved = catalogue_columns(videos).with_columns(value=pl.Series(value)).filter(pl.col("value").is_not_nan())
+        self._videos = pl.concat([self._videos, shelved], how="vertical_relaxed")  # saved with the generator
 
     def nominate(self, request: Request, k: int) -> Nominations:
         check_k(k)

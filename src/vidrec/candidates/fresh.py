@@ -96,6 +96,8 @@ class FreshGenerator(CandidateGenerator):
     def _on_upload(self, rows: np.ndarray, videos: pl.DataFrame) -> None:
         """New uploads enter the pool at once, at the prior quality (nobody watched them yet)."""
         self._quality = np.concatenate([self._quality, np.full(len(rows), self._prior)])
+        new = catalogue_columns(videos).with_columns(quality=pl.lit(self._prior))
+        self._videos = pl.concat([self._videos, new], how="vertical_relaxed")  # saved with the generator
 
     def nominate(self, request: Request, k: int) -> Nominations:
         check_k(k)

@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import json
 from datetime import datetime, timezone
 from typing import Annotated
 
 import polars as pl
 from fastapi import APIRouter, Body, Path, Query
+from fastapi.responses import JSONResponse, Response
 
 from vidrec import __version__
 from vidrec.data.schema import EVENTS_REQUIRED, VIDEOS_OPTIONAL, VIDEOS_REQUIRED
-from vidrec.serving.deps import Recommender, Store
+from vidrec.errors import DataError
+from vidrec.serving.deps import Recommender
 from vidrec.serving.errors import RequestProblem
 from vidrec.uploads import upload_error, validate_uploads
 from vidrec.serving.schemas import (
@@ -21,6 +24,7 @@ from vidrec.serving.schemas import (
     EventsBody,
     Health,
     Problem,
+    Readiness,
     RecommendationItem,
     RecommendationsResponse,
     VideoIn,
@@ -30,12 +34,7 @@ from vidrec.serving.schemas import (
 )
 
 _REFUSED = {422: {"model": ErrorResponse, "description": "the request is invalid; see errors"}}
-_ITEM_DEFAULTS: dict[str, pl.Expr] = {
-    "sources": pl.lit([], dtype=pl.List(pl.String)),
-    "retrieval_score": pl.lit(None, dtype=pl.Float64),
-    "p_complete": pl.lit(None, dtype=pl.Float64),
-    "adjustments": pl.lit([], dtype=pl.List(pl.String)),
-}
+_NOT_READY = {503: {"model": Readiness, "description": "a dependency is down"}}
 
 health = APIRouter(tags=["health"])
 recommendations = APIRouter(tags=["recommendations"])
@@ -50,36 +49,31 @@ def get_health() -> Health:
     return Health(version=__version__)
 
 
-def slate_items(frame: pl.DataFrame) -> list[RecommendationItem]:
-    """A recommender's slate frame as response items.
-
-    Optional columns a recommender leaves out come back empty (null, []); a NaN
-    retrieval score or p_complete becomes null, since JSON has no NaN.
-    """
-    missing = [default.alias(c) for c, default in _ITEM_DEFAULTS.items() if c not in frame.columns]
-    rows = frame.with_columns(missing).sort("rank").select(
-        pl.col("rank").cast(pl.Int64),
-        "video_id",
-        pl.col("final_score").cast(pl.Float64).alias("score"),
-        "sources",
-        pl.col("retrieval_score").cast(pl.Float64).fill_nan(None),
-        pl.col("p_complete").cast(pl.Float64).fill_nan(None),
-        "adjustments",
-    )
-    return [RecommendationItem(**row) for row in rows.to_dicts()]
+@health.get("/ready", response_model=Readiness, responses=_NOT_READY)
+def get_ready(recommender: Recommender) -> JSONResponse:
+    """Readiness: the online store and the event log answer (503 with what is down otherwise)."""
+    checks = recommender.ready()
+    ok = all(v == "ok" for v in checks.values())
+    body = Readiness(status="ready" if ok else "not ready", checks=checks)
+    return JSONResponse(status_code=200 if ok else 503, content=body.model_dump())
 
 
 @recommendations.get(
     "/users/{user_id}/recommendations", response_model=RecommendationsResponse, responses=_REFUSED
 )
-def get_recommendations(
+async def get_recommendations(
     user_id: Annotated[str, Path(min_length=1, max_length=256)],
     recommender: Recommender,
     k: Annotated[int, Query(ge=1, le=MAX_K, description=f"slate size, 1..{MAX_K}")] = 10,
-) -> RecommendationsResponse:
-    """The user's top ``k`` videos; users the service has never seen get cold-start picks."""
-    frame = recommender.recommend(user_id, k=k)
-    return RecommendationsResponse(user_id=user_id, k=k, items=slate_items(frame))
+) -> Response:
+    """The user's top ``k`` videos; users the service has never seen get cold-start picks.
+
+    Runs on the event loop: a request is a few milliseconds of CPU, which a thread hop
+    would only add to. The body is the ``RecommendationsResponse`` schema, written directly.
+    """
+    items = recommender.slate(user_id, k=k)
+    body = json.dumps({"user_id": user_id, "k": k, "items": items}, separators=(",", ":"), allow_nan=False)
+    return Response(content=body, media_type="application/json")
 
 
 def events_frame(items: list[EventIn], now: datetime) -> pl.DataFrame:
@@ -111,10 +105,8 @@ def _unknown_videos(items: list[EventIn], recommender: Recommender, batch: bool)
 
 
 @events.post("/events", response_model=EventsAccepted, responses=_REFUSED)
-def post_events(
-    body: Annotated[EventsBody, Body()], recommender: Recommender, store: Store
-) -> EventsAccepted:
-    """Record one event or a batch: stored durably first, then shown to the recommender.
+def post_events(body: Annotated[EventsBody, Body()], recommender: Recommender) -> EventsAccepted:
+    """Record one event or a batch: stored durably first, then applied to the online store.
 
     A batch is all or nothing: one invalid event refuses the whole batch. Users need
     not be known in advance (a new user's first events create their history).
@@ -125,7 +117,6 @@ def post_events(
     if problems:
         raise RequestProblem(problems)
     frame = events_frame(items, datetime.now(timezone.utc))
-    store.append(frame)
     recommender.observe(frame)
     return EventsAccepted(accepted=frame.height)
 
@@ -164,7 +155,7 @@ def _taken_ids(items: list[VideoIn], recommender: Recommender, batch: bool) -> l
 
 
 @videos.post("/videos", response_model=VideosAccepted, responses=_REFUSED)
-def post_videos(body: Annotated[VideosBody, Body()], recommender: Recommender, store: Store) -> VideosAccepted:
+def post_videos(body: Annotated[VideosBody, Body()], recommender: Recommender) -> VideosAccepted:
     """Add one uploaded video or a batch: stored durably, then searchable from the next request.
 
     A batch is all or nothing, checked by the rules of ingestion; ids must be new.
@@ -181,23 +172,21 @@ def post_videos(body: Annotated[VideosBody, Body()], recommender: Recommender, s
     if bad.height:
         raise RequestProblem([Problem(field="body", message=upload_error(bad, frame.height).message)])
     try:
-        store.append_videos(frame)
-    except ValueError:  # a concurrent request stored the same id first
+        recommender.add_videos(frame, strict=True)
+    except DataError:  # a concurrent request stored the same id first
         raise RequestProblem(
             [Problem(field="body", message="a video of this batch was uploaded meanwhile; ids are never reused")], 409
         ) from None
-    recommender.add_videos(frame, strict=True)
     return VideosAccepted(accepted=frame.height)
 
 
 @videos.delete("/videos/{video_id}", response_model=VideosRemoved, responses=_NOT_FOUND)
 def delete_video(
-    video_id: Annotated[str, Path(min_length=1, max_length=256)], recommender: Recommender, store: Store
+    video_id: Annotated[str, Path(min_length=1, max_length=256)], recommender: Recommender
 ) -> VideosRemoved:
     """Take a video off the platform: no recommendation returns it from the next request on."""
     if not recommender.known_video(video_id):
         raise RequestProblem(
             [Problem(field="path.video_id", message=f"video {video_id!r} is not in the catalogue; check the id")], 404
         )
-    store.append_removals([video_id], datetime.now(timezone.utc))
     return VideosRemoved(removed=recommender.remove_videos([video_id]))

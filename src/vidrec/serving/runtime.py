@@ -1,55 +1,64 @@
-"""Assemble the service from a model directory: load the model, replay stored events."""
+"""Assemble the service from a model directory: the model, its event log and its online store.
+
+By default a model directory serves from ``events.sqlite`` (the durable log, shared by
+every version and every worker process) and ``state/<version>.sqlite`` (the version's
+online store); both live beside the version folders, never inside one, so a version gives
+the same recommendations however much it has served. A ``redis://`` store is shared by
+replicas on any machine.
+"""
 
 from __future__ import annotations
 
-import warnings
-from datetime import timedelta
+import logging
+import os
 from pathlib import Path
 
-import polars as pl
+import torch
 from fastapi import FastAPI
 
-from vidrec.recommender import Recommender
+from vidrec.features.store import is_redis
+from vidrec.recommender import Recommender, resolve_version
 from vidrec.serving.app import create_app
-from vidrec.serving.event_store import SQLiteEventStore
 
 EVENTS_DB = "events.sqlite"
+STATE_DIR = "state"
+ENV = {"model_dir": "VIDREC_MODEL_DIR", "events_db": "VIDREC_EVENTS_DB", "store": "VIDREC_STORE",
+       "threads": "VIDREC_TORCH_THREADS"}  # fmt: skip
+log = logging.getLogger(__name__)
+
+
+def default_store(model_dir: str | Path) -> Path:
+    """Where a version keeps its online store by default: ``MODEL_DIR/state/<version>.sqlite``."""
+    version = resolve_version(model_dir)
+    return version.parent / STATE_DIR / f"{version.name}.sqlite"
 
 
 def load_service(
-    model_dir: str | Path, events_db: str | Path | None = None, feature_store: str | None = None
+    model_dir: str | Path, events_db: str | Path | None = None, feature_store: str | None = None,
+    torch_threads: int | None = 1,
 ) -> FastAPI:
-    """The FastAPI app serving ``model_dir``, with events kept durably in SQLite.
+    """The FastAPI app serving ``model_dir``.
 
-    Uploads, removals and events stored by earlier runs of the service are replayed, so a dislike recorded
-    before a restart is still honoured after it; a feature store that persisted across
-    the restart already holds them and is not updated twice. ``feature_store`` is a
-    ``redis://`` URL shared by replicas, or a SQLite path (default: the model's own).
+    ``events_db``: the durable log (default ``MODEL_DIR/events.sqlite``); ``feature_store``: a
+    ``redis://`` URL shared by replicas, or a SQLite path (default :func:`default_store`).
+    A store that is empty (new, or a Redis that restarted without its data) is loaded from
+    the version and the log. Requests are small: one torch thread per process serves them best.
     """
-    recommender = Recommender.load(model_dir, store=feature_store)
-    store = SQLiteEventStore(events_db or Path(model_dir) / EVENTS_DB)
-    replay_catalogue(recommender, store)
-    # Events up to the model's last one are already in its log (it was saved after observing
-    # them): replaying them would count them twice.
-    last = recommender.events["ts"].max()
-    past = store.all_events(since=None if last is None else last + timedelta(microseconds=1))
-    if past.height:
-        recommender.observe(past, update_store=recommender.store_is_new)
-    return create_app(recommender, store)
+    if torch_threads:
+        torch.set_num_threads(torch_threads)
+    root = Path(model_dir)
+    store = feature_store or default_store(root)
+    where = store if is_redis(store) else Path(store)
+    rec = Recommender.load(root, store=str(where), log=events_db or root / EVENTS_DB)
+    log.info("serving %s from store %s, event log %s", rec.path, where, rec.log.path if rec.log else None)
+    return create_app(rec)
 
 
-def replay_catalogue(recommender: Recommender, store: SQLiteEventStore) -> None:
-    """Re-apply uploads and removals stored by earlier runs (before the events that refer to them).
-
-    Uploads the loaded model already holds (it was saved or retrained with them) are skipped.
-    """
-    uploads = store.uploaded_videos()
-    if uploads.height:
-        new = uploads.filter(~pl.col("video_id").is_in(recommender.videos["video_id"].implode()))
-        refused = recommender.add_videos(new)  # rows the service accepted once
-        if refused.height:
-            warnings.warn(f"{refused.height} stored upload(s) no longer pass validation and were skipped: "
-                          f"{refused['value'].head(5).to_list()}", stacklevel=2)
-    removed = [v for v in store.removed_videos() if recommender.known_video(v)]
-    if removed:
-        recommender.remove_videos(removed)
+def service_from_env() -> FastAPI:
+    """:func:`load_service` configured by environment variables (``vidrec serve --workers N``)."""
+    model_dir = os.environ.get(ENV["model_dir"])
+    if not model_dir:
+        raise RuntimeError(f"set {ENV['model_dir']} to the model directory to serve")
+    threads = os.environ.get(ENV["threads"])
+    return load_service(model_dir, os.environ.get(ENV["events_db"]) or None, os.environ.get(ENV["store"]) or None,
+                        int(threads) if threads else 1)  # fmt: skip

@@ -171,6 +171,13 @@ class Health(BaseModel):
     version: str
 
 
+class Readiness(BaseModel):
+    """Readiness answer: each dependency's state."""
+
+    status: Literal["ready", "not ready"]
+    checks: dict[str, str] = Field(description="dependency -> 'ok' or what is wrong")
+
+
 class Problem(BaseModel):
     """One thing wrong with a request: where, and what to do."""
 

@@ -203,7 +203,7 @@ class EventLog:
             "uploads": _split(uploads, lambda rows: _uploads_frame(rows)),
             "removals": _split(removals, lambda rows: _removals_frame(rows)),
         }
-        return [Batch(seq, kind, by_kind[kind].get(seq) or _EMPTY[kind]()) for seq, kind in heads]
+        return [Batch(seq, kind, by_kind[kind][seq] if seq in by_kind[kind] else _EMPTY[kind]()) for seq, kind in heads]
 
     def events_for_user(self, user_id: str) -> pl.DataFrame:
         """One user's events, oldest first, in the canonical events schema."""

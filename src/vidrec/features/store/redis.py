@@ -149,7 +149,10 @@ class RedisStore(OnlineStore):
             key = self._k("u", str(row[0]), "c")
             for c, v in zip(USER_COUNTS, row[1:]):
                 if v:
-                    (pipe.hincrbyfloat if c == "completion_sum" else pipe.hincrby)(key, c, v)
+                    if c == "completion_sum":
+                        pipe.hincrbyfloat(key, c, v)
+                    else:
+                        pipe.hincrby(key, c, int(v))
         for table, (key_col, counts) in PAIR_TABLES.items():
             frame = d.pairs[table]
             last = "last_dislike_us" in frame.columns
@@ -175,7 +178,10 @@ class RedisStore(OnlineStore):
                 pipe.hincrby(self._k("a", kind, "views"), name, int(views))
         for c, v in d.totals.items():
             if v:
-                (pipe.hincrbyfloat if c == "completion_sum" else pipe.hincrby)(self._k("tot"), c, v)
+                if c == "completion_sum":
+                    pipe.hincrbyfloat(self._k("tot"), c, v)
+                else:
+                    pipe.hincrby(self._k("tot"), c, int(v))
         if d.last_event_us is not None:
             pipe.zadd(self._k("clock"), {"last_event_us": d.last_event_us}, gt=True)
 

@@ -1,4 +1,4 @@
-"""SQLiteEventStore: exact round trips, durability across processes, atomic batches."""
+"""EventLog: exact round trips, durability across processes, atomic numbered batches."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ import polars as pl
 import pytest
 
 from vidrec.data.schema import EVENTS_REQUIRED
-from vidrec.serving import SQLiteEventStore
+from vidrec.features.store import EventLog
 
 T0 = datetime(2025, 5, 1, 8, 30, 0, 123456, tzinfo=timezone.utc)
 
@@ -39,13 +39,13 @@ SAMPLE = events(
 
 @pytest.fixture
 def store(tmp_path):
-    s = SQLiteEventStore(tmp_path / "events.sqlite")
+    s = EventLog(tmp_path / "events.sqlite")
     yield s
     s.close()
 
 
 def test_round_trip_is_exact_and_ordered_by_time(store) -> None:
-    assert store.append(SAMPLE) == 4
+    assert store.append(SAMPLE) == 1  # the batch number
     assert store.all_events().equals(SAMPLE.sort("ts"))
     assert store.all_events().schema == pl.Schema(EVENTS_REQUIRED)
     assert store.events_for_user("u1")["video_id"].to_list() == ["v2", "v1", "v3"]
@@ -57,14 +57,15 @@ def test_empty_store_gives_empty_canonical_frames(store) -> None:
     assert store.all_events().schema == pl.Schema(EVENTS_REQUIRED)
     assert store.all_events().height == 0
     assert store.append(SAMPLE.head(0)) == 0
+    assert store.last() == 0 and store.batches() == []
 
 
 def test_events_survive_closing_and_reopening(tmp_path) -> None:
     path = tmp_path / "events.sqlite"
-    first = SQLiteEventStore(path)
+    first = EventLog(path)
     first.append(SAMPLE)
     first.close()
-    again = SQLiteEventStore(path)
+    again = EventLog(path)
     again.append(events([("u3", "v9", 20, "watch", 0.0)]))
     assert again.count() == 5
     assert again.all_events().head(4).equals(SAMPLE.sort("ts"))
@@ -74,15 +75,15 @@ def test_events_survive_a_process_that_dies_without_closing(tmp_path) -> None:
     path = tmp_path / "events.sqlite"
     script = (
         "import os, sys; from datetime import datetime, timezone; import polars as pl\n"
-        "from vidrec.serving.event_store import SQLiteEventStore\n"
-        "s = SQLiteEventStore(sys.argv[1])\n"
+        "from vidrec.features.store.log import EventLog\n"
+        "s = EventLog(sys.argv[1])\n"
         "s.append(pl.DataFrame({'user_id': ['u'], 'video_id': ['v'], "
         "'ts': [datetime(2025, 1, 1, tzinfo=timezone.utc)], 'event': ['like'], "
         "'watch_seconds': pl.Series([None], dtype=pl.Float64)}))\n"
         "os._exit(0)\n"
     )
     subprocess.run([sys.executable, "-c", script, str(path)], check=True, timeout=120)
-    reopened = SQLiteEventStore(path)
+    reopened = EventLog(path)
     assert reopened.all_events().select("user_id", "video_id", "event").rows() == [("u", "v", "like")]
     reopened.close()
 
@@ -103,7 +104,7 @@ def test_file_is_in_wal_mode_with_a_user_index(store) -> None:
      ("u", "v", 0, "share", None), ("", "v", 0, "like", None)],
 )
 def test_a_bad_row_refuses_the_whole_batch(store, bad) -> None:
-    with pytest.raises(ValueError, match="refused by the store"):
+    with pytest.raises(ValueError, match="refused by the event log"):
         store.append(events([("u", "v", 0, "like", None), bad]))
     assert store.count() == 0
 
@@ -123,3 +124,28 @@ def test_concurrent_appends_from_threads_all_land(store) -> None:
     for t in threads:
         t.join()
     assert store.count() == 400
+
+
+def test_batches_come_back_in_log_order_with_their_rows(store) -> None:
+    from vidrec.data.schema import TIMESTAMP
+
+    first = store.append(SAMPLE)
+    videos = pl.DataFrame([{"video_id": "new", "creator_id": "c", "category": "k", "tags": ["t"], "duration_seconds": 9.0,
+                            "uploaded_at": T0, "available": True}]).with_columns(pl.col("uploaded_at").cast(TIMESTAMP))
+    second = store.append_videos(videos)
+    third = store.append_removals(["v1"], T0)
+    assert (first, second, third) == (1, 2, 3) and store.last() == 3
+    got = store.batches()
+    assert [(b.seq, b.kind, b.rows.height) for b in got] == [(1, "events", 4), (2, "uploads", 1), (3, "removals", 1)]
+    assert got[0].rows.sort("ts").equals(SAMPLE.sort("ts"))
+    assert got[1].rows["video_id"].to_list() == ["new"] and got[2].rows["video_id"].to_list() == ["v1"]
+    assert [b.seq for b in store.batches(since=1)] == [2, 3] and [b.seq for b in store.batches(1, 2)] == [2]
+    with pytest.raises(ValueError, match="never reused"):
+        store.append_videos(videos)
+    assert store.last() == 3  # a refused batch takes no number
+
+
+def test_the_log_has_a_stable_id(tmp_path) -> None:
+    a = EventLog(tmp_path / "x.sqlite")
+    b = EventLog(tmp_path / "x.sqlite")
+    assert a.id == b.id and a.id != EventLog(tmp_path / "y.sqlite").id
