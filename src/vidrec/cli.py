@@ -180,7 +180,9 @@ def _serve(args: argparse.Namespace) -> int:
     if args.workers == 1:
         uvicorn.run(load_service(args.model_dir, args.events_db, args.feature_store, args.torch_threads), **options)
         return 0
-    load_service(args.model_dir, args.events_db, args.feature_store, args.torch_threads)  # fail here, readably
+    from vidrec.recommender import resolve_version
+
+    resolve_version(args.model_dir)  # a missing model fails here, readably; each worker loads it
     for key, value in (("model_dir", args.model_dir), ("events_db", args.events_db), ("store", args.feature_store),
                        ("threads", str(args.torch_threads))):  # fmt: skip
         if value:

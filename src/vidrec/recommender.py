@@ -163,9 +163,9 @@ class Recommender:
         """Load the version state into an empty store (a new store, or one that lost its data)."""
         store = self._require_store()
         if store.generation() is None:
-            log.info("online store is empty: loading the version state")
             state = self.version_state
-            store.load(state.deltas, state.profiles, uuid.uuid4().hex)
+            if store.load(state.deltas, state.profiles, uuid.uuid4().hex, replace=False):
+                log.info("the online store was empty: loaded the version state")
 
     def _resync(self) -> None:
         """Copy the store's platform-wide state into this process (start, or after a reload)."""
@@ -274,7 +274,8 @@ class Recommender:
                 self._catch_up()
                 self._resync()
                 return
-            if generation != self._generation:
+            if generation != self._generation:  # another process rebuilt the store: replay this log into it
+                self._catch_up()
                 self._resync()
                 return
             fresh = [e for e in entries if store.order(e.position) > store.order(self._position)]
@@ -322,8 +323,9 @@ class Recommender:
         store = self._require_store()
         record, entries, generation = store.read(user_id, self._position)
         if entries or generation != self._generation:
+            known = self._generation
             self._sync(entries, generation)
-            if generation != self._generation or generation is None:
+            if generation is None or generation != known:  # the store was (re)built meanwhile: read it again
                 record, _, _ = store.read(user_id, self._position)
         now_us = self.now_us if now is None else epoch_us(now)
         return hydrate(record, self.catalogue, now_us, k, self.pipeline.config.history_len)
@@ -383,7 +385,11 @@ class Recommender:
         return pl.DataFrame(out, schema=schema)
 
     def known_video(self, video_id: str) -> bool:
-        """Whether ``video_id`` is in the catalogue (this process's copy, synced every request)."""
+        """Whether ``video_id`` is in the catalogue; an id this process has not seen is looked up
+        in the store's feed first (another replica may have uploaded it a moment ago)."""
+        if video_id in self.catalogue:
+            return True
+        self._sync()
         return video_id in self.catalogue
 
     @property

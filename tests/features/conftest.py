@@ -54,13 +54,3 @@ TINY = events(
 def tiny() -> tuple[pl.DataFrame, pl.DataFrame]:
     """(events, videos) of the hand-worked case."""
     return TINY, VIDEOS
-
-
-@pytest.fixture(scope="session")
-def redis_url(tmp_path_factory: pytest.TempPathFactory):
-    """URL of a redis-server started for this test session (stopped at the end)."""
-    from tests.redis_server import redis_server_or_skip
-
-    server = redis_server_or_skip(tmp_path_factory.mktemp("redis"))
-    yield server.url
-    server.stop()

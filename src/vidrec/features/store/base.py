@@ -134,8 +134,12 @@ class OnlineStore(ABC):
         """The id of the current load (None: the store is empty and must be loaded)."""
 
     @abstractmethod
-    def load(self, deltas: Deltas, profiles: pl.DataFrame, generation: str) -> None:
-        """Replace everything with the snapshot ``deltas`` (+ user ``profiles``); cursors and feed restart."""
+    def load(self, deltas: Deltas, profiles: pl.DataFrame, generation: str, replace: bool = True) -> bool:
+        """Replace everything with the snapshot ``deltas`` (+ user ``profiles``); cursors and feed restart.
+
+        ``replace=False`` loads only an empty store (atomically: of several processes starting
+        together one loads, the others find it loaded). Returns whether it loaded.
+        """
 
     @abstractmethod
     def cursor(self, log_id: str) -> int:

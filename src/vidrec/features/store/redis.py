@@ -82,12 +82,14 @@ class RedisStore(OnlineStore):
         got = self._client.hget(self._k("cursor"), log_id)
         return 0 if got is None else int(got)
 
-    def load(self, deltas: Deltas, profiles: pl.DataFrame, generation: str) -> None:
+    def load(self, deltas: Deltas, profiles: pl.DataFrame, generation: str, replace: bool = True) -> bool:
         """Replace everything; one loader at a time (a lock key), the generation set last."""
         lock = self._k("lock", "load")
         while not self._client.set(lock, generation, nx=True, px=600_000):
             time.sleep(0.05)
         try:
+            if not replace and self.generation() is not None:
+                return False
             self._clear()
             for part in _chunks(deltas):
                 pipe = self._client.pipeline(transaction=False)
@@ -101,6 +103,7 @@ class RedisStore(OnlineStore):
                     pipe.set(self._k("u", str(row[0]), "profile"), json.dumps(values))
             pipe.hset(self._k("meta"), "generation", generation)
             pipe.execute()
+            return True
         finally:
             self._client.delete(lock)
 

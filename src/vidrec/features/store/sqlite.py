@@ -87,15 +87,18 @@ class SQLiteStore(OnlineStore):
             row = self._conn.execute("SELECT batch FROM cursor WHERE log_id = ?", (log_id,)).fetchone()
         return 0 if row is None else int(row[0])
 
-    def load(self, deltas: Deltas, profiles: pl.DataFrame, generation: str) -> None:
+    def load(self, deltas: Deltas, profiles: pl.DataFrame, generation: str, replace: bool = True) -> bool:
         rows = [(str(r[0]), json.dumps({k: v for k, v in zip(profiles.columns[1:], r[1:]) if v is not None}))
                 for r in profiles.rows()]  # fmt: skip
         with self._transaction() as cur:
+            if not replace and cur.execute("SELECT 1 FROM meta WHERE key = 'generation'").fetchone():
+                return False
             for table in _TABLES:
                 cur.execute(f"DELETE FROM {table}")
             self._write_deltas(cur, deltas)
             cur.executemany("INSERT OR REPLACE INTO user_profile VALUES (?, ?)", rows)
             cur.execute("INSERT OR REPLACE INTO meta VALUES ('generation', ?)", (generation,))
+        return True
 
     def apply(self, log_id: str | None, expected: int, through: int, batches: list[Applied]) -> None:
         with self._transaction() as cur:

@@ -1,0 +1,58 @@
+"""``vidrec serve --workers 2``: two processes on one machine share the log and the store."""
+
+from __future__ import annotations
+
+import socket
+import subprocess
+import sys
+import time
+
+import httpx
+import pytest
+
+from tests.tiny_platform import small_config, two_audiences
+from vidrec.recommender import Recommender
+
+MUSIC = {"video_id": "up-music", "creator_id": "c0", "category": "music", "tags": ["even"], "duration_seconds": 120}
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture
+def served(tmp_path):
+    Recommender.train(two_audiences(), small_config(), log=lambda m: None).save(tmp_path / "model")
+    port = _free_port()
+    cmd = [sys.executable, "-m", "vidrec.cli", "serve", str(tmp_path / "model"), "--port", str(port),
+           "--workers", "2", "--no-access-log"]  # fmt: skip
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    base = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(f"{base}/ready", timeout=1).status_code == 200:
+                break
+        except httpx.HTTPError:
+            time.sleep(0.3)
+    else:
+        proc.kill()
+        pytest.fail(f"the server did not start: {proc.stdout.read().decode()[-2000:] if proc.stdout else ''}")
+    yield base
+    proc.terminate()
+    proc.wait(timeout=30)
+
+
+def test_every_worker_sees_every_write(served):
+    with httpx.Client(base_url=served, timeout=30) as c:
+        first = c.get("/users/u0/recommendations", params={"k": 5}).json()["items"][0]["video_id"]
+        assert c.post("/events", json={"user_id": "u0", "video_id": first, "event": "dislike"}).status_code == 200
+        assert c.post("/videos", json=MUSIC).status_code == 200
+        for _ in range(20):  # new connections: requests land on both workers
+            with httpx.Client(base_url=served, timeout=30) as fresh:
+                items = fresh.get("/users/u0/recommendations", params={"k": 10}).json()["items"]
+                assert first not in [i["video_id"] for i in items]
+                ok = fresh.post("/events", json={"user_id": "u2", "video_id": "up-music", "event": "impression"})
+                assert ok.status_code == 200, ok.text
