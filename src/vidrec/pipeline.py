@@ -127,28 +127,41 @@ class Pipeline:
 
     def run(self, request: Request, until: Stage = "final") -> Result:
         """One pass over the stages for ``request``, up to ``until``: every stage's output."""
+        return self.run_many([request], until)[0]
+
+    def run_many(self, requests: list[Request], until: Stage = "final") -> list[Result]:
+        """:meth:`run` for requests that arrived together: each stage takes them all at once (the
+        user towers, the feature pass and the ranker's network run once for all of them)."""
         if until not in STAGES:
             raise ValueError(f"stage must be one of {STAGES}, got {until!r}")
-        if request.k < 1:
-            raise ValueError(f"k must be at least 1, got {request.k}")
+        if any(r.k < 1 for r in requests):
+            raise ValueError(f"k must be at least 1, got {min(r.k for r in requests)}")
         cc = self.config.candidates
-        times: dict[str, float] = {}
+        share = 1.0 / max(len(requests), 1)
         t0 = time.perf_counter()
-        named = [(g.name, g.nominate(request, cc.per_generator)) for g in self.generators]
-        candidates = merge(named, quotas=cc.quotas, target=cc.target)
+        named: list[list] = [[] for _ in requests]
+        for gen in self.generators:
+            for mine, nominations in zip(named, gen.nominate_many(requests, cc.per_generator)):
+                mine.append((gen.name, nominations))
+        results = [Result(r, merge(n, quotas=cc.quotas, target=cc.target)) for r, n in zip(requests, named)]
         t1 = time.perf_counter()
-        times["candidates"] = t1 - t0
-        result = Result(request, candidates, times=times)
+        for r in results:
+            r.times["candidates"] = (t1 - t0) * share
         if until == "candidates":
-            return result
-        result.scored = self.ranker.score_request(request, candidates.rows)
+            return results
+        scored = self.ranker.score_requests(requests, [r.candidates.rows for r in results])
         t2 = time.perf_counter()
-        times["scoring"] = t2 - t1
+        for r, s in zip(results, scored):
+            r.scored, r.times["scoring"] = s, (t2 - t1) * share
         if until == "scored":
-            return result
-        result.slate = self.reranker.rerank_request(request, candidates.rows, result.scored["score"], request.k)
-        times["reranking"] = time.perf_counter() - t2
-        return result
+            return results
+        for r in results:
+            assert r.scored is not None
+            r.slate = self.reranker.rerank_request(r.request, r.candidates.rows, r.scored["score"], r.request.k)
+        t3 = time.perf_counter()
+        for r in results:
+            r.times["reranking"] = (t3 - t2) * share
+        return results
 
     def save(self, directory: str | Path) -> Path:
         """Write every stage into ``directory`` (``candidates/``, ``scoring/``, ``reranking/``)."""

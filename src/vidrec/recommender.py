@@ -320,21 +320,31 @@ class Recommender:
 
     def request(self, user_id: str, k: int = 10, now: datetime | None = None) -> Request:
         """Hydrate one request: one store round trip (the user's record and the feed), ids mapped once."""
+        return self.requests([(user_id, k)], now)[0]
+
+    def requests(self, asks: list[tuple[str, int]], now: datetime | None = None) -> list[Request]:
+        """Hydrate requests together: one store round trip for all their users and the feed."""
         store = self._require_store()
-        record, entries, generation = store.read(user_id, self._position)
+        users = [user for user, _ in asks]
+        records, entries, generation = store.read_many(users, self._position)
         if entries or generation != self._generation:
             known = self._generation
             self._sync(entries, generation)
             if generation is None or generation != known:  # the store was (re)built meanwhile: read it again
-                record, _, _ = store.read(user_id, self._position)
+                records, _, _ = store.read_many(users, self._position)
         now_us = self.now_us if now is None else epoch_us(now)
-        return hydrate(record, self.catalogue, now_us, k, self.pipeline.config.history_len)
+        history = self.pipeline.config.history_len
+        return [hydrate(record, self.catalogue, now_us, k, history) for record, (_, k) in zip(records, asks)]
 
     def run(self, user_id: str, k: int = 10, now: datetime | None = None, until: Stage = "final") -> Result:
-        """Every stage's output for one user in one pass (one request at a time per process:
-        an upload applied meanwhile changes the stages' arrays)."""
+        """Every stage's output for one user in one pass."""
+        return self.run_many([(user_id, k)], now, until)[0]
+
+    def run_many(self, asks: list[tuple[str, int]], now: datetime | None = None, until: Stage = "final") -> list[Result]:
+        """One pass for each ``(user_id, k)``, the stages taking them all at once. A process serves
+        one batch at a time: an upload applied meanwhile changes the stages' arrays."""
         with self._lock:
-            return self.pipeline.run(self.request(user_id, k, now), until)
+            return self.pipeline.run_many(self.requests(asks, now), until)
 
     def recommend(self, user_id: str, k: int = 10, now: datetime | None = None, stage: Stage = "final",
                   debug: bool = False) -> pl.DataFrame:  # fmt: skip
@@ -354,6 +364,10 @@ class Recommender:
         """The user's slate as plain dicts (what the HTTP service answers)."""
         return self.run(user_id, k).items(self.catalogue)
 
+    def slates(self, asks: list[tuple[str, int]]) -> list[list[dict]]:
+        """:meth:`slate` of requests that arrived together, served in one batch."""
+        return [r.items(self.catalogue) for r in self.run_many(asks)]
+
     def ready(self) -> dict[str, str]:
         """Each dependency's state: ``ok``, or what is wrong."""
         checks = {}
@@ -369,9 +383,14 @@ class Recommender:
                 checks["event_log"] = f"unreadable: {type(exc).__name__}: {exc}"
         return checks
 
-    def results(self, user_ids: list[str], k: int = 10, now: datetime | None = None) -> list[Result]:
-        """One full pass per user (every stage's views from one run)."""
-        return [self.run(u, k, now) for u in dict.fromkeys(user_ids)]
+    def results(self, user_ids: list[str], k: int = 10, now: datetime | None = None,
+                batch: int = 32) -> list[Result]:  # fmt: skip
+        """One full pass per user (every stage's views from one run), ``batch`` users at a time."""
+        users = list(dict.fromkeys(user_ids))
+        out: list[Result] = []
+        for s in range(0, len(users), batch):
+            out += self.run_many([(u, k) for u in users[s : s + batch]], now)
+        return out
 
     def user_state(self, user_ids: list[str]) -> pl.DataFrame:
         """Current state lists of the given users (history, seen, disliked); unknown users are empty."""

@@ -75,21 +75,22 @@ def _rows(catalogue: Catalogue, items: list[tuple[str, int]]) -> tuple[np.ndarra
     """(rows, times) of the stored (video_id, ts_us) items in the catalogue, order kept."""
     if not items:
         return _EMPTY, _EMPTY
-    rows = catalogue.rows(v for v, _ in items)
-    times = np.fromiter((t for _, t in items), dtype=np.int64, count=len(items))
+    ids, times = zip(*items)
+    rows = catalogue.rows(ids)
     keep = rows >= 0
-    return rows[keep], times[keep]
+    return rows[keep], np.array(times, dtype=np.int64)[keep]
 
 
-def _pairs(items: list[tuple], vocab: Codes) -> Pairs:
+def _pairs(items: list[tuple], vocab: Codes, with_last: bool) -> Pairs:
     if not items:
         return Pairs.empty()
-    codes = vocab.lookup(r[0] for r in items).astype(np.int32)
-    counts = np.array([r[1:4] for r in items], dtype=np.int64)
-    last = np.array([-1 if r[4] is None else r[4] for r in items], dtype=np.int64)
+    keys, a, b, c, last = zip(*items)
+    codes = vocab.lookup(keys)
+    counts = np.array((a, b, c), dtype=np.int64).T
+    times = np.array([-1 if t is None else t for t in last], dtype=np.int64) if with_last else np.full(len(keys), -1)
     keep = codes >= 0
     order = np.argsort(codes[keep], kind="stable")
-    return Pairs(codes[keep][order], counts[keep][order], last[keep][order])
+    return Pairs(codes[keep][order], counts[keep][order], times[keep][order])
 
 
 def hydrate(record: UserRecord, catalogue: Catalogue, now_us: int, k: int, history_len: int) -> Request:
@@ -115,7 +116,7 @@ def hydrate(record: UserRecord, catalogue: Catalogue, now_us: int, k: int, histo
         seen=seen, disliked=disliked, excluded=np.union1d(seen, disliked),
         completed=done, last_watched_us=done_us,
         counts={c: float(record.counts.get(c, 0.0)) for c in USER_COUNTS},
-        pairs={t: _pairs(record.pairs.get(t, []), vocabs[t]) for t in PAIR_TABLES},
+        pairs={t: _pairs(record.pairs.get(t, []), vocabs[t], t == "creator") for t in PAIR_TABLES},
         profile=dict(record.profile), known=record.known,
     )  # fmt: skip
 

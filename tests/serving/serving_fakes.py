@@ -28,6 +28,9 @@ class CatalogueRecommender:
         return [{"rank": i, "video_id": v, "score": self.scores[v], "sources": ["popular"], "retrieval_score": None,
                  "p_complete": 0.5, "adjustments": []} for i, v in enumerate(ranked, 1)]  # fmt: skip
 
+    def slates(self, asks: list[tuple[str, int]]) -> list[list[dict[str, Any]]]:
+        return [self.slate(user, k) for user, k in asks]
+
     def observe(self, events: pl.DataFrame) -> None:
         if self.log is not None:
             self.log.append(events)

@@ -67,6 +67,10 @@ class CandidateGenerator(ABC):
     def nominate(self, request: Request, k: int) -> Nominations:
         """Top-``k`` rows for the request, best first."""
 
+    def nominate_many(self, requests: list[Request], k: int) -> list[Nominations]:
+        """:meth:`nominate` for requests that arrived together (a generator may batch its work)."""
+        return [self.nominate(r, k) for r in requests]
+
     @abstractmethod
     def save(self, directory: str | Path) -> Path:
         """Write everything ``load`` needs into ``directory``."""

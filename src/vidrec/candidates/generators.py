@@ -121,13 +121,20 @@ class TwoTowerGenerator(CandidateGenerator):
         index.remove(index.ids[rows[rows < len(index)]])
 
     def nominate(self, request: Request, k: int) -> Nominations:
+        return self.nominate_many([request], k)[0]
+
+    def nominate_many(self, requests: list[Request], k: int) -> list[Nominations]:
+        """The user tower once for all the requests, then one filtered index search each."""
         check_k(k)
         model, index, catalogue = self._require_model(), self._require_index(), self.require_catalogue()
         assert self._inputs is not None
-        query = self._inputs.vectors([request])[0]  # (d,)
-        exclude = np.union1d(request.excluded, catalogue.not_yet_uploaded(request.now_us))
-        scores, rows = index.search_positions(query, k, exclude)
-        return Nominations(rows, scores.astype(np.float64) / model.config.temperature)
+        queries = self._inputs.vectors(requests)  # (requests, d)
+        out = []
+        for request, query in zip(requests, queries):
+            exclude = np.union1d(request.excluded, catalogue.not_yet_uploaded(request.now_us))
+            scores, rows = index.search_positions(query, k, exclude)
+            out.append(Nominations(rows, scores.astype(np.float64) / model.config.temperature))
+        return out
 
     def serving_state(self, users: pl.DataFrame) -> pl.DataFrame:
         """``users`` (user state) with the demographic columns the model was trained on (offline use)."""

@@ -46,24 +46,21 @@ def _label(cfg: ReRankConfig) -> str:
     return "+".join(parts) or "slate"
 
 
-def _owed(flags: np.ndarray, taken: np.ndarray, want: int) -> int:
+def _owed(want: int, have: int, total: int) -> int:
     """Slots a minimum still claims: ``want`` less those met, capped by the videos left."""
-    have = int((flags & taken).sum())
-    return max(0, min(want - have, int((flags & ~taken).sum())))
-
-
-def _cap_reached(creator: np.ndarray, picks: list[int], slot: int, cap: int, window: int) -> np.ndarray:
-    """(n,) True where the item's creator already has ``cap`` videos in the current window."""
-    in_window = creator[np.asarray(picks[slot - slot % window:], dtype=np.int64)]
-    return np.bincount(in_window, minlength=int(creator.max()) + 1)[creator] >= cap
+    return max(0, min(want - have, total - have))
 
 
 def greedy_slate(u: _User, k: int, cfg: ReRankConfig) -> tuple[list[int], list[list[str]], np.ndarray]:
-    """Pick one user's slate: (picked pool positions in order, codes per pick, capped flags)."""
+    """Pick one user's slate: (picked pool positions in order, codes per pick, capped flags).
+
+    Counts the minimums and the creator window incrementally, so a slot costs a few numpy
+    passes over the pool.
+    """
     n = len(u.score)
     span = u.score.max() - u.score.min()
     rel = (u.score - u.score.min()) / span if span > 0 else np.ones(n)
-    taken = np.zeros(n, dtype=bool)
+    off = np.zeros(n)  # 0 while available, -inf once taken
     capped = np.zeros(n, dtype=bool)
     use_div = cfg.diversity != "none" and cfg.diversity_weight > 0 and u.features is not None
     dpp = DppGreedy(u.features, k) if use_div and cfg.diversity == "dpp" else None
@@ -71,7 +68,11 @@ def greedy_slate(u: _User, k: int, cfg: ReRankConfig) -> tuple[list[int], list[l
     hist = u.history.sum()
     p = u.history / hist if hist else None
     counts = np.zeros(len(u.history))
-    want_fair = math.ceil(cfg.fair_min_share * k - 1e-9)
+    minimums = [(u.fresh, cfg.min_fresh, "fresh_slot"), (u.fair, math.ceil(cfg.fair_min_share * k - 1e-9), "fair_slot")]
+    minimums = [(flags, want, code, int(flags.sum())) for flags, want, code in minimums if want > 0]
+    have = [0] * len(minimums)
+    window = np.zeros(int(u.creator.max(initial=0)) + 1, dtype=np.int64)  # picks per creator in this window
+    label = _label(cfg)
     picks: list[int] = []
     codes: list[list[str]] = []
     for slot in range(min(k, n)):
@@ -85,30 +86,35 @@ def greedy_slate(u: _User, k: int, cfg: ReRankConfig) -> tuple[list[int], list[l
         if p is not None and cfg.calibration_weight > 0:
             delta = calibration_delta(p, counts, cfg.calibration_alpha)[u.category]
             gain = (1.0 - cfg.calibration_weight) * base - cfg.calibration_weight * delta
-        gain = np.where(taken, -np.inf, gain)
+        gain = gain + off
         why: list[str] = []
-        owed = [(u.fresh, _owed(u.fresh, taken, cfg.min_fresh), "fresh_slot"),
-                (u.fair, _owed(u.fair, taken, want_fair), "fair_slot")]
-        binding = sum(o for _, o, _ in owed) >= min(k, n) - slot > 0 and any(o for _, o, _ in owed)
+        owed = [_owed(want, h, total) for (_, want, _, total), h in zip(minimums, have)]
+        binding = sum(owed) >= min(k, n) - slot > 0 and any(owed)
         free = int(np.argmax(gain))  # the choice without the minimums, to tell whether they moved it
         if binding:  # the slots left are all owed: only videos that pay a debt may take them
-            serves = sum((flags & ~taken & (o > 0)).astype(np.int64) for flags, o, _ in owed)
+            serves = sum((flags & (off == 0) & (o > 0)).astype(np.int64) for (flags, *_), o in zip(minimums, owed))
             gain = np.where(serves == serves.max(), gain, -np.inf)  # paying two debts beats one
         if cfg.creator_cap is not None:
-            full = _cap_reached(u.creator, picks, slot, cfg.creator_cap, cfg.creator_window)
+            if slot % cfg.creator_window == 0:
+                window[:] = 0
+            full = window[u.creator] >= cfg.creator_cap
             kept = np.where(full, -np.inf, gain)
-            if np.isfinite(kept).any():
-                capped |= full & (gain > kept.max())  # the cap kept out a better video
+            best = kept.max()
+            if best > -np.inf:
+                capped |= full & (gain > best)  # the cap kept out a better video
                 gain = kept
             elif cfg.creator_backfill:
                 why.append("creator_cap:relaxed")
             else:
                 break
         j = int(np.argmax(gain))
-        if not np.isfinite(gain[j]):
+        if not gain[j] > -np.inf:
             break
         picks.append(j)
-        taken[j] = True
+        off[j] = -np.inf
+        window[u.creator[j]] += 1
+        for m, (flags, *_) in enumerate(minimums):
+            have[m] += int(flags[j])
         if p is not None:
             counts[u.category[j]] += 1
         if dpp is not None:
@@ -116,11 +122,11 @@ def greedy_slate(u: _User, k: int, cfg: ReRankConfig) -> tuple[list[int], list[l
         elif use_div:
             max_sim = np.maximum(max_sim, u.features @ u.features[j])
         if binding and j != free:
-            why += [code for flags, o, code in owed if o > 0 and flags[j]]
+            why += [code for (flags, _, code, _), o in zip(minimums, owed) if o > 0 and flags[j]]
         if capped[j]:
             why.append("creator_cap:deferred")
         moved = j - slot
         if moved:
-            why.insert(0, f"{_label(cfg)}:{moved:+d}")
+            why.insert(0, f"{label}:{moved:+d}")
         codes.append(why)
-    return picks, codes, capped & ~taken
+    return picks, codes, capped & (off == 0)

@@ -16,6 +16,9 @@ feature crosses of growing degree at ``d^2`` parameters per layer.
 
 from __future__ import annotations
 
+import warnings
+from collections.abc import Callable
+
 import torch
 from torch import nn
 
@@ -93,6 +96,32 @@ class MultiTaskNet(nn.Module):
             inputs = [shared] * len(self.heads)
         return torch.cat([h(t(i)) for i, t, h in zip(inputs, self.towers, self.heads)], dim=1)
 
+    def splits_input(self) -> bool:
+        """Whether the input meets one linear layer first (no cross layers, no experts): then input
+        columns every row shares can be multiplied once per request (:meth:`predict_proba_split`)."""
+        return self.architecture != "mmoe" and len(self.cross.layers) == 0 and len(self.bottom) > 0
+
+    @torch.no_grad()
+    def predict_proba_split(
+        self, rows: torch.Tensor, users: torch.Tensor, seg: torch.Tensor, videos: torch.Tensor, which: torch.Tensor,
+        start: int,
+    ) -> torch.Tensor:
+        """:meth:`predict_proba` of inputs given in blocks: row i is ``rows[i]`` with ``users[seg[i]]``
+        and then ``videos[which[i]]`` (both d wide) inserted at column ``start``. The same numbers,
+        without multiplying a user's columns once per candidate or a video's once per request
+        that has it (requests served together share many candidates)."""
+        if self.training or not self.splits_input():
+            raise ValueError("predict_proba_split needs an eval-mode network whose input meets a linear layer")
+        first = self.bottom[0]
+        d = users.shape[1]
+        w = first.weight
+        rest = torch.cat([w[:, :start], w[:, start + 2 * d :]], dim=1)  # (h, in - 2d)
+        per_user = users @ w[:, start : start + d].T + first.bias  # (users, h)
+        per_video = videos @ w[:, start + d : start + 2 * d].T  # (videos, h)
+        hidden = rows @ rest.T + per_user[seg] + per_video[which]  # (n, h)
+        shared_out = self.bottom[1:](hidden)
+        return torch.sigmoid(torch.cat([h(t(shared_out)) for t, h in zip(self.towers, self.heads)], dim=1))
+
     @torch.no_grad()
     def predict_proba(self, x: torch.Tensor, batch_size: int = 65_536) -> torch.Tensor:
         """Uncalibrated probabilities (n, tasks) in eval mode, in chunks to bound memory."""
@@ -103,6 +132,33 @@ class MultiTaskNet(nn.Module):
         if was_training:
             self.train()
         return torch.cat(parts) if parts else torch.zeros(0, len(self.heads))
+
+
+class _Split(nn.Module):
+    """``predict_proba_split`` at a fixed column, as a module (what ``torch.jit.trace`` takes)."""
+
+    def __init__(self, net: nn.Module, start: int) -> None:
+        super().__init__()
+        self.net, self.start = net, start
+
+    def forward(self, *blocks: torch.Tensor) -> torch.Tensor:
+        return self.net.predict_proba_split(*blocks, self.start)
+
+
+def traced_split(net: nn.Module, start: int, *blocks: torch.Tensor) -> Callable[..., torch.Tensor]:
+    """``net.predict_proba_split`` at column ``start`` traced once (a request's forward then runs
+    without Python per layer, the weights cut once); the eager module when tracing fails or disagrees."""
+    module = _Split(net, start).eval()
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            with torch.no_grad():
+                traced = torch.jit.freeze(torch.jit.trace(module, blocks, check_trace=False))
+                if torch.allclose(traced(*blocks), module(*blocks), atol=1e-6):
+                    return traced
+    except (RuntimeError, torch.jit.Error):
+        pass
+    return module
 
 
 class Ensemble(nn.Module):
@@ -120,4 +176,12 @@ class Ensemble(nn.Module):
     def predict_proba(self, x: torch.Tensor, batch_size: int = 65_536) -> torch.Tensor:
         """Mean of the members' uncalibrated probabilities (n, tasks)."""
         return torch.stack([m.predict_proba(x, batch_size) for m in self.members]).mean(dim=0)
+
+    def splits_input(self) -> bool:
+        return all(m.splits_input() for m in self.members)
+
+    @torch.no_grad()
+    def predict_proba_split(self, *blocks: torch.Tensor | int) -> torch.Tensor:
+        """Mean of the members' :meth:`MultiTaskNet.predict_proba_split`."""
+        return torch.stack([m.predict_proba_split(*blocks) for m in self.members]).mean(dim=0)
 

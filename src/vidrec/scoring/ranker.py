@@ -48,7 +48,7 @@ from vidrec.scoring.examples import LABELS, build_examples, example_mode, watch_
 from vidrec.request import Request
 from vidrec.scoring.features import Standardizer, dense_names, feature_matrix, point_matrix
 from vidrec.scoring.hard_negatives import retrieved_negatives
-from vidrec.scoring.model import Ensemble, MultiTaskNet
+from vidrec.scoring.model import Ensemble, MultiTaskNet, traced_split
 from vidrec.scoring.similarity import CoOccurrence, request_similarity
 from vidrec.scoring.train import build_model, member_configs, time_split, train_classifier
 from vidrec.scoring.value import PROBABILITY_COLUMNS, ValueModel
@@ -61,6 +61,42 @@ them. Calibrators are non-decreasing, so a larger ``p_complete`` always has a ra
 output at least as large, and ``score`` can never reverse two distinct calibrated
 values: sorting by ``score`` is sorting by ``p_complete``, ties broken by ``p_raw``.
 ``score`` stays within ``TIE_BREAK`` of the probability the value model adds up."""
+
+
+@dataclass
+class RequestInputs:
+    """The ranker's input for candidates of requests served together, in blocks (before standardisation).
+
+    Row i of the model input is ``own[i]`` with ``users[seg[i]]`` and ``videos[which[i]]`` inserted
+    where the embeddings go: a user's vector is shared by its candidates, a video's by the
+    requests that have it.
+    """
+
+    own: np.ndarray  # (n, f - 2d) per-candidate columns: point-in-time, similarity, then the dot product
+    users: np.ndarray | None  # (requests, d) user vectors, None without embeddings
+    seg: np.ndarray  # (n,) each candidate's request
+    videos: np.ndarray | None  # (distinct videos, d)
+    which: np.ndarray | None  # (n,) each candidate's row in ``videos``
+
+    def matrix(self, start: int) -> np.ndarray:
+        """The full (n, f) input; the embeddings start at column ``start``."""
+        if self.users is None or self.videos is None or self.which is None:
+            return self.own
+        return np.concatenate([self.own[:, :start], self.users[self.seg], self.videos[self.which],
+                               self.own[:, start:]], axis=1)  # fmt: skip
+
+    def standardised(self, scaler: "Standardizer", start: int) -> tuple[torch.Tensor, ...]:
+        """The blocks standardised with the training columns' means and deviations, as tensors."""
+        assert self.users is not None and self.videos is not None and self.which is not None
+        mean, std = np.asarray(scaler.mean, np.float32), np.asarray(scaler.std, np.float32)
+        d = self.users.shape[1]
+        user, video = slice(start, start + d), slice(start + d, start + 2 * d)
+        own = np.r_[0:start, start + 2 * d : len(mean)]
+        return (torch.from_numpy(((self.own - mean[own]) / std[own]).astype(np.float32)),
+                torch.from_numpy(((self.users - mean[user]) / std[user]).astype(np.float32)),
+                torch.from_numpy(self.seg.astype(np.int64)),
+                torch.from_numpy(((self.videos - mean[video]) / std[video]).astype(np.float32)),
+                torch.from_numpy(self.which.astype(np.int64)))  # fmt: skip
 
 
 @dataclass
@@ -92,6 +128,7 @@ class MultiTaskRanker(Ranker):
         self.catalogue: Catalogue | None = None
         self.live: LiveCounts | None = None
         self._tables_dir: Path | None = None
+        self._split: tuple[int, Any] | None = None  # the traced forward of score_request
 
     @property
     def tables(self) -> EventTables | None:
@@ -177,14 +214,17 @@ class MultiTaskRanker(Ranker):
         """Calibrated probability per task (``PROBABILITY_COLUMNS`` names) and ``p_raw`` of unstandardised ``x``."""
         if self.model is None:
             raise VidrecError("the ranker is not fitted", "call fit() or MultiTaskRanker.load() first")
-        raw = self.model.predict_proba(torch.from_numpy(self.scaler(x))).numpy()  # (n, tasks)
+        return self.calibrate(self.model.predict_proba(torch.from_numpy(self.scaler(x))).numpy())
+
+    def calibrate(self, raw: np.ndarray) -> dict[str, np.ndarray]:
+        """The network's probabilities (n, tasks) as calibrated ``PROBABILITY_COLUMNS`` and ``p_raw``."""
         tasks = self.config.tasks
         out = {"p_raw": raw[:, 0].astype(np.float64)}
         for task, column in PROBABILITY_COLUMNS.items():
             if task in tasks:
                 out[column] = self.calibrators[task](raw[:, tasks.index(task)])
             else:
-                out[column] = np.full(len(x), self.base_rates[task], dtype=np.float64)
+                out[column] = np.full(len(raw), self.base_rates[task], dtype=np.float64)
         return out
 
     def _needs_history(self, embeddings: EmbeddingSource | None) -> bool:
@@ -251,39 +291,68 @@ class MultiTaskRanker(Ranker):
         """Uploads were never co-completed: no row in the co-occurrence table."""
         self._cooc_rows = np.concatenate([self._cooc_rows, np.full(int(rows[-1]) + 1 - len(self._cooc_rows), -1)])
 
-    def request_matrix(self, request: Request, rows: np.ndarray) -> np.ndarray:
-        """The model input (before standardisation) of ``rows`` for one hydrated request:
-        the features a training example of that user at ``request.now`` would have."""
+    def request_parts(self, requests: list[Request], rows: list[np.ndarray]) -> RequestInputs:
+        """The model input of each request's ``rows`` (hydrated requests served together), in blocks:
+        the per-candidate columns, the users' vectors and the candidate videos' vectors, each once
+        (:class:`RequestInputs`). These are the features a training example of that user at its
+        ``now`` has."""
         if self.catalogue is None or self.live is None:
             raise VidrecError("the ranker is not bound to a catalogue", "call bind(catalogue, live) first")
         cfg = self.config
-        feats = request_features(request, rows, self.catalogue, self.live, cfg.features, self.n_categories)
+        seg = np.repeat(np.arange(len(requests)), [len(r) for r in rows])
+        feats = request_features(requests, rows, self.catalogue, self.live, cfg.features, self.n_categories)
         parts = [point_matrix(feats)]
-        history = request.recent_completed[len(request.recent_completed) - min(cfg.features.history_len,
-                                                                                len(request.recent_completed)):]
+        histories = [r.recent_completed[len(r.recent_completed) - min(cfg.features.history_len, len(r.recent_completed)):]
+                     for r in requests]  # fmt: skip
         emb = self.embeddings
         if self.cooc is not None:
             unit = emb.unit if isinstance(emb, TwoTowerEmbeddings) else None
-            parts.append(request_similarity(rows, history, unit, self.cooc, self._cooc_rows, cfg.similarity_recent))
-        if emb is not None:
-            if not isinstance(emb, TwoTowerEmbeddings):
-                raise VidrecError("request scoring needs the two-tower embeddings by catalogue row",
-                                  "load the ranker with TwoTowerEmbeddings(model, catalogue)")  # fmt: skip
-            user = emb.request_vector(request, history)  # (d,)
-            video = emb.row_vectors(rows)  # (n, d)
-            parts += [np.broadcast_to(user, video.shape), video, (video @ user)[:, None]]
-        return np.concatenate(parts, axis=1).astype(np.float32)
+            parts.append(np.concatenate([request_similarity(r, h, unit, self.cooc, self._cooc_rows,
+                                                            cfg.similarity_recent) for r, h in zip(rows, histories)]))
+        if emb is None:
+            return RequestInputs(np.concatenate(parts, axis=1), None, seg, None, None)
+        if not isinstance(emb, TwoTowerEmbeddings):
+            raise VidrecError("request scoring needs the two-tower embeddings by catalogue row",
+                              "load the ranker with TwoTowerEmbeddings(model, catalogue)")  # fmt: skip
+        users = emb.request_vectors(requests, histories).astype(np.float32)  # (requests, d)
+        unique, which = np.unique(np.concatenate(rows), return_inverse=True)
+        videos = emb.row_vectors(unique).astype(np.float32)  # (distinct candidates, d)
+        dot = np.einsum("nd,nd->n", videos[which], users[seg])[:, None]
+        return RequestInputs(np.concatenate([*parts, dot], axis=1).astype(np.float32), users, seg, videos, which)
+
+    def request_matrix(self, request: Request, rows: np.ndarray) -> np.ndarray:
+        """The full model input (n, f) of ``rows`` for one request (before standardisation)."""
+        return self.request_parts([request], [rows]).matrix(self._user_start())
+
+    def _user_start(self) -> int:
+        """Column where the user vector starts in the model input (see ``features.dense_names``)."""
+        return len(dense_names(0, self.cooc is not None))
 
     def score_request(self, request: Request, rows: np.ndarray) -> dict[str, np.ndarray]:
         """``p_complete, p_interact, p_like, p_dislike, p_raw`` and ``score`` (value model) of ``rows``."""
+        return self.score_requests([request], [rows])[0]
+
+    def score_requests(self, requests: list[Request], rows: list[np.ndarray]) -> list[dict[str, np.ndarray]]:
+        """:meth:`score_request` of requests served together: one feature pass and one network pass."""
         if self.model is None:
             raise VidrecError("the ranker is not fitted", "call fit() or MultiTaskRanker.load() first")
-        if len(rows) == 0:
-            return {c: np.zeros(0) for c in (*PROBABILITY_COLUMNS.values(), "p_raw", "score")}
-        with torch.no_grad():
-            probs = self.predict_matrix(self.request_matrix(request, rows))
+        sizes = [len(r) for r in rows]
+        if not sum(sizes):
+            return [{c: np.zeros(0) for c in (*PROBABILITY_COLUMNS.values(), "p_raw", "score")} for _ in rows]
+        inputs = self.request_parts(requests, rows)
+        start = self._user_start()
+        if inputs.users is not None and self.model.splits_input():  # shared columns multiplied once
+            blocks = inputs.standardised(self.scaler, start)
+            if self._split is None or self._split[0] != start:
+                self._split = (start, traced_split(self.model, start, *blocks))
+            with torch.no_grad():
+                probs = self.calibrate(self._split[1](*blocks).numpy())
+        else:
+            with torch.no_grad():
+                probs = self.predict_matrix(inputs.matrix(start))
         probs["score"] = self.value.score(probs) + TIE_BREAK * probs["p_raw"]
-        return probs
+        bounds = np.cumsum([0, *sizes])
+        return [{c: v[a:b] for c, v in probs.items()} for a, b in zip(bounds[:-1], bounds[1:])]
 
     def predict(self, frame: pl.DataFrame) -> np.ndarray:
         """Calibrated P(completed) for a frame of point-in-time features (+ ``history`` with embeddings or similarity)."""

@@ -36,6 +36,7 @@ class CoOccurrence:
     def __init__(self, video_ids: pl.Series, matrix: sparse.csr_matrix) -> None:
         self.video_ids = pl.Series("video_id", video_ids, dtype=pl.String)
         self.matrix = matrix.tocsr()
+        self.matrix.sort_indices()  # lookup() searches each row's columns
         self._lookup = pl.DataFrame({"video_id": self.video_ids, "_i": np.arange(len(self.video_ids), dtype=np.int64)})
 
     @classmethod
@@ -75,6 +76,24 @@ class CoOccurrence:
         """Row of each id in the table; -1 for ids it does not know."""
         frame = pl.DataFrame({"video_id": pl.Series(video_ids, dtype=pl.String)})
         return frame.join(self._lookup, on="video_id", how="left", maintain_order="left")["_i"].fill_null(-1).to_numpy()
+
+    def lookup(self, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
+        """float32 ``(len(rows), len(cols))`` block of the table: a few rows (a request's history)
+        against many columns, by one sorted search over those rows' stored entries."""
+        m = self.matrix
+        starts, ends = m.indptr[rows], m.indptr[rows + 1]
+        lengths = ends - starts
+        idx = np.repeat(starts - np.concatenate([[0], np.cumsum(lengths)[:-1]]), lengths) + np.arange(lengths.sum())
+        span = np.int64(m.shape[1] + 1)
+        keys = np.repeat(np.arange(len(rows), dtype=np.int64), lengths) * span + m.indices[idx]  # sorted (CSR)
+        out = np.zeros((len(rows), len(cols)), dtype=np.float32)
+        if not len(keys):
+            return out
+        query = np.arange(len(rows), dtype=np.int64)[:, None] * span + cols[None, :]
+        pos = np.minimum(np.searchsorted(keys, query), len(keys) - 1)
+        hit = keys[pos] == query
+        out[hit] = m.data[idx][pos[hit]]
+        return out
 
     def values(self, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
         """``C[rows, cols]`` elementwise (0 where either index is -1)."""
@@ -151,7 +170,7 @@ def request_similarity(
     ci, hi = cooc_rows[candidates], cooc_rows[h]
     cv, hv = np.flatnonzero(ci >= 0), np.flatnonzero(hi >= 0)
     if len(cv) and len(hv):
-        co[np.ix_(cv, hv)] = cooc.matrix[hi[hv]][:, ci[cv]].toarray().T  # symmetric: C[c, h] = C[h, c]
+        co[np.ix_(cv, hv)] = cooc.lookup(hi[hv], ci[cv]).T  # symmetric: C[c, h] = C[h, c]
     for j, m in enumerate((cos, co)):
         out[:, 2 * j] = m.max(axis=1)
         out[:, 2 * j + 1] = m.sum(axis=1) / len(h)

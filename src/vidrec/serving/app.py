@@ -6,6 +6,7 @@ from fastapi import FastAPI
 
 from vidrec import __version__
 from vidrec.serving.deps import RecommenderLike
+from vidrec.serving.batching import SlateBatcher
 from vidrec.serving.errors import install_error_handlers
 from vidrec.serving.routers import events, health, recommendations, videos
 
@@ -22,6 +23,7 @@ def create_app(recommender: RecommenderLike) -> FastAPI:
         description="Video recommendations (candidates -> scoring -> re-ranking) and event intake.",
     )
     app.state.recommender = recommender
+    app.state.batcher = SlateBatcher(recommender)
     install_error_handlers(app)
     for router in (health, recommendations, events, videos):
         app.include_router(router)

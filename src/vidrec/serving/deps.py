@@ -8,10 +8,13 @@ dependency, so tests can run the app on stand-ins.
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Any, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Annotated, Any, Protocol, runtime_checkable
 
 import polars as pl
 from fastapi import Depends, Request
+
+if TYPE_CHECKING:
+    from vidrec.serving.batching import SlateBatcher
 
 
 @runtime_checkable
@@ -21,6 +24,10 @@ class RecommenderLike(Protocol):
     def slate(self, user_id: str, k: int = 10) -> list[dict[str, Any]]:
         """The user's slate: dicts of ``rank, video_id, score, sources, retrieval_score,
         p_complete, adjustments``. Unknown users get cold-start recommendations."""
+        ...
+
+    def slates(self, asks: list[tuple[str, int]]) -> list[list[dict[str, Any]]]:
+        """``slate(user_id, k)`` of each ask, served together."""
         ...
 
     def observe(self, events: pl.DataFrame) -> None:
@@ -56,4 +63,10 @@ def get_recommender(request: Request) -> RecommenderLike:
     return request.app.state.recommender
 
 
+def get_batcher(request: Request) -> "SlateBatcher":
+    """The batcher of the app's slate requests."""
+    return request.app.state.batcher
+
+
 Recommender = Annotated[RecommenderLike, Depends(get_recommender)]
+Batcher = Annotated["SlateBatcher", Depends(get_batcher)]

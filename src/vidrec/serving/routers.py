@@ -13,7 +13,7 @@ from fastapi.responses import JSONResponse, Response
 from vidrec import __version__
 from vidrec.data.schema import EVENTS_REQUIRED, VIDEOS_OPTIONAL, VIDEOS_REQUIRED
 from vidrec.errors import DataError
-from vidrec.serving.deps import Recommender
+from vidrec.serving.deps import Batcher, Recommender
 from vidrec.serving.errors import RequestProblem
 from vidrec.uploads import upload_error, validate_uploads
 from vidrec.serving.schemas import (
@@ -63,15 +63,15 @@ def get_ready(recommender: Recommender) -> JSONResponse:
 )
 async def get_recommendations(
     user_id: Annotated[str, Path(min_length=1, max_length=256)],
-    recommender: Recommender,
+    batcher: Batcher,
     k: Annotated[int, Query(ge=1, le=MAX_K, description=f"slate size, 1..{MAX_K}")] = 10,
 ) -> Response:
     """The user's top ``k`` videos; users the service has never seen get cold-start picks.
 
-    Runs on the event loop: a request is a few milliseconds of CPU, which a thread hop
-    would only add to. The body is the ``RecommendationsResponse`` schema, written directly.
+    Served with the other requests waiting at the same moment (one batch, on the event loop:
+    a request is a few milliseconds of CPU). The body is the ``RecommendationsResponse`` schema.
     """
-    items = recommender.slate(user_id, k=k)
+    items = await batcher.slate(user_id, k)
     body = json.dumps({"user_id": user_id, "k": k, "items": items}, separators=(",", ":"), allow_nan=False)
     return Response(content=body, media_type="application/json")
 

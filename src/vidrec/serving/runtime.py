@@ -9,6 +9,7 @@ replicas on any machine.
 
 from __future__ import annotations
 
+import gc
 import logging
 import os
 from pathlib import Path
@@ -51,6 +52,8 @@ def load_service(
     where = store if is_redis(store) else Path(store)
     rec = Recommender.load(root, store=str(where), log=events_db or root / EVENTS_DB)
     log.info("serving %s from store %s, event log %s", rec.path, where, rec.log.path if rec.log else None)
+    gc.collect()
+    gc.freeze()  # the model's objects never become garbage: keep them out of every collection
     return create_app(rec)
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import warnings
+from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
 
@@ -101,6 +103,31 @@ def right_aligned(lists: list[np.ndarray], width: int) -> np.ndarray:
     return out
 
 
+class _UserTower(torch.nn.Module):
+    """The user tower over positional inputs (what ``torch.jit.trace`` takes)."""
+
+    def __init__(self, model: TwoTowerModel, keys: tuple[str, ...]) -> None:
+        super().__init__()
+        self.model, self.keys = model, keys
+
+    def forward(self, *inputs: torch.Tensor) -> torch.Tensor:
+        return self.model.embed_users(dict(zip(self.keys, inputs)))
+
+
+def _trace(model: TwoTowerModel, inputs: dict[str, torch.Tensor]) -> Callable[..., torch.Tensor]:
+    """The eval-mode user tower traced for inputs shaped like ``inputs``; eager when tracing fails."""
+    tower = _UserTower(model, tuple(inputs)).eval()
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            traced = torch.jit.freeze(torch.jit.trace(tower, tuple(inputs.values()), check_trace=False))
+        if torch.allclose(traced(*inputs.values()), tower(*inputs.values()), atol=1e-6):
+            return traced
+    except (RuntimeError, torch.jit.Error):  # an exotic layer the tracer cannot follow: stay eager
+        pass
+    return tower
+
+
 class RequestInputs:
     """The user tower's inputs for hydrated requests, from catalogue rows (ids are mapped once, at bind).
 
@@ -111,6 +138,7 @@ class RequestInputs:
 
     def __init__(self, model: TwoTowerModel, vocab_of_row: np.ndarray, context: bool = True) -> None:
         self.model, self.vocab_of_row, self.context = model, vocab_of_row, context
+        self._traced: dict[tuple, tuple[Callable[..., torch.Tensor], set[int]]] = {}  # layout -> (tower, sizes seen)
         self._demographics = {
             name: {v: i + 1 for i, v in enumerate(vocab.ids.to_list())} for name, vocab in model.vocab.user_fields.items()
         }
@@ -143,8 +171,21 @@ class RequestInputs:
 
     @torch.no_grad()
     def vectors(self, requests: list, histories: list[np.ndarray] | None = None) -> np.ndarray:
-        """float32 (n, d) user vectors of the requests."""
-        return self.model.embed_users(self(requests, histories)).numpy()
+        """float32 (n, d) user vectors of the requests (the tower traced once per input layout:
+        a request's few tensors then run without Python per layer)."""
+        inputs = self(requests, histories)
+        key = tuple(inputs)
+        if key not in self._traced:
+            self._traced[key] = (_trace(self.model, inputs), {len(requests)})
+        traced, sizes = self._traced[key]
+        out = traced(*inputs.values())
+        if len(requests) not in sizes:  # a new batch size: check the trace once against the eager tower
+            eager = _UserTower(self.model, key).eval()
+            if not torch.allclose(out, eager(*inputs.values()), atol=1e-6):
+                self._traced[key] = (eager, sizes)
+                return eager(*inputs.values()).numpy()
+            sizes.add(len(requests))
+        return out.numpy()
 
 
 def save_video_embeddings(path: str | Path, video_ids: pl.Series, vectors: np.ndarray) -> Path:

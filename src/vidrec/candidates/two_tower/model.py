@@ -165,27 +165,27 @@ class TwoTowerModel(nn.Module):
         Optional inputs the config enables default to "unknown" (index 0) when not given;
         a missing ``example_age`` means age zero, the serving value.
         """
-        c, b = self.config, user_buckets.shape[0]
+        c = self.config
         u = self.user_hash(user_buckets).sum(dim=1)  # (B, d)
         if self.training and c.user_id_dropout > 0:
-            u = u * (torch.rand(b, 1) >= c.user_id_dropout)  # (B, d)
+            u = u * (torch.rand(u.shape[0], 1) >= c.user_id_dropout)  # (B, d)
         parts = [u, self.pooling(self.history(history), history > 0)]
-        if c.dislike_len:
-            dis = dislikes if dislikes is not None else torch.zeros(b, 1, dtype=torch.long)
+        zero = torch.zeros_like(user_buckets[:, 0])  # (B,) "unknown" (sizes from the inputs, so a traced
+        if c.dislike_len:  # tower serves any batch size)
+            dis = dislikes if dislikes is not None else zero[:, None]
             parts.append(masked_mean(self.history(dis), dis > 0))
         if c.user_demographics:
-            demo = torch.zeros(b, self.config.embedding_dim)
+            demo = torch.zeros_like(u)
             if demographics is not None:
                 for j, table in enumerate(self.demographics):
                     demo = demo + table(demographics[:, j])
             parts.append(demo)
         if c.request_context or c.example_age:
-            zero = torch.zeros(b, dtype=torch.long)
-            ctx = torch.zeros(b, self.config.embedding_dim)
+            ctx = torch.zeros_like(u)
             if c.request_context:
                 ctx = ctx + self.hour(_or(hour, zero)) + self.dow(_or(dow, zero))
             if c.example_age:
-                ctx = ctx + self.age(_or(example_age, torch.ones(b, dtype=torch.long)))
+                ctx = ctx + self.age(_or(example_age, zero + 1))
             parts.append(ctx)
         return F.normalize(self.user_mlp(torch.cat(parts, dim=-1)), dim=-1)
 

@@ -65,6 +65,6 @@ class TwoTowerEmbeddings:
         )
         return user_embeddings(self.model, state, now=now)
 
-    def request_vector(self, request: object, history: np.ndarray) -> np.ndarray:
-        """float32 (d,): the user tower on one request's history (rows, most recent last)."""
-        return self._inputs.vectors([request], [history])[0]
+    def request_vectors(self, requests: list, histories: list[np.ndarray]) -> np.ndarray:
+        """float32 (n, d): the user tower on each request's history (rows, most recent last)."""
+        return self._inputs.vectors(requests, histories)

@@ -153,9 +153,14 @@ class OnlineStore(ABC):
         ``log_id`` None applies without a log (an in-memory model fed directly).
         """
 
-    @abstractmethod
     def read(self, user_id: str, since: Position) -> tuple[UserRecord, list[FeedEntry], str | None]:
         """One round trip: the user's record, the feed after ``since``, and the generation."""
+        records, feed, generation = self.read_many([user_id], since)
+        return records[0], feed, generation
+
+    @abstractmethod
+    def read_many(self, user_ids: list[str], since: Position) -> tuple[list[UserRecord], list[FeedEntry], str | None]:
+        """One round trip: the users' records (in order), the feed after ``since``, the generation."""
 
     @abstractmethod
     def snapshot(self) -> Snapshot:

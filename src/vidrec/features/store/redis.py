@@ -190,26 +190,31 @@ class RedisStore(OnlineStore):
 
     # ---- reads --------------------------------------------------------------------------
 
-    def read(self, user_id: str, since: str) -> tuple[UserRecord, list[FeedEntry], str | None]:
+    def read_many(self, user_ids: list[str], since: str) -> tuple[list[UserRecord], list[FeedEntry], str | None]:
         pipe = self._client.pipeline(transaction=False)
-        for kind in KINDS:
-            pipe.zrange(self._k("u", user_id, kind), 0, -1, withscores=True)
-        pipe.hgetall(self._k("u", user_id, "c"))
-        for table in PAIR_TABLES:
-            pipe.hgetall(self._k("u", user_id, "p", table))
-        pipe.get(self._k("u", user_id, "profile"))
+        for user in user_ids:
+            for kind in KINDS:
+                pipe.zrange(self._k("u", user, kind), 0, -1, withscores=True)
+            pipe.hgetall(self._k("u", user, "c"))
+            for table in PAIR_TABLES:
+                pipe.hgetall(self._k("u", user, "p", table))
+            pipe.get(self._k("u", user, "profile"))
         pipe.xrange(self._k("feed"), min=f"({since}" if since not in ("0", "0-0") else "-")
         pipe.hget(self._k("meta"), "generation")
         replies = pipe.execute()
-        lists = {kind: [(v.decode(), int(s)) for v, s in replies[i]] for i, kind in enumerate(KINDS)}
-        n = len(KINDS)
-        counts = {c: float(replies[n].get(c.encode(), 0)) for c in USER_COUNTS}
-        pairs = {table: _pairs(replies[n + 1 + j]) for j, table in enumerate(PAIR_TABLES)}
-        profile_raw = replies[n + 1 + len(PAIR_TABLES)]
-        feed = [_entry(i, f) for i, f in replies[n + 2 + len(PAIR_TABLES)]]
+        per_user = len(KINDS) + 2 + len(PAIR_TABLES)
+        records = []
+        for i, user in enumerate(user_ids):
+            mine = replies[i * per_user : (i + 1) * per_user]
+            lists = {kind: [(v.decode(), int(s)) for v, s in mine[j]] for j, kind in enumerate(KINDS)}
+            n = len(KINDS)
+            counts = {c: float(mine[n].get(c.encode(), 0)) for c in USER_COUNTS}
+            pairs = {table: _pairs(mine[n + 1 + j]) for j, table in enumerate(PAIR_TABLES)}
+            profile = mine[-1]
+            records.append(UserRecord(user, lists, counts, pairs, json.loads(profile) if profile else {}))
+        feed = [_entry(i, f) for i, f in replies[-2]]
         gen = replies[-1]
-        record = UserRecord(user_id, lists, counts, pairs, json.loads(profile_raw) if profile_raw else {})
-        return record, feed, None if gen is None else gen.decode()
+        return records, feed, None if gen is None else gen.decode()
 
     def snapshot(self) -> Snapshot:
         pipe = self._client.pipeline(transaction=True)  # MULTI/EXEC: one consistent view

@@ -167,27 +167,31 @@ class SQLiteStore(OnlineStore):
 
     # ---- reads --------------------------------------------------------------------------
 
-    def read(self, user_id: str, since: str) -> tuple[UserRecord, list[FeedEntry], str | None]:
+    def read_many(self, user_ids: list[str], since: str) -> tuple[list[UserRecord], list[FeedEntry], str | None]:
+        ids = json.dumps(list(dict.fromkeys(user_ids)))
+        where = "WHERE user_id IN (SELECT value FROM json_each(?))"
         with self._lock:
             c = self._conn
-            videos = c.execute(
-                "SELECT kind, video_id, ts_us FROM user_video WHERE user_id = ? ORDER BY kind, ts_us, video_id",
-                (user_id,),
-            ).fetchall()
-            counts = c.execute(f"SELECT {', '.join(USER_COUNTS)} FROM user_counts WHERE user_id = ?", (user_id,)).fetchone()
-            pairs = c.execute("SELECT tbl, key, a, b, c, last_us FROM user_pair WHERE user_id = ?", (user_id,)).fetchall()
-            profile = c.execute("SELECT profile FROM user_profile WHERE user_id = ?", (user_id,)).fetchone()
+            videos = c.execute(f"SELECT user_id, kind, video_id, ts_us FROM user_video {where} "
+                               "ORDER BY user_id, kind, ts_us, video_id", (ids,)).fetchall()  # fmt: skip
+            counts = c.execute(f"SELECT user_id, {', '.join(USER_COUNTS)} FROM user_counts {where}", (ids,)).fetchall()
+            pairs = c.execute(f"SELECT user_id, tbl, key, a, b, c, last_us FROM user_pair {where}", (ids,)).fetchall()
+            profiles = c.execute(f"SELECT user_id, profile FROM user_profile {where}", (ids,)).fetchall()
             feed = c.execute("SELECT pos, kind, body FROM feed WHERE pos > ? ORDER BY pos", (int(since),)).fetchall()
             gen = c.execute("SELECT value FROM meta WHERE key = 'generation'").fetchone()
-        record = UserRecord(user_id, {k: [] for k in KINDS}, dict(zip(USER_COUNTS, counts or [0] * len(USER_COUNTS))),
-                            {t: [] for t in PAIR_TABLES}, json.loads(profile[0]) if profile else {})  # fmt: skip
-        for kind, video, ts in videos:
-            record.lists[KINDS[kind]].append((video, ts))
         tables = list(PAIR_TABLES)
-        for tbl, key, a, b, cc, last in pairs:
-            record.pairs[tables[tbl]].append((key, a, b, cc, last))
+        records = {u: UserRecord(u, {k: [] for k in KINDS}, dict.fromkeys(USER_COUNTS, 0),
+                                 {t: [] for t in PAIR_TABLES}, {}) for u in user_ids}  # fmt: skip
+        for user, kind, video, ts in videos:
+            records[user].lists[KINDS[kind]].append((video, ts))
+        for user, *values in counts:
+            records[user].counts = dict(zip(USER_COUNTS, values))
+        for user, tbl, key, a, b, cc, last in pairs:
+            records[user].pairs[tables[tbl]].append((key, a, b, cc, last))
+        for user, profile in profiles:
+            records[user].profile = json.loads(profile)
         entries = [FeedEntry(str(p), k, bytes(b)) for p, k, b in feed]
-        return record, entries, None if gen is None else gen[0]
+        return [records[u] for u in user_ids], entries, None if gen is None else gen[0]
 
     def snapshot(self) -> Snapshot:
         with self._lock:
