@@ -14,7 +14,7 @@ import argparse
 import resource
 import tempfile
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
@@ -39,7 +39,7 @@ def catalogue(n: int, seed: int = 0) -> pl.DataFrame:
             "category": [f"cat{i}" for i in rng.integers(0, 50, size=n)],
             "tags": tag_lists,
             "duration_seconds": rng.uniform(10, 3600, size=n),
-            "uploaded_at": [datetime(2025, 6, 1, tzinfo=timezone.utc)] * n,
+            "uploaded_at": [datetime(2025, 6, 1, tzinfo=UTC)] * n,
             "available": [True] * n,
         }
     )

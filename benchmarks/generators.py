@@ -27,10 +27,15 @@ from vidrec.candidates.generators import TrendingGenerator, TwoTowerGenerator
 from vidrec.candidates.merge import merge_candidates
 from vidrec.candidates.two_tower.config import TwoTowerConfig
 from vidrec.data.dataset import Dataset, read_dataset
-from vidrec.evaluation.protocol import EvaluationData, default_baselines, evaluate_baselines, evaluate_recommendations
-from vidrec.evaluation.protocol import temporal_holdout
-from vidrec.features import build_user_state
+from vidrec.evaluation.protocol import (
+    EvaluationData,
+    default_baselines,
+    evaluate_baselines,
+    evaluate_recommendations,
+    temporal_holdout,
+)
 from vidrec.evaluation.system import to_matrix
+from vidrec.features import build_user_state
 
 KS = (100, 200, 500)
 DEPTH = max(KS)

@@ -45,7 +45,7 @@ from vidrec.data.ingest import ingest_tables
 from vidrec.data.simulator import GroundTruth, SimulatorConfig, simulate
 from vidrec.data.simulator.behaviour import log_affinity, response_probabilities
 from vidrec.data.splits import SplitConfig, write_split
-from vidrec.evaluation.log_oracle import LogOracleConfig, log_posterior, log_informed_best
+from vidrec.evaluation.log_oracle import LogOracleConfig, log_informed_best, log_posterior
 from vidrec.evaluation.oracle import oracle_ratio
 from vidrec.recommender import Recommender
 from vidrec.reranking import DefaultReRanker

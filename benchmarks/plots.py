@@ -8,9 +8,9 @@ it is missing. Figures go to ``docs/figures/`` unless a path says otherwise.
 from __future__ import annotations
 
 import importlib.util
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 

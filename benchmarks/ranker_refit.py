@@ -19,9 +19,9 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 import torch
+
 from oracle_breakdown import _top10
 from scoring import variant
-
 from vidrec.candidates.two_tower.source import TwoTowerEmbeddings
 from vidrec.data.dataset import Dataset
 from vidrec.data.simulator import GroundTruth

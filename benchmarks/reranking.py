@@ -116,7 +116,7 @@ class Stage3Inputs:
         return padded[rows]
 
     @classmethod
-    def from_model(cls, rec: Recommender, users: list[str]) -> "Stage3Inputs":
+    def from_model(cls, rec: Recommender, users: list[str]) -> Stage3Inputs:
         """Candidates and scores exactly as the pipeline hands them to stage 3."""
         pipe = rec.pipeline
         state = rec.user_state(users)
@@ -138,7 +138,7 @@ class Stage3Inputs:
         (path / "now.json").write_text(json.dumps({"now": self.now.isoformat()}))
 
     @classmethod
-    def load(cls, path: Path) -> "Stage3Inputs":
+    def load(cls, path: Path) -> Stage3Inputs:
         frames = {name: pl.read_parquet(path / f"{name}.parquet") for name in ("scored", "state", "videos", "events")}
         now = datetime.fromisoformat(json.loads((path / "now.json").read_text())["now"])
         matrix = np.load(path / "vectors.npy", allow_pickle=False) if (path / "vectors.npy").exists() else None

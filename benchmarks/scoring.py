@@ -106,7 +106,7 @@ VARIANTS = {
 
 def head_metrics(name: str, p: dict[str, np.ndarray], y: np.ndarray) -> list[dict]:
     rows = []
-    for j, (task, column) in enumerate(HEADS.items()):
+    for j, column in enumerate(HEADS.values()):
         yt = y[:, j]
         rows.append({"model": name, "head": column, "auc": roc_auc(p[column], yt), "log_loss": log_loss(p[column], yt),
                      "ece": expected_calibration_error(p[column], yt), "positive_rate": float(yt.mean())})  # fmt: skip

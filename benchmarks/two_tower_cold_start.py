@@ -28,8 +28,8 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 import torch
-from two_tower_ml100k import KS, parse_overrides, recall
 
+from two_tower_ml100k import KS, parse_overrides, recall
 from vidrec.candidates import TwoTowerGenerator
 from vidrec.candidates.two_tower import TwoTowerConfig, user_embeddings, video_embeddings
 from vidrec.data.dataset import Dataset, read_dataset

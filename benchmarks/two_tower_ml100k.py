@@ -13,7 +13,7 @@ from __future__ import annotations
 import argparse
 import json
 import time
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import numpy as np
@@ -67,7 +67,7 @@ def load_ml100k(root: Path) -> tuple[pl.DataFrame, pl.DataFrame]:
         duration_seconds=pl.lit(DURATION),
         # Dates are coarse (some ratings precede the release): never after the first rating.
         uploaded_at=pl.min_horizontal(release.cast(TIMESTAMP), pl.col("first")).fill_null(
-            pl.lit(datetime(1990, 1, 1, tzinfo=timezone.utc)).cast(TIMESTAMP)
+            pl.lit(datetime(1990, 1, 1, tzinfo=UTC)).cast(TIMESTAMP)
         ),
         available=pl.lit(True),
     ).select("video_id", "creator_id", "category", "tags", "duration_seconds", "uploaded_at", "available", "title")

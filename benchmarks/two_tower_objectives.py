@@ -22,8 +22,8 @@ from pathlib import Path
 
 import polars as pl
 import torch
-from two_tower_ml100k import KS, load_ml100k, parse_overrides, peers, recall, temporal_split
 
+from two_tower_ml100k import KS, load_ml100k, parse_overrides, peers, recall, temporal_split
 from vidrec.candidates import TwoTowerGenerator
 from vidrec.candidates.two_tower import TwoTowerConfig
 from vidrec.data.dataset import Dataset

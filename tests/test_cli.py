@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import polars as pl
 
 from vidrec.cli import main
 from vidrec.data.dataset import Dataset, write_dataset
 
-T0 = datetime(2025, 6, 1, tzinfo=timezone.utc)
+T0 = datetime(2025, 6, 1, tzinfo=UTC)
 
 
 def tiny_dataset(bad_rows: int = 0) -> Dataset:

@@ -6,10 +6,10 @@ import json
 
 import polars as pl
 
+from tests.tiny_platform import SMALL_CONFIG, two_audiences
 from vidrec.candidates.two_tower.model import TwoTowerModel
 from vidrec.cli import main
 from vidrec.data.dataset import write_dataset
-from tests.tiny_platform import SMALL_CONFIG, two_audiences
 
 
 def test_train_recommend_evaluate(tmp_path, capsys) -> None:

@@ -7,9 +7,9 @@ from datetime import timedelta
 import polars as pl
 import pytest
 
+from tests.tiny_platform import small_config, two_audiences
 from vidrec.pipeline import STAGES
 from vidrec.recommender import Recommender
-from tests.tiny_platform import small_config, two_audiences
 
 
 @pytest.fixture(scope="module")

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import numpy as np
 import polars as pl
@@ -10,7 +10,7 @@ import polars as pl
 from vidrec.config import PipelineConfig
 from vidrec.data.dataset import Dataset
 
-T0 = datetime(2025, 6, 1, tzinfo=timezone.utc)
+T0 = datetime(2025, 6, 1, tzinfo=UTC)
 
 SMALL_CONFIG = {
     "candidates": {"per_generator": 30, "target": 30, "quotas": {"trending": 10}},

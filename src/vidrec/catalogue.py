@@ -67,12 +67,12 @@ class CSR:
     codes: np.ndarray  # (nnz,) int32
 
     @classmethod
-    def from_lists(cls, lists: Sequence[np.ndarray]) -> "CSR":
+    def from_lists(cls, lists: Sequence[np.ndarray]) -> CSR:
         lengths = np.fromiter((len(x) for x in lists), dtype=np.int64, count=len(lists))
         codes = np.concatenate(lists).astype(np.int32) if len(lists) else np.zeros(0, np.int32)
         return cls(np.concatenate([[0], np.cumsum(lengths)]), codes)
 
-    def extend(self, other: "CSR") -> "CSR":
+    def extend(self, other: CSR) -> CSR:
         return CSR(np.concatenate([self.offsets, self.offsets[-1] + other.offsets[1:]]),
                    np.concatenate([self.codes, other.codes]))  # fmt: skip
 
@@ -141,6 +141,8 @@ class Catalogue:
         cols = self._columns(frame)
         self._cols = {name: _Column(values) for name, values in cols.items() if name != "tags"}
         self.tags: CSR = cols["tags"]
+        self._upload_order = np.zeros(0, dtype=np.int64)  # rows by upload time, and their times
+        self._upload_times = np.zeros(0, dtype=np.int64)
         self._sort_uploads()
 
     # ---- reading --------------------------------------------------------------------------
@@ -241,15 +243,16 @@ class Catalogue:
         rows = np.asarray(rows, dtype=np.int64)
         offsets, codes = self.cross_tags(title_words).gather(rows)
         lang = self.language[rows]
-        tags = pa.ListArray.from_arrays(pa.array(offsets.astype(np.int32)), pa.array(self.tags_vocab.array()[codes].tolist(),
-                                                                                      type=pa.string()))  # fmt: skip
-        languages = self.languages.array()[np.maximum(lang, 0)] if len(self.languages) else np.full(len(rows), None)
+        names = pa.array(self.tags_vocab.array()[codes].tolist(), type=pa.string())
+        tags = pa.ListArray.from_arrays(pa.array(offsets.astype(np.int32)), names)
+        names = self.languages.array()
+        languages = [names[c] if c >= 0 else None for c in lang.tolist()]
         return pl.DataFrame({
             "video_id": pl.Series([self.ids[r] for r in rows.tolist()], dtype=pl.String),
             "creator_id": pl.Series(self.creators.array()[self.creator[rows]].tolist(), dtype=pl.String),
             "category": pl.Series(self.categories.array()[self.category[rows]].tolist(), dtype=pl.String),
             "duration_seconds": self.duration[rows],
-            "language": pl.Series(np.where(lang >= 0, languages, None).tolist(), dtype=pl.String),
+            "language": pl.Series(languages, dtype=pl.String),
             "tags": pl.Series(tags, dtype=pl.List(pl.String)),
         })  # fmt: skip
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import argparse
 import sys
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 from vidrec.errors import VidrecError
@@ -58,7 +58,7 @@ def _parse_time(text: str) -> datetime:
         raise VidrecError(
             f"--cut {text!r} is not a date or time", "use ISO-8601, e.g. 2025-06-20T00:00:00"
         ) from None
-    return ts if ts.tzinfo else ts.replace(tzinfo=timezone.utc)
+    return ts if ts.tzinfo else ts.replace(tzinfo=UTC)
 
 
 def _split(args: argparse.Namespace) -> int:
@@ -288,6 +288,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point: run a subcommand, turning user errors into a message and exit code 2."""
+    import logging
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)

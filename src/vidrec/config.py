@@ -87,7 +87,7 @@ class PipelineConfig:
             return sections[name]
         raise AttributeError(f"{type(self).__name__} has no setting {name!r}")
 
-    def with_section(self, name: str, section: Any) -> "PipelineConfig":
+    def with_section(self, name: str, section: Any) -> PipelineConfig:
         """A copy with generator ``name``'s section replaced."""
         return replace(self, sections={**self.sections, name: section})
 
@@ -106,7 +106,7 @@ class PipelineConfig:
         }
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> "PipelineConfig":
+    def from_dict(cls, data: dict[str, Any]) -> PipelineConfig:
         """Build from a (possibly partial) dict; missing settings take their defaults."""
         known = {"candidates", "index", "ranker", "rerank", "ranker_kind", "reranker_kind", "history_len",
                  "ranker_period", *REGISTRY}  # fmt: skip

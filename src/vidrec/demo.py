@@ -81,7 +81,8 @@ def run_demo(out: Path, users: int = 3000, videos: int = 2000, days: int = 28, s
     judged = data.users.ids.to_list()
     final = rec.recommend_batch(judged, k=10)
     oracle = oracle_ratio(truth, final, rec.user_state(judged), rec.now)
-    print(f"\nvs the oracle (true P(complete) of the ten, summed): {json.dumps({k: round(v, 3) for k, v in oracle.items()})}")
+    figures = json.dumps({k: round(v, 3) for k, v in oracle.items()})
+    print(f"\nvs the oracle (true P(complete) of the ten, summed): {figures}")
     write_json(table, path / "evaluation.json", meta={"oracle": oracle, "seconds_per_user": per_user})
 
     _step("6. three users, their recent history and their ten")

@@ -14,10 +14,11 @@ from __future__ import annotations
 import json
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import replace
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Callable, Literal
+from typing import Literal, cast
 
 import polars as pl
 
@@ -75,10 +76,10 @@ class Pipeline:
         self.live: LiveCounts | None = None
 
     @classmethod
-    def fit(cls, train: Dataset, config: PipelineConfig | None = None, log: Logger = log.info) -> "Pipeline":
+    def fit(cls, train: Dataset, config: PipelineConfig | None = None, log: Logger = log.info) -> Pipeline:
         """Train every stage on ``train``; the clock is the end of its events."""
         config = config or PipelineConfig()
-        now = train.events["ts"].max() + timedelta(microseconds=1)
+        now = cast(datetime, train.events["ts"].max()) + timedelta(microseconds=1)
         catalogue = Catalogue(train.videos)
         timings: dict[str, float] = {}
         generators = []
@@ -103,7 +104,7 @@ class Pipeline:
         pipe.catalogue = catalogue
         return pipe
 
-    def bind(self, catalogue: Catalogue, live: LiveCounts) -> "Pipeline":
+    def bind(self, catalogue: Catalogue, live: LiveCounts) -> Pipeline:
         """Serve requests over ``catalogue`` and the live counts: every stage reads these two."""
         self.catalogue, self.live = catalogue, live
         for gen in self.generators:
@@ -177,7 +178,7 @@ class Pipeline:
         return root
 
     @classmethod
-    def load(cls, directory: str | Path) -> "Pipeline":
+    def load(cls, directory: str | Path) -> Pipeline:
         """Rebuild a pipeline written by :meth:`save` (unbound: :meth:`bind` it to a catalogue)."""
         root = Path(directory)
         config = PipelineConfig.from_dict(json.loads((root / "config.json").read_text()))

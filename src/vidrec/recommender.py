@@ -19,9 +19,10 @@ import json
 import logging
 import threading
 import uuid
-from datetime import datetime, timedelta, timezone
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Callable
+from typing import Any, cast
 
 import polars as pl
 
@@ -89,12 +90,12 @@ class Recommender:
 
     @classmethod
     def train(cls, train: Dataset, config: PipelineConfig | None = None,
-              log: Callable[[str], None] = log.info) -> "Recommender":  # fmt: skip
+              log: Callable[[str], None] = log.info) -> Recommender:  # fmt: skip
         """Train all stages on ``train`` (already validated); serves from an in-memory store."""
         pipeline = Pipeline.fit(train, config, log)
         assert pipeline.catalogue is not None
         state = VersionState.build(train.events, pipeline.catalogue, train.users, store_config(pipeline.config))
-        until = train.events["ts"].max() + timedelta(microseconds=1)
+        until = cast(datetime, train.events["ts"].max()) + timedelta(microseconds=1)
         rec = cls(pipeline, pipeline.catalogue, train.users, state, until)
         rec.training_events = train.events
         rec.attach(":memory:")
@@ -103,7 +104,7 @@ class Recommender:
     def save(self, model_dir: str | Path) -> Path:
         """Write a new version folder under ``model_dir`` and point ``LATEST`` at it."""
         root = Path(model_dir)
-        version = "v" + datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S%f")
+        version = "v" + datetime.now(UTC).strftime("%Y%m%dT%H%M%S%f")
         path = root / version
         self.pipeline.save(path)
         videos = self.catalogue.frame
@@ -116,7 +117,7 @@ class Recommender:
         self.version_state.save(path)
         n_events = int(self.version_state.deltas.totals.get("views", 0))
         manifest = {
-            "version": version, "vidrec": __version__, "created_at": datetime.now(timezone.utc).isoformat(),
+            "version": version, "vidrec": __version__, "created_at": datetime.now(UTC).isoformat(),
             "trained_until": self.trained_until.isoformat(), "clock": self.now.isoformat(),
             "events": None if self.training_events is None else self.training_events.height, "watches": n_events,
             "videos": videos.height, "users": self.users.height, "timings_seconds": self.pipeline.timings,
@@ -128,7 +129,7 @@ class Recommender:
 
     @classmethod
     def load(cls, model_dir: str | Path, store: str | Path | None = None, log: EventLog | str | Path | None = None
-             ) -> "Recommender":  # fmt: skip
+             ) -> Recommender:  # fmt: skip
         """Load the latest version in ``model_dir`` (or the version folder given).
 
         ``store``: the online store (None: private, in memory; a SQLite path; a ``redis://``
@@ -299,7 +300,7 @@ class Recommender:
         if new.height:
             self.catalogue.add(new)
             # the clock follows uploads (one is recommendable at once), never past the wall clock
-            latest = min(epoch_us(new["uploaded_at"].max()), epoch_us(datetime.now(timezone.utc)))
+            latest = min(epoch_us(cast(datetime, new["uploaded_at"].max())), epoch_us(datetime.now(UTC)))
             self._last_upload_us = max(self._last_upload_us or latest, latest)
 
     # ---- serving ------------------------------------------------------------------------------
@@ -340,7 +341,9 @@ class Recommender:
         """Every stage's output for one user in one pass."""
         return self.run_many([(user_id, k)], now, until)[0]
 
-    def run_many(self, asks: list[tuple[str, int]], now: datetime | None = None, until: Stage = "final") -> list[Result]:
+    def run_many(
+        self, asks: list[tuple[str, int]], now: datetime | None = None, until: Stage = "final"
+    ) -> list[Result]:
         """One pass for each ``(user_id, k)``, the stages taking them all at once. A process serves
         one batch at a time: an upload applied meanwhile changes the stages' arrays."""
         with self._lock:
@@ -394,13 +397,14 @@ class Recommender:
 
     def user_state(self, user_ids: list[str]) -> pl.DataFrame:
         """Current state lists of the given users (history, seen, disliked); unknown users are empty."""
-        out = {"user_id": [], "recent_completed": [], "recent_watched": [], "seen": [], "disliked": []}
+        names = ("recent_completed", "recent_watched", "seen", "disliked")
+        out: dict[str, list[Any]] = {"user_id": [], **{name: [] for name in names}}
         for u in dict.fromkeys(user_ids):
             r = self.request(u)
             out["user_id"].append(u)
-            for name in ("recent_completed", "recent_watched", "seen", "disliked"):
+            for name in names:
                 out[name].append(self.catalogue.ids_of(getattr(r, name)))
-        schema = {"user_id": pl.String, **{c: pl.List(pl.String) for c in list(out)[1:]}}
+        schema: dict[str, Any] = {"user_id": pl.String, **{c: pl.List(pl.String) for c in list(out)[1:]}}
         return pl.DataFrame(out, schema=schema)
 
     def known_video(self, video_id: str) -> bool:
@@ -426,4 +430,3 @@ class Recommender:
             self.store.close()
         if self.log is not None:
             self.log.close()
-

@@ -31,7 +31,7 @@ class Pairs:
     last_us: np.ndarray  # (m,) int64: last dislike time (creator table), -1 when none
 
     @classmethod
-    def empty(cls) -> "Pairs":
+    def empty(cls) -> Pairs:
         return cls(np.zeros(0, np.int32), np.zeros((0, 3), np.int64), np.zeros(0, np.int64))
 
     def lookup(self, codes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -121,10 +121,17 @@ def hydrate(record: UserRecord, catalogue: Catalogue, now_us: int, k: int, histo
     )  # fmt: skip
 
 
-def from_lists(user_id: str, lists: dict[str, list[str]], catalogue: Catalogue, now_us: int, k: int,
-               profile: dict[str, str] | None = None) -> Request:
+def from_lists(
+    user_id: str,
+    lists: dict[str, list[str]],
+    catalogue: Catalogue,
+    now_us: int,
+    k: int,
+    profile: dict[str, str] | None = None,
+) -> Request:
     """A request from plain state lists (``recent_completed``, ``recent_watched``, ``seen``,
     ``disliked``; most recent last), with no counts: what a user-state frame carries."""
+
     def rows(name: str) -> np.ndarray:
         r = catalogue.rows(lists.get(name) or [])
         return r[r >= 0]

@@ -49,8 +49,8 @@ class Result:
         if self.scored is None:
             raise ValueError("this result stopped before scoring")
         scored = base.with_columns(
-            candidate_rank=pl.Series(np.arange(1, len(self.candidates) + 1), dtype=pl.Int64),
             *(pl.Series(c, self.scored[c], dtype=pl.Float64) for c in PROBABILITIES),
+            candidate_rank=pl.Series(np.arange(1, len(self.candidates) + 1), dtype=pl.Int64),
             score=pl.Series(self.scored["score"], dtype=pl.Float64),
         )
         if stage == "scored":
@@ -68,11 +68,15 @@ class Result:
             removed = slate.removed()
             worst = np.nan_to_num(slate.final_score[removed], nan=-np.inf)
             order = np.concatenate([order, removed[np.lexsort((removed, -worst))]])
-        final = scored[order].with_columns(
-            rank=pl.Series(rank[order], dtype=pl.Int64).replace(0, None),
-            final_score=pl.Series(slate.final_score[order], dtype=pl.Float64).fill_nan(None),
-            adjustments=pl.Series([slate.codes(i) for i in order.tolist()], dtype=pl.List(pl.String)),
-        ).with_columns(score=pl.col("final_score"))
+        final = (
+            scored[order]
+            .with_columns(
+                rank=pl.Series(rank[order], dtype=pl.Int64).replace(0, None),
+                final_score=pl.Series(slate.final_score[order], dtype=pl.Float64).fill_nan(None),
+                adjustments=pl.Series([slate.codes(i) for i in order.tolist()], dtype=pl.List(pl.String)),
+            )
+            .with_columns(score=pl.col("final_score"))
+        )
         if debug:
             final = final.with_columns(removed_reason=pl.Series([slate.reasons[i] for i in order.tolist()],
                                                                 dtype=pl.String))  # fmt: skip

@@ -17,8 +17,8 @@ from vidrec.candidates.fresh import FreshGenerator
 from vidrec.candidates.generators import TrendingGenerator
 from vidrec.candidates.two_tower import TwoTowerConfig
 from vidrec.candidates.two_tower.inputs import demographic_indices, join_demographics
-from vidrec.data.dataset import Dataset
 from vidrec.catalogue import Catalogue
+from vidrec.data.dataset import Dataset
 from vidrec.data.schema import TIMESTAMP, epoch_us
 from vidrec.features import build_user_state
 

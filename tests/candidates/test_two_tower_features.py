@@ -4,7 +4,7 @@ videos from content, dislikes strictly before the example, pooling modes, config
 from __future__ import annotations
 
 import json
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import numpy as np
 import polars as pl
@@ -78,7 +78,7 @@ def test_cold_video_is_embedded_from_its_content(clustered):
 
 
 def test_dislikes_are_strictly_before_the_example_time():
-    t0 = datetime(2024, 1, 1, tzinfo=timezone.utc)
+    t0 = datetime(2024, 1, 1, tzinfo=UTC)
     rows = [  # (user, video, hour, event)
         ("u1", "a", 1, "dislike"), ("u1", "b", 1, "watch"), ("u1", "c", 2, "dislike"),
         ("u1", "a", 2, "dislike"), ("u1", "d", 3, "watch"), ("u1", "e", 3, "dislike"), ("u2", "a", 0, "watch"), ("u2", "f", 4, "dislike"),
@@ -107,7 +107,7 @@ def test_serving_inputs_are_right_aligned_and_read_now():
     vocab = IdMap(["a", "b", "c"])
     got = padded_indices(pl.Series([["a", "b"], [], ["a", "b", "c", "a"]]), vocab, 3)
     assert got.tolist() == [[0, 1, 2], [0, 0, 0], [2, 3, 1]]  # most recent last, like training
-    wednesday = datetime(2024, 1, 3, 17, 30, tzinfo=timezone.utc)
+    wednesday = datetime(2024, 1, 3, 17, 30, tzinfo=UTC)
     hour, dow = time_context(np.array([int(wednesday.timestamp() * 1_000_000)]))
     assert (hour[0], dow[0]) == (18, 3)  # 17h -> index 18; a Wednesday -> ISO day 3
     assert duration_bucket(pl.Series([None, 10.0, 20.0, 1e6])).tolist()[:2] == [0, 1]
@@ -193,7 +193,7 @@ def test_save_load_roundtrip_with_every_feature(trained_all, tmp_path):
     assert saved["dislike_len"] == 4 and saved["history_pooling"] == "attention" and saved["video_language"] is True
     again = TwoTowerModel.load(tmp_path)
     state = build_user_state(ds.events, videos).join(users, on="user_id", how="left")
-    now = datetime(2024, 2, 1, 9, tzinfo=timezone.utc)
+    now = datetime(2024, 2, 1, 9, tzinfo=UTC)
     assert np.allclose(user_embeddings(again, state, now=now), user_embeddings(model, state, now=now), atol=1e-6)
     assert np.allclose(video_embeddings(again, videos)[1], video_embeddings(model, videos)[1], atol=1e-6)
     assert list(again.vocab.user_fields) == ["age_bucket"]

@@ -12,7 +12,6 @@ import pytest
 import torch
 
 from tests.candidates.conftest import T0, make_clustered
-from vidrec.catalogue import Catalogue
 from vidrec.candidates import TwoTowerGenerator
 from vidrec.candidates.two_tower import (
     TwoTowerConfig,
@@ -24,6 +23,7 @@ from vidrec.candidates.two_tower import (
 )
 from vidrec.candidates.two_tower import export as export_module
 from vidrec.candidates.two_tower.data import catalogue_features
+from vidrec.catalogue import Catalogue
 from vidrec.data.dataset import Dataset
 from vidrec.data.schema import TIMESTAMP
 from vidrec.errors import VidrecError

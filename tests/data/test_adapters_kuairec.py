@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import shutil
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
@@ -17,7 +17,7 @@ from vidrec.data.schema import EVENTS_REQUIRED, VIDEOS_REQUIRED, completion
 from vidrec.errors import DataError
 
 FIXTURE = Path(__file__).resolve().parents[1] / "fixtures" / "kuairec"
-UTC = timezone.utc
+UTC = UTC
 BASE = 1593820800  # 2020-07-04 00:00:00 UTC
 
 

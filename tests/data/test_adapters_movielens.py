@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import polars as pl
@@ -20,7 +20,7 @@ from vidrec.errors import DataError
 ROOT = Path(__file__).resolve().parents[2]
 ML100K = Path(os.environ.get("VIDREC_ML100K", ROOT.parent / "shared" / "data" / "ml-100k"))
 FIXTURES = ROOT / "tests" / "fixtures" / "movielens"
-UTC = timezone.utc
+UTC = UTC
 
 
 def utc(seconds: int) -> datetime:

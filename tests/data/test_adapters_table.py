@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import polars as pl
@@ -14,7 +14,7 @@ from vidrec.data.adapters.table import load
 from vidrec.data.schema import EVENTS_REQUIRED, VIDEOS_REQUIRED
 from vidrec.errors import DataError
 
-UTC = timezone.utc
+UTC = UTC
 
 LOG = """uid,item,time,action,secs,device
 u1,v1,2024-01-01 10:00:00,view,30,ios

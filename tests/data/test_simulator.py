@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import numpy as np
 import polars as pl
@@ -199,7 +199,7 @@ def test_ground_truth_rejects_unknown_ids_and_missing_dirs(gt, tmp_path):
 
 
 def test_times_are_accepted_in_many_forms():
-    t = datetime(2025, 6, 3, 12, 0, tzinfo=timezone.utc)
+    t = datetime(2025, 6, 3, 12, 0, tzinfo=UTC)
     us = int(t.timestamp()) * 1_000_000
     assert to_epoch_us(t, 2).tolist() == [us, us]
     assert to_epoch_us(t.replace(tzinfo=None), 1).tolist() == [us]

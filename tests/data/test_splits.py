@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import polars as pl
 import pytest
@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 from vidrec.data.dataset import Dataset
 from vidrec.data.splits import SplitConfig, read_split, split_events, write_split
 
-T0 = datetime(2025, 6, 1, tzinfo=timezone.utc)
+T0 = datetime(2025, 6, 1, tzinfo=UTC)
 
 
 def events_from(rows: list[tuple[int, int, str]]) -> pl.DataFrame:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import polars as pl
 import pytest
@@ -12,7 +12,7 @@ from vidrec.data.stats import describe, format_summary
 
 
 def _t(day: int, month: int = 1, year: int = 2025, second: int = 0) -> datetime:
-    return datetime(year, month, day, 0, 0, second, tzinfo=timezone.utc)
+    return datetime(year, month, day, 0, 0, second, tzinfo=UTC)
 
 
 @pytest.fixture

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import polars as pl
 import pytest
@@ -14,8 +14,8 @@ from vidrec.data.ingest import ingest_tables
 from vidrec.data.validation import REASONS, ValidationConfig, validate
 from vidrec.errors import DataError
 
-T0 = datetime(2025, 6, 1, tzinfo=timezone.utc)
-CFG = ValidationConfig(now=datetime(2026, 1, 1, tzinfo=timezone.utc))
+T0 = datetime(2025, 6, 1, tzinfo=UTC)
+CFG = ValidationConfig(now=datetime(2026, 1, 1, tzinfo=UTC))
 
 
 def make_videos(n: int) -> pl.DataFrame:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import replace
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import numpy as np
 import polars as pl
@@ -15,14 +15,14 @@ from vidrec.data.simulator import GroundTruth, SimulatorConfig, simulate
 from vidrec.data.simulator.behaviour import US_PER_DAY, BehaviourParams
 from vidrec.data.simulator.groundtruth import PolicyTrace, save_ground_truth
 from vidrec.data.simulator.policy import LoggingPolicy
-from vidrec.data.simulator.world import build_world
 from vidrec.data.simulator.vocab import language_penalty_table
+from vidrec.data.simulator.world import build_world
 from vidrec.errors import DataError
 from vidrec.evaluation.log_likelihood import bernoulli, exposure_terms, logged_outcomes, tabulate
 from vidrec.evaluation.log_oracle import LogOracleConfig, log_informed_best, log_posterior
 from vidrec.evaluation.oracle import oracle_ratio
 
-T0 = datetime(2025, 6, 1, tzinfo=timezone.utc)
+T0 = datetime(2025, 6, 1, tzinfo=UTC)
 
 
 def tiny_truth(n_users: int, prior: np.ndarray | None, topics: int = 2) -> GroundTruth:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import numpy as np
 import polars as pl
@@ -12,8 +12,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from vidrec.data.dataset import Dataset, write_dataset
-from vidrec.data.schema import TIMESTAMP
 from vidrec.data.ids import IdMap
+from vidrec.data.schema import TIMESTAMP
 from vidrec.evaluation import (
     EASE,
     IALS,
@@ -29,7 +29,7 @@ from vidrec.evaluation import (
 )
 from vidrec.evaluation.matrix import interaction_matrix
 
-T0 = datetime(2024, 1, 1, tzinfo=timezone.utc)
+T0 = datetime(2024, 1, 1, tzinfo=UTC)
 
 
 def events(rows: list[tuple[str, str, int, str, float | None]]) -> pl.DataFrame:

@@ -1,13 +1,13 @@
 """A tiny event log whose user states and video statistics are worked out by hand."""
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import polars as pl
 import pytest
 
 from vidrec.data.schema import TIMESTAMP
 
-T0 = datetime(2024, 1, 1, tzinfo=timezone.utc)
+T0 = datetime(2024, 1, 1, tzinfo=UTC)
 VIDEOS = pl.DataFrame(
     {
         "video_id": ["a", "b", "c", "d"],

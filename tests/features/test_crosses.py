@@ -7,9 +7,9 @@ import math
 import polars as pl
 import pytest
 
+from tests.features.test_point_in_time import events_frame, t, videos_frame
 from vidrec.features.crosses import CROSS_COLUMNS, cross_tags
 from vidrec.features.point_in_time import EventTables, PointInTimeConfig, point_in_time_features
-from tests.features.test_point_in_time import events_frame, t, videos_frame
 
 VIDEOS = videos_frame(["a", "b", "c"], ["k", "k", "m"], ["music"] * 3, [100.0] * 3, [t(0)] * 3).with_columns(
     tags=pl.Series([["x", "y"], ["x"], ["x", "z"]]), language=pl.Series(["en", "fr", "en"])

@@ -6,7 +6,7 @@ import sqlite3
 import subprocess
 import sys
 import threading
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import polars as pl
 import pytest
@@ -14,7 +14,7 @@ import pytest
 from vidrec.data.schema import EVENTS_REQUIRED
 from vidrec.features.store import EventLog
 
-T0 = datetime(2025, 5, 1, 8, 30, 0, 123456, tzinfo=timezone.utc)
+T0 = datetime(2025, 5, 1, 8, 30, 0, 123456, tzinfo=UTC)
 
 
 def events(rows: list[tuple[str, str, int, str, float | None]]) -> pl.DataFrame:

@@ -8,8 +8,8 @@ point-in-time tables compute from the whole log.
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import polars as pl
 import pytest
@@ -18,8 +18,8 @@ from hypothesis import strategies as st
 
 from tests.features.conftest import T0, TINY, VIDEOS, events
 from vidrec.catalogue import Catalogue
-from vidrec.data.simulator import SimulatorConfig, simulate
 from vidrec.data.dataset import read_dataset
+from vidrec.data.simulator import SimulatorConfig, simulate
 from vidrec.features import build_user_state, video_stats
 from vidrec.features.point_in_time import EventTables
 from vidrec.features.store import OnlineStore, SQLiteStore, StoreConfig, open_store

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import polars as pl
 
-NOW = datetime(2025, 3, 1, 12, tzinfo=timezone.utc)
+NOW = datetime(2025, 3, 1, 12, tzinfo=UTC)
 LISTS = ("recent_completed", "recent_watched", "seen", "disliked")
 
 

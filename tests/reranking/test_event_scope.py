@@ -5,10 +5,10 @@ from __future__ import annotations
 import polars as pl
 from hypothesis import given, settings
 from hypothesis import strategies as st
+
 from tests.reranking.rerank_frames import NOW, old, scored_frame, users_frame, videos_frame
 from tests.reranking.test_history import events_frame
 from tests.reranking.test_slate_properties import worlds
-
 from vidrec.reranking import DefaultReRanker, ReRankConfig
 from vidrec.reranking.history import user_events
 

@@ -7,8 +7,8 @@ from datetime import timedelta
 import numpy as np
 import polars as pl
 import pytest
-from tests.reranking.rerank_frames import NOW, old, scored_frame, users_frame, videos_frame
 
+from tests.reranking.rerank_frames import NOW, old, scored_frame, users_frame, videos_frame
 from vidrec.reranking import DefaultReRanker, ReRankConfig
 from vidrec.reranking.history import fatigue_factor
 

@@ -6,8 +6,8 @@ from datetime import timedelta
 
 import polars as pl
 import pytest
-from tests.reranking.rerank_frames import NOW, old, scored_frame, users_frame, videos_frame
 
+from tests.reranking.rerank_frames import NOW, old, scored_frame, users_frame, videos_frame
 from vidrec.reranking import DefaultReRanker, ReRankConfig
 
 NO_CAP = ReRankConfig(creator_cap=None, diversity="none", min_fresh=0)

@@ -10,8 +10,8 @@ from __future__ import annotations
 import polars as pl
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from tests.reranking.rerank_frames import NOW, scored_frame, users_frame, videos_frame
 
+from tests.reranking.rerank_frames import NOW, scored_frame, users_frame, videos_frame
 from vidrec.reranking import DefaultReRanker, ReRankConfig
 
 N_VIDEOS = 14

@@ -13,9 +13,9 @@ import numpy as np
 import polars as pl
 from hypothesis import given, settings
 from hypothesis import strategies as st
+
 from tests.reranking.rerank_frames import NOW, scored_frame, users_frame, videos_frame
 from tests.reranking.test_history import events_frame
-
 from vidrec.reranking import REMOVED_REASONS, DefaultReRanker, ReRankConfig
 from vidrec.reranking.history import fatigue_factor
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import numpy as np
 import polars as pl
@@ -11,7 +11,7 @@ from vidrec.data.dataset import Dataset
 from vidrec.data.ids import IdMap
 from vidrec.data.schema import TIMESTAMP
 
-T0 = datetime(2025, 1, 1, tzinfo=timezone.utc)
+T0 = datetime(2025, 1, 1, tzinfo=UTC)
 CATEGORIES = ["music", "news", "sports", "comedy", "gaming", "food"]
 
 

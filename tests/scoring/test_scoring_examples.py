@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import polars as pl
 import pytest
@@ -10,7 +10,7 @@ import pytest
 from vidrec.data.schema import TIMESTAMP
 from vidrec.scoring.examples import LABELS, ExampleConfig, build_examples
 
-T0 = datetime(2025, 1, 1, tzinfo=timezone.utc)
+T0 = datetime(2025, 1, 1, tzinfo=UTC)
 
 
 def m(minutes: float) -> datetime:

@@ -5,11 +5,10 @@ from __future__ import annotations
 from dataclasses import replace
 from datetime import timedelta
 
-import numpy as np
 import polars as pl
 import pytest
-from tests.scoring.scoring_synth import T0, FixedEmbeddings, synthetic_log
 
+from tests.scoring.scoring_synth import T0, FixedEmbeddings, synthetic_log
 from vidrec.data.dataset import Dataset
 from vidrec.data.schema import TIMESTAMP
 from vidrec.features.point_in_time import EventTables, histories_at

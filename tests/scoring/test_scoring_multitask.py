@@ -9,12 +9,12 @@ import numpy as np
 import polars as pl
 import pytest
 import torch
-from tests.scoring.scoring_synth import T0, split_by_time, synthetic_log
 
+from tests.scoring.scoring_synth import T0, split_by_time, synthetic_log
 from vidrec.data.schema import TIMESTAMP
 from vidrec.features.point_in_time import EventTables, point_in_time_features
 from vidrec.features.user_state import build_user_state
-from vidrec.scoring import LABELS, MultiTaskRanker, RankerConfig, ValueModel, build_examples
+from vidrec.scoring import MultiTaskRanker, RankerConfig, ValueModel, build_examples
 from vidrec.scoring.calibration import roc_auc
 from vidrec.scoring.features import feature_matrix
 from vidrec.scoring.model import CrossNetwork, MultiTaskNet

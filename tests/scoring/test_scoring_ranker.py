@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-
 from dataclasses import replace
 from datetime import datetime, timedelta
 
@@ -11,16 +10,16 @@ import numpy as np
 import polars as pl
 import pytest
 import torch
-from tests.scoring.scoring_synth import T0, FixedEmbeddings, split_by_time, synthetic_log
 
+from tests.scoring.scoring_synth import T0, FixedEmbeddings, split_by_time, synthetic_log
 from vidrec.data.schema import TIMESTAMP
 from vidrec.errors import VidrecError
 from vidrec.features.point_in_time import EventTables, point_in_time_features
 from vidrec.features.user_state import build_user_state
 from vidrec.scoring import EmbeddingSource, MLPRanker, Ranker, RankerConfig, ValueModel, build_examples
+from vidrec.scoring.calibration import expected_calibration_error, log_loss, roc_auc
 from vidrec.scoring.model import Ensemble
 from vidrec.scoring.ranker import TIE_BREAK
-from vidrec.scoring.calibration import expected_calibration_error, log_loss, roc_auc
 
 CUT = T0 + timedelta(days=16)
 NOW = T0 + timedelta(days=16, hours=1)

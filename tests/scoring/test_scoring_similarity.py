@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import numpy as np
 import polars as pl
@@ -11,7 +11,7 @@ import pytest
 from vidrec.data.schema import TIMESTAMP
 from vidrec.scoring.similarity import SIMILARITY_FEATURES, CoOccurrence, similarity_features
 
-T0 = datetime(2025, 1, 1, tzinfo=timezone.utc)
+T0 = datetime(2025, 1, 1, tzinfo=UTC)
 VIDEOS = pl.DataFrame({
     "video_id": ["a", "b", "c", "d"], "creator_id": ["x"] * 4, "category": ["k"] * 4, "tags": [[]] * 4,
     "duration_seconds": [100.0] * 4, "uploaded_at": [T0] * 4, "available": [True] * 4,

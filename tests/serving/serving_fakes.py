@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 import polars as pl
@@ -44,7 +44,7 @@ class CatalogueRecommender:
 
     @property
     def now(self) -> datetime:
-        return datetime(2025, 6, 1, tzinfo=timezone.utc)
+        return datetime(2025, 6, 1, tzinfo=UTC)
 
     def add_videos(self, videos: pl.DataFrame, strict: bool = False) -> pl.DataFrame:
         if self.log is not None:

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import polars as pl
 import pytest
 from fastapi.testclient import TestClient
-from tests.serving.serving_fakes import CatalogueRecommender
 
+from tests.serving.serving_fakes import CatalogueRecommender
 from vidrec.features.store import EventLog
 from vidrec.serving import create_app
 
@@ -88,7 +88,7 @@ def test_a_posted_dislike_is_honoured_by_the_very_next_request(client, db) -> No
 
 
 def test_a_batch_is_stored_durably_with_given_or_default_times(client, db, recommender) -> None:
-    before = datetime.now(timezone.utc)
+    before = datetime.now(UTC)
     batch = [
         {"user_id": "dan", "video_id": "v00", "event": "watch", "watch_seconds": 42.5,
          "ts": "2025-02-03T04:05:06.789+01:00"},
@@ -96,15 +96,15 @@ def test_a_batch_is_stored_durably_with_given_or_default_times(client, db, recom
         {"user_id": "eve", "video_id": "v07", "event": "like", "ts": "2025-02-03T10:00:00"},
     ]
     r = client.post("/events", json=batch)
-    after = datetime.now(timezone.utc)
+    after = datetime.now(UTC)
     assert r.status_code == 200 and r.json() == {"accepted": 3}
     saved = stored(db).sort("user_id", "video_id")
     assert saved["event"].to_list() == ["watch", "impression", "like"]
     assert saved["watch_seconds"].to_list() == [42.5, None, None]
     ts = saved["ts"].to_list()
-    assert ts[0] == datetime(2025, 2, 3, 3, 5, 6, 789000, tzinfo=timezone.utc)
+    assert ts[0] == datetime(2025, 2, 3, 3, 5, 6, 789000, tzinfo=UTC)
     assert before <= ts[1] <= after
-    assert ts[2] == datetime(2025, 2, 3, 10, tzinfo=timezone.utc)  # no offset: taken as UTC
+    assert ts[2] == datetime(2025, 2, 3, 10, tzinfo=UTC)  # no offset: taken as UTC
     assert recommender.observed[0].sort("ts").equals(stored(db))  # the recommender saw what was stored
     assert "v00" not in top(client, "dan", k=30)
 

@@ -56,7 +56,8 @@ def test_two_replicas_see_each_others_upload_removal_and_dislike(model_dir, redi
     a = Recommender.load(model_dir, store=url, log=tmp_path / "a.sqlite")
     b = Recommender.load(model_dir, store=url, log=tmp_path / "b.sqlite")  # its own log: another machine
     upload = pl.DataFrame([{**MUSIC, "uploaded_at": a.now, "available": True}]).with_columns(
-        pl.col("uploaded_at").cast(TIMESTAMP), pl.col("duration_seconds").cast(pl.Float64))
+        pl.col("uploaded_at").cast(TIMESTAMP), pl.col("duration_seconds").cast(pl.Float64)
+    )
     assert a.add_videos(upload).is_empty()
     candidates = b.recommend("u0", k=30, stage="candidates")  # b's next request applies the feed
     assert b.known_video("up-music") and "up-music" in candidates["video_id"].to_list()
@@ -78,8 +79,12 @@ def test_replicas_agree_through_the_http_service(model_dir, redis_db, tmp_path):
     two = load_service(model_dir, tmp_path / "two.sqlite", url)
     with TestClient(one) as c1, TestClient(two) as c2:
         assert c1.post("/videos", json=MUSIC).status_code == 200
-        assert c2.post("/events", json={"user_id": "u0", "video_id": "up-music", "event": "watch",
-                                        "watch_seconds": 110.0}).status_code == 200  # known on two at once
+        assert (
+            c2.post(
+                "/events", json={"user_id": "u0", "video_id": "up-music", "event": "watch", "watch_seconds": 110.0}
+            ).status_code
+            == 200
+        )  # known on two at once
         first = c2.get("/users/u6/recommendations", params={"k": 5}).json()["items"][0]["video_id"]
         assert c2.post("/events", json={"user_id": "u6", "video_id": first, "event": "dislike"}).status_code == 200
         assert first not in [i["video_id"] for i in c1.get("/users/u6/recommendations").json()["items"]]
@@ -154,7 +159,9 @@ def test_serving_never_changes_a_version(model_dir, tmp_path):
         assert client.post("/videos", json=MUSIC).status_code == 200
         for user in EVEN:
             first = client.get(f"/users/{user}/recommendations").json()["items"][0]["video_id"]
-            assert client.post("/events", json={"user_id": user, "video_id": first, "event": "dislike"}).status_code == 200
+            assert (
+                client.post("/events", json={"user_id": user, "video_id": first, "event": "dislike"}).status_code == 200
+            )
         assert client.delete("/videos/v0").status_code == 200
     restarted = load_service(own)
     with TestClient(restarted) as client:

@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 from fastapi.testclient import TestClient
 
+from tests.tiny_platform import small_config, two_audiences
 from vidrec.recommender import Recommender
 from vidrec.serving.runtime import load_service
-from tests.tiny_platform import small_config, two_audiences
 
 
 @pytest.fixture(scope="module")

@@ -8,9 +8,9 @@ from fastapi.testclient import TestClient
 
 from tests.serving.serving_fakes import CatalogueRecommender
 from tests.tiny_platform import small_config, two_audiences
+from vidrec.features.store import EventLog
 from vidrec.recommender import Recommender
 from vidrec.serving.app import create_app
-from vidrec.features.store import EventLog
 from vidrec.serving.runtime import load_service
 
 EVEN = [f"u{i}" for i in range(0, 40, 2)]

@@ -36,7 +36,7 @@ class Nominations:
     scores: np.ndarray  # (m,) float64
 
     @classmethod
-    def empty(cls) -> "Nominations":
+    def empty(cls) -> Nominations:
         return cls(np.zeros(0, np.int64), np.zeros(0, np.float64))
 
     def __len__(self) -> int:

@@ -88,7 +88,7 @@ class CatalogueKeys:
         return path
 
     @classmethod
-    def load(cls, directory: str | Path, vocab: IdMap) -> "CatalogueKeys":
+    def load(cls, directory: str | Path, vocab: IdMap) -> CatalogueKeys:
         """Read what :meth:`save` wrote; a generator saved before uploads existed has none."""
         path = Path(directory) / EXTRA_FILE
         extra = pl.read_parquet(path)["video_id"] if path.exists() else None

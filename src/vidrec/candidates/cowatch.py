@@ -19,7 +19,15 @@ from scipy.sparse import coo_matrix, csr_matrix
 
 from vidrec.candidates.base import CandidateGenerator, Nominations, check_k
 from vidrec.candidates.common import (
-    age_days, decay, finish, load_state, not_fitted, recency_weights, save_state, sum_by_row, watches_before,
+    age_days,
+    decay,
+    finish,
+    load_state,
+    not_fitted,
+    recency_weights,
+    save_state,
+    sum_by_row,
+    watches_before,
 )
 from vidrec.catalogue import Catalogue
 from vidrec.data.dataset import Dataset

@@ -17,7 +17,16 @@ import polars as pl
 
 from vidrec.candidates.base import CandidateGenerator, Nominations, check_k
 from vidrec.candidates.common import (
-    age_days, catalogue_columns, decay, finish, first_eligible, load_state, not_fitted, save_state, sum_by_row, watches_before,
+    age_days,
+    catalogue_columns,
+    decay,
+    finish,
+    first_eligible,
+    load_state,
+    not_fitted,
+    save_state,
+    sum_by_row,
+    watches_before,
 )
 from vidrec.catalogue import Catalogue
 from vidrec.data.dataset import Dataset
@@ -58,7 +67,8 @@ class CreatorsGenerator(CandidateGenerator):
     def fit(self, train: Dataset, now: datetime, catalogue: Catalogue | None = None) -> Self:
         cfg = self.config
         ev = watches_before(train.events, train.videos, now)
-        weight = (1.0 + pl.col("completed").cast(pl.Float64)) * decay(age_days("ts", now), cfg.popularity_half_life_days)
+        recency = decay(age_days("ts", now), cfg.popularity_half_life_days)
+        weight = (1.0 + pl.col("completed").cast(pl.Float64)) * recency
         pop = ev.group_by("video_id").agg(pop=weight.sum())
         fresh = cfg.new_upload_bonus * decay(age_days("uploaded_at", now), cfg.new_upload_half_life_days)
         self._videos = (
@@ -114,7 +124,9 @@ class CreatorsGenerator(CandidateGenerator):
         check_k(k)
         catalogue, cfg = self.require_catalogue(), self.config
         rows = np.concatenate([request.recent_completed, request.recent_watched])
-        weights = np.concatenate([np.ones(len(request.recent_completed)), np.full(len(request.recent_watched), cfg.watched_weight)])
+        weights = np.concatenate(
+            [np.ones(len(request.recent_completed)), np.full(len(request.recent_watched), cfg.watched_weight)]
+        )
         voted = ~np.isnan(self._value[rows])
         if not voted.any():
             return Nominations.empty()

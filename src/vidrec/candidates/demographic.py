@@ -19,7 +19,14 @@ import polars as pl
 
 from vidrec.candidates.base import CandidateGenerator, Nominations, check_k
 from vidrec.candidates.common import (
-    age_days, decay, finish, load_state, max_by_row, not_fitted, save_state, watches_before,
+    age_days,
+    decay,
+    finish,
+    load_state,
+    max_by_row,
+    not_fitted,
+    save_state,
+    watches_before,
 )
 from vidrec.catalogue import Catalogue
 from vidrec.data.dataset import Dataset
@@ -88,7 +95,9 @@ class DemographicGenerator(CandidateGenerator):
             .agg(c=pl.col("w").sum())
             .join(active, on="group")
             .join(glob, on="video_id")
-            .select("group", "video_id", score=(pl.col("c") + cfg.smoothing * pl.col("p")) / (pl.col("n") + cfg.smoothing))
+            .select(
+                "group", "video_id", score=(pl.col("c") + cfg.smoothing * pl.col("p")) / (pl.col("n") + cfg.smoothing)
+            )
         )
         # A group's list continues with the global ranking (scaled the same way) after its own videos.
         everyone = glob.select("video_id", score=pl.col("p"))

@@ -20,7 +20,15 @@ import numpy as np
 import polars as pl
 
 from vidrec.candidates.base import CandidateGenerator, Nominations, check_k
-from vidrec.candidates.common import catalogue_columns, finish, load_state, max_by_row, not_fitted, save_state, watches_before
+from vidrec.candidates.common import (
+    catalogue_columns,
+    finish,
+    load_state,
+    max_by_row,
+    not_fitted,
+    save_state,
+    watches_before,
+)
 from vidrec.catalogue import Catalogue
 from vidrec.data.dataset import Dataset
 from vidrec.request import Request
@@ -46,7 +54,9 @@ class FreshConfig:
 def category_affinity(request: Request, catalogue: Catalogue, completed_weight: float) -> np.ndarray:
     """(n_categories,) the user's share of recent watching per category code (completions count extra)."""
     rows = np.concatenate([request.recent_watched, request.recent_completed])
-    weights = np.concatenate([np.ones(len(request.recent_watched)), np.full(len(request.recent_completed), completed_weight)])
+    weights = np.concatenate(
+        [np.ones(len(request.recent_watched)), np.full(len(request.recent_completed), completed_weight)]
+    )
     share = np.bincount(catalogue.category[rows], weights=weights, minlength=len(catalogue.categories))
     total = share.sum()
     return share / total if total > 0 else share

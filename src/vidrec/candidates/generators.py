@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import math
 from dataclasses import asdict, dataclass
 from datetime import datetime
@@ -21,12 +22,14 @@ from vidrec.candidates.two_tower.export import RequestInputs, save_video_embeddi
 from vidrec.candidates.two_tower.inputs import join_demographics
 from vidrec.candidates.two_tower.model import TwoTowerModel
 from vidrec.candidates.two_tower.train import Logger, TrainReport, fit_two_tower
-from vidrec.data.dataset import Dataset
 from vidrec.catalogue import Catalogue
+from vidrec.data.dataset import Dataset
 from vidrec.data.schema import TIMESTAMP, epoch_us
 from vidrec.request import Request
 
 DEMOGRAPHICS_FILE = "user_demographics.parquet"
+
+_log = logging.getLogger(__name__)
 
 
 def _ts(now: datetime) -> pl.Expr:
@@ -49,7 +52,7 @@ class TwoTowerGenerator(CandidateGenerator):
         config: TwoTowerConfig | None = None,
         index_config: IndexConfig | None = None,
         exact: bool = False,
-        log: Logger = print,
+        log: Logger = _log.info,
     ) -> None:
         self.config = config or TwoTowerConfig()
         self.index_config = index_config or IndexConfig()

@@ -44,7 +44,7 @@ class Candidates:
         hit = self.ranks > 0
         return [[s for s, h in zip(self.sources, row) if h] for row in hit.tolist()]
 
-    def take(self, positions: np.ndarray) -> "Candidates":
+    def take(self, positions: np.ndarray) -> Candidates:
         return Candidates(self.rows[positions], self.sources, self.scores[positions], self.ranks[positions],
                           self.retrieval_source)  # fmt: skip
 

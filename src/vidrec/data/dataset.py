@@ -27,7 +27,7 @@ class Dataset:
             raise KeyError(f"unknown table {name!r}; expected one of {TABLE_NAMES}")
         return getattr(self, name)
 
-    def conform(self) -> "Dataset":
+    def conform(self) -> Dataset:
         """Cast the documented columns to their canonical types (extra columns kept)."""
         return Dataset(*(conform_table(self.table(n), n) for n in TABLE_NAMES))
 

@@ -34,7 +34,7 @@ class IdMap:
         )
 
     @classmethod
-    def from_values(cls, values: pl.Series | list[str]) -> "IdMap":
+    def from_values(cls, values: pl.Series | list[str]) -> IdMap:
         """Build a map of the distinct values, in order of first appearance."""
         return cls(pl.Series("id", values, dtype=pl.String).drop_nulls().unique(maintain_order=True))
 
@@ -70,6 +70,6 @@ class IdMap:
         self._ids.to_frame().write_parquet(path)
 
     @classmethod
-    def load(cls, path: str | Path) -> "IdMap":
+    def load(cls, path: str | Path) -> IdMap:
         """Read a vocabulary written by :meth:`save`."""
         return cls(pl.read_parquet(path)["id"])

@@ -7,7 +7,7 @@ column name or type is spelled in exactly one place.
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import polars as pl
 
@@ -58,20 +58,20 @@ KEYS: dict[str, str] = {"videos": "video_id", "users": "user_id"}
 COMPLETION_THRESHOLD = 0.8
 """Default share of a video that counts as 'completed' (the scoring objective)."""
 
-EARLIEST_TS = datetime(1970, 1, 1, tzinfo=timezone.utc)
+EARLIEST_TS = datetime(1970, 1, 1, tzinfo=UTC)
 """Event times at or before this are rejected: a zero or negative epoch is a logging bug."""
 
-EARLIEST_UPLOAD = datetime(1900, 1, 1, tzinfo=timezone.utc)
+EARLIEST_UPLOAD = datetime(1900, 1, 1, tzinfo=UTC)
 """Upload and sign-up times before this are rejected (films from the 1930s are fine)."""
 
 
-_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 def epoch_us(when: datetime) -> int:
     """A datetime as integer microseconds since the epoch (a naive datetime is read as UTC)."""
     if when.tzinfo is None:
-        when = when.replace(tzinfo=timezone.utc)
+        when = when.replace(tzinfo=UTC)
     delta = when - _EPOCH
     return (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
 

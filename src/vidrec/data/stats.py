@@ -117,7 +117,8 @@ def format_summary(stats: dict) -> str:
         ("completion > 1 (loops)", pct(stats["completion_above_1"])),
         ("likes per watch", pct(stats["like_rate"])),
         ("dislikes per watch", pct(stats["dislike_rate"])),
-        ("watches on top 1% / 10% of videos", f"{pct(stats['top1pct_watch_share'])} / {pct(stats['top10pct_watch_share'])}"),
+        ("watches on top 1% / 10% of videos",
+         f"{pct(stats['top1pct_watch_share'])} / {pct(stats['top10pct_watch_share'])}"),
         ("events per user median/p90/max", f"{_fmt(act['median'])} / {_fmt(act['p90'])} / {_fmt(act['max'])}"),
         (f"watches of uploads < {FRESH_DAYS} days old", pct(stats["fresh_watch_share"])),
     ]

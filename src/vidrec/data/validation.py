@@ -9,7 +9,7 @@ traced back and fixed.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import polars as pl
 
@@ -75,7 +75,7 @@ class ValidationConfig:
 
     def latest(self) -> datetime:
         """The latest acceptable timestamp."""
-        return (self.now or datetime.now(timezone.utc)) + self.max_future
+        return (self.now or datetime.now(UTC)) + self.max_future
 
 
 @dataclass

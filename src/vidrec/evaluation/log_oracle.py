@@ -191,8 +191,8 @@ def log_posterior(truth: GroundTruth, events: pl.DataFrame, user_ids: list[str],
             accepted[:, j] += ok
         if qualities is not None:
             affinity = log_affinity(_softmax(z).ravel()[cells], k)
-            qualities.step(lambda q: np.bincount(terms.video, -np.logaddexp(0.0, -terms.logits(q, affinity)),
-                                                 minlength=q.size))  # fmt: skip
+            qualities.step(lambda q, a=affinity: np.bincount(terms.video, -np.logaddexp(0.0, -terms.logits(q, a)),
+                                                             minlength=q.size))  # fmt: skip
         if it < cfg.burn_in and (it + 1) % ADAPT_EVERY == 0:  # adapt step sizes, then freeze them
             scale = np.clip(scale * np.exp(2.0 * (accepted / ADAPT_EVERY - cfg.target_acceptance)), 0.02, 50.0)
             accepted[:] = 0

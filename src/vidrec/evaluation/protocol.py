@@ -107,7 +107,7 @@ class EvaluationData:
     @classmethod
     def from_split(
         cls, split_dir: str | Path, threshold: float = COMPLETION_THRESHOLD
-    ) -> "EvaluationData":
+    ) -> EvaluationData:
         """Read ``SPLITDIR/train/`` (a data directory) and ``SPLITDIR/test/events.parquet``."""
         root = Path(split_dir)
         train = read_dataset(root / "train").conform()
@@ -118,7 +118,7 @@ class EvaluationData:
     @classmethod
     def from_frames(
         cls, train: Dataset, test_events: pl.DataFrame, threshold: float = COMPLETION_THRESHOLD
-    ) -> "EvaluationData":
+    ) -> EvaluationData:
         """Build from a training Dataset and the test-period events (canonical schema).
 
         Test completion is measured against the training catalogue's durations; test
@@ -137,7 +137,7 @@ class EvaluationData:
         train_events: pl.DataFrame,
         test_events: pl.DataFrame,
         catalogue: pl.Series | None = None,
-    ) -> "EvaluationData":
+    ) -> EvaluationData:
         """Build from labelled event frames (``LABELLED_COLUMNS``), e.g. from an adapter.
 
         ``catalogue`` lists the videos that can be recommended; videos seen in training

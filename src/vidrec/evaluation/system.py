@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 import polars as pl
@@ -48,7 +48,8 @@ def evaluate_stages(
         matrix = to_matrix(recs, data, depth)
         row = evaluate_recommendations(data, matrix, STAGE_NAMES[stage], ks=ks, final_k=final_k)
         if stage != "candidates":  # a 10-item list says nothing about recall@50..200
-            row = row.with_columns([pl.lit(None, dtype=pl.Float64).alias(f"cand_recall@{k}") for k in ks if k > final_k])
+            undefined = [pl.lit(None, dtype=pl.Float64).alias(f"cand_recall@{k}") for k in ks if k > final_k]
+            row = row.with_columns(undefined)
         rows.append(row)
     return pl.concat(rows, how="vertical_relaxed"), per_user
 

@@ -16,8 +16,8 @@ from __future__ import annotations
 import numpy as np
 import polars as pl
 
-from vidrec.features.asof import asof, cumulate
 from vidrec.features import derive
+from vidrec.features.asof import asof, cumulate
 
 CROSS_TABLE_KEYS: dict[str, list[str]] = {
     "user_tag": ["user_id", "tag"],

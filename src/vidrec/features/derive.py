@@ -105,15 +105,24 @@ def user_features(raw: Mapping[str, Array], user_prior_weight: float, n_categori
     }
 
 
-def user_watch_rate(u_views: Array, u_impressions: Array, g_views: Array, g_impressions: Array,
-                    weight: float) -> np.ndarray:
+def user_watch_rate(
+    u_views: Array, u_impressions: Array, g_views: Array, g_impressions: Array, weight: float
+) -> np.ndarray:
     """The user's exposure rate (share of impressions watched), shrunk to the platform's."""
     return watch_rate(u_views, u_impressions, global_watch_rate(g_views, g_impressions), weight)
 
 
 def attribute_pairs(
-    pair_views: Array, pair_completions: Array, pair_impressions: Array, attr_views: Array, n_attrs: int,
-    u_views: Array, g_views: Array, u_completion_rate: Array, u_watch_rate: Array, weight: float,
+    pair_views: Array,
+    pair_completions: Array,
+    pair_impressions: Array,
+    attr_views: Array,
+    n_attrs: int,
+    u_views: Array,
+    g_views: Array,
+    u_completion_rate: Array,
+    u_watch_rate: Array,
+    weight: float,
 ) -> dict[str, np.ndarray]:
     """Per (row, attribute value) -- a tag or a language: the user's smoothed share of views
     with it (``share``), its population share (``prior``), the user's completion rate and
@@ -127,8 +136,9 @@ def attribute_pairs(
     }
 
 
-def tag_features(pairs: Mapping[str, np.ndarray], offsets: np.ndarray,
-                 u_completion_rate: np.ndarray, u_watch_rate: np.ndarray) -> dict[str, np.ndarray]:
+def tag_features(
+    pairs: Mapping[str, np.ndarray], offsets: np.ndarray, u_completion_rate: np.ndarray, u_watch_rate: np.ndarray
+) -> dict[str, np.ndarray]:
     """The per-row tag features from :func:`attribute_pairs` of each row's tags.
 
     Row ``i``'s tags are pairs ``offsets[i]:offsets[i+1]``; a row without tags gets the
@@ -158,8 +168,9 @@ def tag_features(pairs: Mapping[str, np.ndarray], offsets: np.ndarray,
     }
 
 
-def language_features(pairs: Mapping[str, np.ndarray], has: np.ndarray,
-                      u_completion_rate: np.ndarray, u_watch_rate: np.ndarray) -> dict[str, np.ndarray]:
+def language_features(
+    pairs: Mapping[str, np.ndarray], has: np.ndarray, u_completion_rate: np.ndarray, u_watch_rate: np.ndarray
+) -> dict[str, np.ndarray]:
     """Per-row language features: :func:`attribute_pairs` of the rows with a language
     (``has``, in row order); the others get share 0 and the user's own rates."""
     out = {

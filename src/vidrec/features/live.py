@@ -71,7 +71,9 @@ class LiveCounts:
         known = rows >= 0
         with self._lock:
             if len(rows) and rows.max(initial=-1) >= len(self.video):
-                self.video = np.vstack([self.video, np.zeros((rows.max() + 1 - len(self.video), len(COUNTS)), np.int64)])
+                self.video = np.vstack(
+                    [self.video, np.zeros((rows.max() + 1 - len(self.video), len(COUNTS)), np.int64)]
+                )
             for j, c in enumerate(COUNTS):
                 np.add.at(self.video[:, j], rows[known], np.asarray(videos[c], dtype=np.int64)[known])
             kinds = np.asarray(attributes["kind"], dtype=object)

@@ -42,8 +42,12 @@ def pair_counts(pairs: Sequence[Pairs], seg: np.ndarray, codes: np.ndarray) -> n
 
 
 def request_features(
-    requests: Sequence[Request], rows: Sequence[np.ndarray], catalogue: Catalogue, live: LiveCounts,
-    config: PointInTimeConfig, n_categories: int,
+    requests: Sequence[Request],
+    rows: Sequence[np.ndarray],
+    catalogue: Catalogue,
+    live: LiveCounts,
+    config: PointInTimeConfig,
+    n_categories: int,
 ) -> dict[str, np.ndarray]:
     """:data:`FEATURE_COLUMNS` (float64, one value per candidate of every request in order) of each
     request's ``rows`` at its ``now``."""
@@ -55,7 +59,7 @@ def request_features(
     category, creator = catalogue.category[rows_all], catalogue.creator[rows_all]
     uc = pair_counts([r.pair("category") for r in requests], seg, category)
     ucr = pair_counts([r.pair("creator") for r in requests], seg, creator)
-    raw = {
+    raw: dict[str, np.ndarray | float] = {
         "g_views": g["views"], "g_completions": g["completions"], "g_completion_sum": g["completion_sum"],
         "u_views": u["views"], "u_completions": u["completions"], "u_completion_sum": u["completion_sum"],
         "uc_views": uc[:, 0], "uc_completions": uc[:, 1], "cat_views": live.attribute_views("category", category),
@@ -77,8 +81,15 @@ def request_features(
 
 
 def _crosses(
-    requests: Sequence[Request], seg: np.ndarray, rows: np.ndarray, catalogue: Catalogue, live: LiveCounts,
-    config: PointInTimeConfig, u_completion_rate: np.ndarray, g: dict[str, float], u: dict[str, np.ndarray],
+    requests: Sequence[Request],
+    seg: np.ndarray,
+    rows: np.ndarray,
+    catalogue: Catalogue,
+    live: LiveCounts,
+    config: PointInTimeConfig,
+    u_completion_rate: np.ndarray,
+    g: dict[str, float],
+    u: dict[str, np.ndarray],
 ) -> dict[str, np.ndarray]:
     """The user x tag and user x language features of :mod:`vidrec.features.crosses`."""
     w = config.user_prior_weight

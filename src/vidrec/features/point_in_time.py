@@ -27,11 +27,11 @@ import numpy as np
 import polars as pl
 
 from vidrec.data.schema import COMPLETION_THRESHOLD, TIMESTAMP, with_derived
+from vidrec.features import derive
 from vidrec.features.asof import asof, cumulate
 from vidrec.features.crosses import CROSS_COLUMNS, CROSS_TABLE_KEYS, build_cross_tables, cross_features
-from vidrec.features.user_state import completed_pairs
-from vidrec.features import derive
 from vidrec.features.derive import COUNTS, RATES
+from vidrec.features.user_state import completed_pairs
 from vidrec.features.video_stats import PRIOR_WEIGHT, count_aggs
 
 _TABLES = ("glob", "video", "user", "user_cat", "cat", "user_creator", "history", "completions", *CROSS_TABLE_KEYS)
@@ -102,7 +102,7 @@ class EventTables:
     compacted_at: datetime | None = None  # set by compact(): valid only for ts after this
 
     @classmethod
-    def build(cls, events: pl.DataFrame, videos: pl.DataFrame, config: PointInTimeConfig | None = None) -> "EventTables":
+    def build(cls, events: pl.DataFrame, videos: pl.DataFrame, config: PointInTimeConfig | None = None) -> EventTables:
         """Index ``events`` (canonical schema) using ``videos`` for durations, categories, creators."""
         cfg = config or PointInTimeConfig()
         ev = with_derived(events, videos, cfg.threshold).with_columns(pl.col("ts").cast(TIMESTAMP))
@@ -129,7 +129,7 @@ class EventTables:
         n_cat = max(int(videos["category"].n_unique()), 1)
         return cls(cfg, tables, n_cat)
 
-    def compact(self) -> "EventTables":
+    def compact(self) -> EventTables:
         """Keep the last row per key: the same answers for every ts after the last event."""
         if self.compacted_at is not None:
             return self
@@ -158,7 +158,7 @@ class EventTables:
         return root
 
     @classmethod
-    def load(cls, directory: str | Path) -> "EventTables":
+    def load(cls, directory: str | Path) -> EventTables:
         """Read tables written by :meth:`save`."""
         root = Path(directory)
         meta = json.loads((root / "tables.json").read_text())
@@ -214,7 +214,8 @@ def histories_at(rows: pl.DataFrame, tables: EventTables) -> pl.DataFrame:
     """
     df = rows.with_row_index("_row").with_columns(pl.col("ts").cast(TIMESTAMP)).sort("ts")
     df = asof(df, tables.tables["history"], ["user_id"], "h_", ["rank"])
-    df = _histories(df.with_columns(pl.col("h_rank").fill_null(0)), tables.tables["completions"], tables.config.history_len)
+    df = df.with_columns(pl.col("h_rank").fill_null(0))
+    df = _histories(df, tables.tables["completions"], tables.config.history_len)
     return df.sort("_row").select(*rows.columns, "history")
 
 
@@ -315,5 +316,6 @@ def _derive(
     at = df["ts"].cast(TIMESTAMP).dt.epoch("us").to_numpy()
     uploaded = df["uploaded_at"].cast(TIMESTAMP).dt.epoch("us").cast(pl.Float64).fill_null(np.nan).to_numpy()
     out["video_age_days"] = np.nan_to_num(derive.age_days(at, uploaded), nan=0.0)
-    out["duration_seconds"] = np.nan_to_num(df["duration_seconds"].cast(pl.Float64).fill_null(np.nan).to_numpy(), nan=0.0)
+    duration = df["duration_seconds"].cast(pl.Float64).fill_null(np.nan).to_numpy()
+    out["duration_seconds"] = np.nan_to_num(duration, nan=0.0)
     return df.with_columns(pl.Series(name, values, dtype=pl.Float64) for name, values in out.items())

@@ -8,8 +8,8 @@ already-seen or unavailable video) and preferences that act on the slate as a wh
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Callable
 from datetime import datetime
-from typing import Callable
 
 import numpy as np
 import polars as pl

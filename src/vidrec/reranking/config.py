@@ -151,7 +151,7 @@ class ReRankConfig:
         return out
 
     @classmethod
-    def from_dict(cls, values: dict[str, Any]) -> "ReRankConfig":
+    def from_dict(cls, values: dict[str, Any]) -> ReRankConfig:
         """Build a config from a dict, naming any key that is not a config field."""
         known = {f.name for f in fields(cls)}
         unknown = sorted(set(values) - known)
@@ -170,7 +170,7 @@ class ReRankConfig:
         return out
 
     @classmethod
-    def load(cls, path: str | Path) -> "ReRankConfig":
+    def load(cls, path: str | Path) -> ReRankConfig:
         """Read a config written by :meth:`save`; errors name the file."""
         src = Path(path)
         try:

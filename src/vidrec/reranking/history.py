@@ -9,7 +9,7 @@ sees its own future.
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import numpy as np
 import polars as pl
@@ -30,7 +30,7 @@ def fatigue_factor(days: np.ndarray, filter_days: float, recover_days: float, fl
 
 
 def _now(now: datetime) -> pl.Expr:
-    return pl.lit(now.astimezone(timezone.utc)).cast(pl.Datetime("us", "UTC"))
+    return pl.lit(now.astimezone(UTC)).cast(pl.Datetime("us", "UTC"))
 
 
 def check_events(events: pl.DataFrame) -> None:

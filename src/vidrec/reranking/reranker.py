@@ -75,10 +75,16 @@ class DefaultReRanker(ReRanker):
         live = self._creator_watches(events, videos, now, catalogue)
         vectors = None
         if video_vectors is not None:
+
             def vectors(rows: np.ndarray) -> np.ndarray:
                 return np.asarray(video_vectors(pl.Series("video_id", catalogue.ids_of(rows), dtype=pl.String)))
+
         core = RequestReRanker(self.config, catalogue, live, vectors)
-        frame = scored if ADJUSTMENTS in scored.columns else scored.with_columns(pl.lit([], pl.List(pl.String)).alias(ADJUSTMENTS))
+        frame = (
+            scored
+            if ADJUSTMENTS in scored.columns
+            else scored.with_columns(pl.lit([], pl.List(pl.String)).alias(ADJUSTMENTS))
+        )
         columns = _output_columns(scored.columns)
         out = []
         for (user,), mine in frame.with_row_index("__i").group_by("user_id", maintain_order=True):
@@ -100,8 +106,10 @@ class DefaultReRanker(ReRanker):
             self._frames = (videos, Catalogue(videos.unique(subset="video_id", keep="first", maintain_order=True)))
         return self._frames[1]
 
-    def _requests(self, scored: pl.DataFrame, users: pl.DataFrame, videos: pl.DataFrame, now: datetime,
-                  now_us: int, k: int, events: pl.DataFrame | None, catalogue: Catalogue) -> dict[str, Request]:  # fmt: skip
+    def _requests(
+        self, scored: pl.DataFrame, users: pl.DataFrame, videos: pl.DataFrame, now: datetime,
+        now_us: int, k: int, events: pl.DataFrame | None, catalogue: Catalogue,
+    ) -> dict[str, Request]:  # fmt: skip
         """One request per user of ``scored``: the state lists of ``users``, the history of ``events``."""
         ids = scored["user_id"].unique(maintain_order=True)
         state = {r["user_id"]: r for r in users.filter(pl.col("user_id").is_in(ids.implode())).iter_rows(named=True)}

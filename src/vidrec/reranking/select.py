@@ -228,7 +228,9 @@ class RequestReRanker:
         _, creator = np.unique(cat.creator[prow], return_inverse=True)
         local, inverse = np.unique(cat.category[prow], return_inverse=True)
         fresh = age[pool] < cfg.fresh_days
-        fair = self._protected(cat.creator[prow], request.now_us) if cfg.fair_min_share > 0 else np.zeros(len(pool), bool)
+        fair = (
+            self._protected(cat.creator[prow], request.now_us) if cfg.fair_min_share > 0 else np.zeros(len(pool), bool)
+        )
         feats = None
         if cfg.diversity != "none" and cfg.diversity_weight > 0:
             vectors = None

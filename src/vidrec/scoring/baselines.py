@@ -25,7 +25,7 @@ class LogisticBaseline:
     weights: np.ndarray | None = None  # (f, tasks)
     bias: np.ndarray | None = None  # (tasks,)
 
-    def fit(self, x: np.ndarray, y: np.ndarray) -> "LogisticBaseline":
+    def fit(self, x: np.ndarray, y: np.ndarray) -> LogisticBaseline:
         """``x`` (n, f) standardised, ``y`` (n, tasks) 0/1; all tasks in one convex problem."""
         xt = torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32)).double()
         yt = torch.from_numpy(np.asarray(y, dtype=np.float64).reshape(len(x), -1))
@@ -65,7 +65,7 @@ class LightGBMBaseline:
     early_stopping: int = 50
     boosters: list[Any] = field(default_factory=list)
 
-    def fit(self, x: np.ndarray, y: np.ndarray, x_val: np.ndarray, y_val: np.ndarray) -> "LightGBMBaseline":
+    def fit(self, x: np.ndarray, y: np.ndarray, x_val: np.ndarray, y_val: np.ndarray) -> LightGBMBaseline:
         """``x`` (n, f), ``y`` (n, tasks); ``x_val, y_val`` choose each task's number of trees."""
         import lightgbm as lgb  # optional dependency of the benchmark only
 

@@ -53,7 +53,7 @@ class Calibrator:
         if self.method not in CALIBRATIONS:
             raise ValueError(f"calibration method must be one of {CALIBRATIONS}, got {self.method!r}")
 
-    def fit(self, p: np.ndarray, labels: np.ndarray) -> "Calibrator":
+    def fit(self, p: np.ndarray, labels: np.ndarray) -> Calibrator:
         """Fit on raw probabilities ``p`` and 0/1 ``labels`` of held-out examples."""
         p, labels = np.asarray(p, dtype=np.float64), np.asarray(labels, dtype=np.float64)
         if p.shape != labels.shape or p.size == 0:
@@ -83,7 +83,7 @@ class Calibrator:
         return {"method": self.method, "x": self.x, "y": self.y, "a": self.a, "b": self.b}
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> "Calibrator":
+    def from_dict(cls, data: dict[str, Any]) -> Calibrator:
         return cls(**data)
 
 

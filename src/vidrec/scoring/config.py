@@ -25,7 +25,8 @@ class RankerConfig:
     experts: int = 4  # MMoE shared experts
     expert_hidden: tuple[int, ...] = (64,)  # widths of each expert MLP
     tower_hidden: tuple[int, ...] = (32,)  # widths of each task tower (not used by "mlp")
-    loss_weights: tuple[float, ...] = (1.0, 0.0, 0.0, 0.0)  # BCE weight per task of LABELS; 0: no head (multi-task: e.g. 1, .5, .5, .5)
+    # BCE weight per task of LABELS; 0: no head (multi-task: e.g. 1, .5, .5, .5)
+    loss_weights: tuple[float, ...] = (1.0, 0.0, 0.0, 0.0)
     ensemble: int = 3  # networks from seeds seed * ensemble + 0, 1, ...; their probabilities averaged (steadier)
     dropout: float = 0.1  # dropout after each hidden layer
     lr: float = 2e-3  # Adam learning rate
@@ -37,7 +38,8 @@ class RankerConfig:
     calibration: str = "isotonic"  # "isotonic", "platt" or "none"
     ece_bins: int = 15  # equal-width bins of the reported ECE
     seed: int = 0  # weights, batch order and negative sampling
-    threads: int | None = 1  # torch threads during fit, restored after (None: torch's default); a small MLP gains little from more
+    # torch threads during fit, restored after (None: torch's default); a small MLP gains little from more
+    threads: int | None = 1
     examples_since: datetime | None = None  # train only on examples at/after this: the two-tower cutoff (see ranker.py)
     max_examples: int | None = None  # keep only the latest this many examples (None: all)
     similarity: bool = True  # item-to-item features: candidate vs recent completions (similarity.py)
@@ -101,7 +103,7 @@ class RankerConfig:
         return d
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> "RankerConfig":
+    def from_dict(cls, data: dict[str, Any]) -> RankerConfig:
         """Inverse of :meth:`to_dict`."""
         d = dict(data)  # a partial dict (e.g. from a config file) keeps the other defaults
         ex = dict(d.pop("examples", {}))

@@ -72,7 +72,9 @@ class ExampleConfig:
         if self.mode not in MODES:
             raise ValueError(f"ExampleConfig.mode must be one of {MODES}, got {self.mode!r}")
         if not isinstance(self.negatives_per_watch, int) or self.negatives_per_watch < 0:
-            raise ValueError(f"ExampleConfig.negatives_per_watch must be an integer >= 0, got {self.negatives_per_watch!r}")
+            raise ValueError(
+                f"ExampleConfig.negatives_per_watch must be an integer >= 0, got {self.negatives_per_watch!r}"
+            )
         if not isinstance(self.hard_negatives_per_watch, int) or self.hard_negatives_per_watch < 0:
             raise ValueError(
                 f"ExampleConfig.hard_negatives_per_watch must be an integer >= 0, got {self.hard_negatives_per_watch!r}"
@@ -189,5 +191,6 @@ def sampled_negatives(
         draw = draw.filter(pl.col("_up") <= pl.col("ts"))
         kept.append(draw.select("user_id", "video_id", "ts"))
         want = want.filter(~pl.col("_i").is_in(draw["_i"].implode()))
-    neg = pl.concat(kept) if kept else pl.DataFrame(schema={k: EXAMPLE_SCHEMA[k] for k in ("user_id", "video_id", "ts")})
+    empty = pl.DataFrame(schema={k: EXAMPLE_SCHEMA[k] for k in ("user_id", "video_id", "ts")})
+    neg = pl.concat(kept) if kept else empty
     return zero_labels(neg)

@@ -82,7 +82,7 @@ class Standardizer:
     mean: list[float] = field(default_factory=list)
     std: list[float] = field(default_factory=list)
 
-    def fit(self, x: np.ndarray) -> "Standardizer":
+    def fit(self, x: np.ndarray) -> Standardizer:
         std = x.std(axis=0, dtype=np.float64)
         self.mean = x.mean(axis=0, dtype=np.float64).tolist()
         self.std = np.where(std > 1e-8, std, 1.0).tolist()
@@ -98,7 +98,7 @@ class Standardizer:
         return {"mean": self.mean, "std": self.std}
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> "Standardizer":
+    def from_dict(cls, data: dict[str, Any]) -> Standardizer:
         return cls(list(data["mean"]), list(data["std"]))
 
 

@@ -32,27 +32,26 @@ import numpy as np
 import polars as pl
 import torch
 
+from vidrec.candidates.two_tower.source import TwoTowerEmbeddings
+from vidrec.catalogue import Catalogue
 from vidrec.data.dataset import Dataset
 from vidrec.data.schema import TIMESTAMP
 from vidrec.errors import VidrecError
-from vidrec.candidates.two_tower.source import TwoTowerEmbeddings
-from vidrec.catalogue import Catalogue
 from vidrec.features.live import LiveCounts
 from vidrec.features.online import request_features
 from vidrec.features.point_in_time import EventTables, point_in_time_features
 from vidrec.features.video_stats import VideoStatsSource
+from vidrec.request import Request
 from vidrec.scoring.base import EmbeddingSource, Ranker
 from vidrec.scoring.calibration import Calibrator, cross_fitted, expected_calibration_error, log_loss, roc_auc
 from vidrec.scoring.config import RankerConfig
 from vidrec.scoring.examples import LABELS, build_examples, example_mode, watch_examples
-from vidrec.request import Request
 from vidrec.scoring.features import Standardizer, dense_names, feature_matrix, point_matrix
 from vidrec.scoring.hard_negatives import retrieved_negatives
 from vidrec.scoring.model import Ensemble, MultiTaskNet, traced_split
 from vidrec.scoring.similarity import CoOccurrence, request_similarity
 from vidrec.scoring.train import build_model, member_configs, time_split, train_classifier
 from vidrec.scoring.value import PROBABILITY_COLUMNS, ValueModel
-
 
 TIE_BREAK = 1e-4
 """``score = p_complete + TIE_BREAK * p_raw``. Isotonic calibration maps whole ranges of raw
@@ -85,7 +84,7 @@ class RequestInputs:
         return np.concatenate([self.own[:, :start], self.users[self.seg], self.videos[self.which],
                                self.own[:, start:]], axis=1)  # fmt: skip
 
-    def standardised(self, scaler: "Standardizer", start: int) -> tuple[torch.Tensor, ...]:
+    def standardised(self, scaler: Standardizer, start: int) -> tuple[torch.Tensor, ...]:
         """The blocks standardised with the training columns' means and deviations, as tensors."""
         assert self.users is not None and self.videos is not None and self.which is not None
         mean, std = np.asarray(scaler.mean, np.float32), np.asarray(scaler.std, np.float32)
@@ -302,8 +301,8 @@ class MultiTaskRanker(Ranker):
         seg = np.repeat(np.arange(len(requests)), [len(r) for r in rows])
         feats = request_features(requests, rows, self.catalogue, self.live, cfg.features, self.n_categories)
         parts = [point_matrix(feats)]
-        histories = [r.recent_completed[len(r.recent_completed) - min(cfg.features.history_len, len(r.recent_completed)):]
-                     for r in requests]  # fmt: skip
+        n = cfg.features.history_len
+        histories = [r.recent_completed[len(r.recent_completed) - min(n, len(r.recent_completed)) :] for r in requests]
         emb = self.embeddings
         if self.cooc is not None:
             unit = emb.unit if isinstance(emb, TwoTowerEmbeddings) else None
@@ -355,7 +354,8 @@ class MultiTaskRanker(Ranker):
         return [{c: v[a:b] for c, v in probs.items()} for a, b in zip(bounds[:-1], bounds[1:])]
 
     def predict(self, frame: pl.DataFrame) -> np.ndarray:
-        """Calibrated P(completed) for a frame of point-in-time features (+ ``history`` with embeddings or similarity)."""
+        """Calibrated P(completed) for a frame of point-in-time features (+ ``history`` with embeddings
+        or similarity)."""
         return self.predict_matrix(self._matrix(frame))["p_complete"]
 
     def predict_raw(self, frame: pl.DataFrame) -> np.ndarray:

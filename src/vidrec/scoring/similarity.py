@@ -47,7 +47,7 @@ class CoOccurrence:
         before: datetime | None,
         threshold: float = COMPLETION_THRESHOLD,
         min_count: int = 2,
-    ) -> "CoOccurrence":
+    ) -> CoOccurrence:
         """Count completions strictly before ``before`` (None: none at all, an all-zero table).
 
         Pairs completed together by fewer than ``min_count`` users are dropped: they are
@@ -111,7 +111,7 @@ class CoOccurrence:
         return root
 
     @classmethod
-    def load(cls, directory: str | Path) -> "CoOccurrence":
+    def load(cls, directory: str | Path) -> CoOccurrence:
         root = Path(directory)
         ids = pl.Series("video_id", json.loads((root / "cooccurrence_ids.json").read_text()), dtype=pl.String)
         return cls(ids, sparse.load_npz(root / "cooccurrence.npz"))
@@ -154,7 +154,7 @@ def similarity_features(
 
 
 def request_similarity(
-    candidates: np.ndarray, history: np.ndarray, unit: np.ndarray | None, cooc: "CoOccurrence",
+    candidates: np.ndarray, history: np.ndarray, unit: np.ndarray | None, cooc: CoOccurrence,
     cooc_rows: np.ndarray, recent: int,
 ) -> np.ndarray:
     """float32 ``(n, 4)``: :data:`SIMILARITY_FEATURES` of catalogue rows ``candidates`` against one

@@ -5,8 +5,8 @@ from __future__ import annotations
 from fastapi import FastAPI
 
 from vidrec import __version__
-from vidrec.serving.deps import RecommenderLike
 from vidrec.serving.batching import SlateBatcher
+from vidrec.serving.deps import RecommenderLike
 from vidrec.serving.errors import install_error_handlers
 from vidrec.serving.routers import events, health, recommendations, videos
 

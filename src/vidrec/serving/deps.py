@@ -63,7 +63,7 @@ def get_recommender(request: Request) -> RecommenderLike:
     return request.app.state.recommender
 
 
-def get_batcher(request: Request) -> "SlateBatcher":
+def get_batcher(request: Request) -> SlateBatcher:
     """The batcher of the app's slate requests."""
     return request.app.state.batcher
 

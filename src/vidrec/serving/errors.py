@@ -80,6 +80,6 @@ async def _on_unexpected(request: Request, exc: Exception) -> JSONResponse:
 
 def install_error_handlers(app: FastAPI) -> None:
     """Register the handlers that give every error the :class:`ErrorResponse` shape."""
-    app.add_exception_handler(RequestValidationError, _on_validation_error)
-    app.add_exception_handler(RequestProblem, _on_request_problem)
+    app.add_exception_handler(RequestValidationError, _on_validation_error)  # type: ignore[arg-type]
+    app.add_exception_handler(RequestProblem, _on_request_problem)  # type: ignore[arg-type]
     app.add_exception_handler(Exception, _on_unexpected)

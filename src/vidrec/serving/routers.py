@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import json
-from datetime import datetime, timezone
-from typing import Annotated
+from datetime import UTC, datetime
+from typing import Annotated, Any, cast
 
 import polars as pl
 from fastapi import APIRouter, Body, Path, Query
@@ -15,7 +15,6 @@ from vidrec.data.schema import EVENTS_REQUIRED, VIDEOS_OPTIONAL, VIDEOS_REQUIRED
 from vidrec.errors import DataError
 from vidrec.serving.deps import Batcher, Recommender
 from vidrec.serving.errors import RequestProblem
-from vidrec.uploads import upload_error, validate_uploads
 from vidrec.serving.schemas import (
     MAX_K,
     ErrorResponse,
@@ -25,22 +24,23 @@ from vidrec.serving.schemas import (
     Health,
     Problem,
     Readiness,
-    RecommendationItem,
     RecommendationsResponse,
     VideoIn,
     VideosAccepted,
     VideosBody,
     VideosRemoved,
 )
+from vidrec.uploads import upload_error, validate_uploads
 
-_REFUSED = {422: {"model": ErrorResponse, "description": "the request is invalid; see errors"}}
-_NOT_READY = {503: {"model": Readiness, "description": "a dependency is down"}}
+_Responses = dict[int | str, dict[str, Any]]
+_REFUSED: _Responses = {422: {"model": ErrorResponse, "description": "the request is invalid; see errors"}}
+_NOT_READY: _Responses = {503: {"model": Readiness, "description": "a dependency is down"}}
 
 health = APIRouter(tags=["health"])
 recommendations = APIRouter(tags=["recommendations"])
 events = APIRouter(tags=["events"])
 videos = APIRouter(tags=["videos"])
-_NOT_FOUND = {404: {"model": ErrorResponse, "description": "no such video in the catalogue"}}
+_NOT_FOUND: _Responses = {404: {"model": ErrorResponse, "description": "no such video in the catalogue"}}
 
 
 @health.get("/health", response_model=Health)
@@ -112,11 +112,11 @@ def post_events(body: Annotated[EventsBody, Body()], recommender: Recommender) -
     not be known in advance (a new user's first events create their history).
     """
     batch = isinstance(body, list)
-    items = body if batch else [body]
+    items = cast(list[EventIn], body if batch else [body])
     problems = _unknown_videos(items, recommender, batch)
     if problems:
         raise RequestProblem(problems)
-    frame = events_frame(items, datetime.now(timezone.utc))
+    frame = events_frame(items, datetime.now(UTC))
     recommender.observe(frame)
     return EventsAccepted(accepted=frame.height)
 
@@ -161,7 +161,7 @@ def post_videos(body: Annotated[VideosBody, Body()], recommender: Recommender) -
     A batch is all or nothing, checked by the rules of ingestion; ids must be new.
     """
     batch = isinstance(body, list)
-    items = body if batch else [body]
+    items = cast(list[VideoIn], body if batch else [body])
     problems = _taken_ids(items, recommender, batch)
     if problems:
         raise RequestProblem(problems)

@@ -35,7 +35,9 @@ def default_store(model_dir: str | Path) -> Path:
 
 
 def load_service(
-    model_dir: str | Path, events_db: str | Path | None = None, feature_store: str | None = None,
+    model_dir: str | Path,
+    events_db: str | Path | None = None,
+    feature_store: str | None = None,
     torch_threads: int | None = 1,
 ) -> FastAPI:
     """The FastAPI app serving ``model_dir``.

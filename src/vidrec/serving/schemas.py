@@ -9,7 +9,7 @@ time without an offset is taken as UTC.
 from __future__ import annotations
 
 import math
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Annotated, Literal
 
 from pydantic import (
@@ -62,9 +62,9 @@ class EventIn(BaseModel):
         if value is None:
             return None
         if value.tzinfo is None:
-            value = value.replace(tzinfo=timezone.utc)  # no offset: UTC, as in ingestion
-        value = value.astimezone(timezone.utc)
-        if not EARLIEST_TS <= value <= datetime.now(timezone.utc) + MAX_FUTURE:
+            value = value.replace(tzinfo=UTC)  # no offset: UTC, as in ingestion
+        value = value.astimezone(UTC)
+        if not EARLIEST_TS <= value <= datetime.now(UTC) + MAX_FUTURE:
             raise ValueError(REASONS["timestamp_out_of_range"])
         return value
 
@@ -117,9 +117,9 @@ class VideoIn(BaseModel):
         if value is None:
             return None
         if value.tzinfo is None:
-            value = value.replace(tzinfo=timezone.utc)
-        value = value.astimezone(timezone.utc)
-        if not EARLIEST_UPLOAD <= value <= datetime.now(timezone.utc) + MAX_FUTURE:
+            value = value.replace(tzinfo=UTC)
+        value = value.astimezone(UTC)
+        if not EARLIEST_UPLOAD <= value <= datetime.now(UTC) + MAX_FUTURE:
             raise ValueError(REASONS["timestamp_out_of_range"])
         return value
 

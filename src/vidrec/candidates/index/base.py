@@ -23,14 +23,14 @@ class Exclusions:
     ids: np.ndarray  # (nnz,) int64
 
     @classmethod
-    def from_sets(cls, sets: list[set[int]]) -> "Exclusions":
+    def from_sets(cls, sets: list[set[int]]) -> Exclusions:
         """From one Python set per row (convenient for small calls and tests)."""
         lengths = np.array([len(s) for s in sets], dtype=np.int64)
         ids = np.fromiter((i for s in sets for i in s), dtype=np.int64, count=int(lengths.sum()))
         return cls(np.concatenate([[0], np.cumsum(lengths)]), ids)
 
     @classmethod
-    def from_lists(cls, lists: pl.Series) -> "Exclusions":
+    def from_lists(cls, lists: pl.Series) -> Exclusions:
         """From a list[int] column (nulls are skipped), without a Python loop over rows."""
         lengths = lists.list.len().fill_null(0).to_numpy().astype(np.int64)
         ids = lists.explode().drop_nulls().to_numpy().astype(np.int64)
@@ -41,7 +41,7 @@ class Exclusions:
         return cls(np.concatenate([[0], np.cumsum(lengths)]), ids)
 
     @classmethod
-    def empty(cls, n: int) -> "Exclusions":
+    def empty(cls, n: int) -> Exclusions:
         return cls(np.zeros(n + 1, dtype=np.int64), np.zeros(0, dtype=np.int64))
 
     def rows(self) -> np.ndarray:
@@ -51,7 +51,7 @@ class Exclusions:
     def max_per_row(self) -> int:
         return int(np.diff(self.offsets).max(initial=0))
 
-    def take(self, rows: np.ndarray) -> "Exclusions":
+    def take(self, rows: np.ndarray) -> Exclusions:
         """The exclusions of the given query rows only, in that order."""
         lengths = np.diff(self.offsets)[rows]
         starts = np.repeat(self.offsets[rows], lengths)
@@ -121,7 +121,7 @@ class TopKIndex(ABC):
         self._removed[np.isin(self._ids, ids)] = False
         self._removal_changed()
 
-    def _removal_changed(self) -> None:
+    def _removal_changed(self) -> None:  # noqa: B027 - a hook, empty unless a backend keeps a bitmap
         """Hook: the removed positions changed (FAISS keeps a bitmap of them)."""
 
     def search_positions(self, query: np.ndarray, k: int, exclude: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -256,7 +256,7 @@ class ExactIndex(TopKIndex):
         return root
 
     @classmethod
-    def load(cls, directory: str | Path) -> "ExactIndex":
+    def load(cls, directory: str | Path) -> ExactIndex:
         data = np.load(Path(directory) / "exact_index.npz")
         index = cls()
         index._ids, index._vectors, index._blocked = data["ids"], data["vectors"], data["blocked"]

@@ -231,7 +231,7 @@ class FaissIndex(TopKIndex):
         return root
 
     @classmethod
-    def load(cls, directory: str | Path) -> "FaissIndex":
+    def load(cls, directory: str | Path) -> FaissIndex:
         import faiss
 
         root = Path(directory)

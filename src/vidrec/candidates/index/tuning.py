@@ -8,8 +8,9 @@ geometric ladder finds the smallest setting that reaches the target in a few tri
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
-from typing import TYPE_CHECKING, Any, Callable
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -35,7 +36,7 @@ class TuneReport:
         return asdict(self)
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> "TuneReport":
+    def from_dict(cls, data: dict[str, Any]) -> TuneReport:
         return cls(**data)
 
     def summary(self) -> str:
@@ -99,7 +100,7 @@ def _lowest_passing(
     return values[lo], at(lo), True
 
 
-def tune(index: "FaissIndex", queries: np.ndarray, k: int, target: float) -> TuneReport:
+def tune(index: FaissIndex, queries: np.ndarray, k: int, target: float) -> TuneReport:
     """Choose ``index.params`` reaching ``target`` recall@k on ``queries``; returns the report."""
     start = time.perf_counter()
     k = min(k, len(index))

@@ -7,7 +7,6 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-
 OBJECTIVES = ("binary", "sampled_softmax")
 HISTORY_POOLINGS = ("mean", "weighted", "attention")
 LOGQ_CORRECTIONS = ("streaming", "counts", "none")
@@ -156,7 +155,7 @@ class TwoTowerConfig:
         Path(path).write_text(json.dumps(self.to_dict(), indent=2, sort_keys=True))
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> "TwoTowerConfig":
+    def from_dict(cls, data: dict[str, Any]) -> TwoTowerConfig:
         """Build from a dict, refusing unknown keys so a typo is not silently ignored."""
         known = {f.name for f in fields(cls)}
         unknown = sorted(set(data) - known)
@@ -165,6 +164,6 @@ class TwoTowerConfig:
         return cls(**data)
 
     @classmethod
-    def load(cls, path: str | Path) -> "TwoTowerConfig":
+    def load(cls, path: str | Path) -> TwoTowerConfig:
         """Read a config written by :meth:`save`."""
         return cls.from_dict(json.loads(Path(path).read_text()))

@@ -106,7 +106,7 @@ class Vocabulary:
     user_fields: dict[str, IdMap] = field(default_factory=dict)
 
     @classmethod
-    def from_videos(cls, videos: pl.DataFrame, users: pl.DataFrame | None = None) -> "Vocabulary":
+    def from_videos(cls, videos: pl.DataFrame, users: pl.DataFrame | None = None) -> Vocabulary:
         """Build every vocabulary from the videos (and users) tables (sorted, so it is repeatable)."""
         tags = videos["tags"].explode().drop_nulls().unique().sort()
         languages = videos["language"].drop_nulls().unique().sort() if "language" in videos.columns else []
@@ -148,7 +148,7 @@ class Vocabulary:
             vocab.save(root / f"vocab_user_{name}.parquet")
 
     @classmethod
-    def load(cls, directory: str | Path) -> "Vocabulary":
+    def load(cls, directory: str | Path) -> Vocabulary:
         """Read vocabularies written by :meth:`save` (older models without languages or
         demographics load with those empty)."""
         root = Path(directory)

@@ -31,6 +31,7 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
+import logging
 import os
 import sys
 import time
@@ -52,6 +53,8 @@ from vidrec.data.dataset import read_dataset
 from vidrec.errors import VidrecError
 
 REPORT_FILE = "train_report.json"
+
+_log = logging.getLogger(__name__)
 
 
 def backend() -> str:
@@ -168,7 +171,7 @@ def fit_distributed(
     events: pl.DataFrame,
     videos: pl.DataFrame,
     config: TwoTowerConfig,
-    log: Callable[[str], None] = print,
+    log: Callable[[str], None] = _log.info,
     find_unused_parameters: bool = False,
     users: pl.DataFrame | None = None,
 ) -> tuple[TwoTowerModel, TrainReport, list[str]]:

@@ -55,7 +55,8 @@ def serving_user_inputs(
 
     Dislikes come from ``disliked``; demographics from extra columns of the frame
     (``age_bucket``, ``country`` ...; absent ones are unknown); hour and day of week from
-    ``now``, else from a per-row ``request_ts`` column (unknown without either); the example age is left out, which means zero.
+    ``now``, else from a per-row ``request_ts`` column (unknown without either); the example age is
+    left out, which means zero.
     """
     cfg, n = model.config, user_state.height
     out = {
@@ -140,7 +141,8 @@ class RequestInputs:
         self.model, self.vocab_of_row, self.context = model, vocab_of_row, context
         self._traced: dict[tuple, tuple[Callable[..., torch.Tensor], set[int]]] = {}  # layout -> (tower, sizes seen)
         self._demographics = {
-            name: {v: i + 1 for i, v in enumerate(vocab.ids.to_list())} for name, vocab in model.vocab.user_fields.items()
+            name: {v: i + 1 for i, v in enumerate(vocab.ids.to_list())}
+            for name, vocab in model.vocab.user_fields.items()
         }
 
     def extend(self, n_rows: int, vocab_of_new: np.ndarray | None = None) -> None:

@@ -251,7 +251,7 @@ class TwoTowerModel(nn.Module):
         return root
 
     @classmethod
-    def load(cls, directory: str | Path) -> "TwoTowerModel":
+    def load(cls, directory: str | Path) -> TwoTowerModel:
         """Rebuild a model written by :meth:`save`."""
         root = Path(directory)
         if not (root / "model.pt").exists():

@@ -6,6 +6,7 @@ early stopping, optional refit.
 from __future__ import annotations
 
 import copy
+import logging
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -33,6 +34,8 @@ from vidrec.errors import DataError
 from vidrec.features.user_state import build_user_state
 
 Logger = Callable[[str], None]
+
+_log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -225,7 +228,7 @@ def fit_two_tower(
     events: pl.DataFrame,
     videos: pl.DataFrame,
     config: TwoTowerConfig | None = None,
-    log: Logger = print,
+    log: Logger = _log.info,
     parallel: Parallel | None = None,
     users: pl.DataFrame | None = None,
 ) -> tuple[TwoTowerModel, TrainReport]:

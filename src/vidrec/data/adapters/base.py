@@ -238,7 +238,7 @@ def with_parsed(df: pl.DataFrame, parsed: Mapping[str, pl.Expr]) -> pl.DataFrame
     )
 
 
-def int_id(expr: pl.Expr, dtype: pl.DataType = pl.String()) -> pl.Expr:
+def int_id(expr: pl.Expr, dtype: pl.DataType = pl.String()) -> pl.Expr:  # noqa: B008 - a type, immutable
     """An integer id as its canonical String (``"007"`` -> ``"7"``); non-integers -> null.
 
     ``dtype`` is the column's current type: integer columns are only cast (fast path).

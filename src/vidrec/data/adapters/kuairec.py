@@ -214,11 +214,11 @@ def _daily(root: Path, timezone: str) -> pl.DataFrame | None:
         .sort("video_id", "date", nulls_last=False)
         .group_by("video_id", maintain_order=True)
         .agg(
+            *latest,
             author_id=pl.col("author_id").drop_nulls().last().cast(pl.String),
             upload_day=pl.col("upload_dt").min(),
             daily_duration=pl.col("video_duration").fill_nan(None).median()
             if "video_duration" in df.columns else pl.lit(None, pl.Float64),
-            *latest,
         )
     )
 

@@ -41,6 +41,7 @@ from vidrec.data.adapters.base import (
     SOURCE_ROW,
     RawTables,
     canonical_order,
+    csv_columns,
     first_seen,
     from_epoch,
     int_id,
@@ -49,7 +50,6 @@ from vidrec.data.adapters.base import (
     read_lines,
     require_columns,
     require_file,
-    csv_columns,
     with_parsed,
 )
 from vidrec.data.schema import TIMESTAMP

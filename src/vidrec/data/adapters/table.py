@@ -66,13 +66,13 @@ from vidrec.data.adapters.base import (
     RawTables,
     canonical_order,
     check_timezone,
+    csv_columns,
     first_seen,
     infer_numeric,
     parse_bool,
     parse_time,
     plural,
     read_csv_checked,
-    csv_columns,
     with_parsed,
 )
 from vidrec.data.schema import TABLES, TIMESTAMP

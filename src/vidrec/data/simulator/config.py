@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
-DEFAULT_START = datetime(2025, 6, 1, tzinfo=timezone.utc)
+DEFAULT_START = datetime(2025, 6, 1, tzinfo=UTC)
 """Day 0 of every simulation unless overridden, so output is deterministic."""
 
 EVENTS_PER_IMPRESSION = 1.23
@@ -99,7 +99,7 @@ class SimulatorConfig:
     @classmethod
     def for_target_events(
         cls, users: int, videos: int, days: int, events: int, seed: int = 0, **kwargs: Any
-    ) -> "SimulatorConfig":
+    ) -> SimulatorConfig:
         """A config whose expected event count (impressions included) is about ``events``."""
         if events < 1:
             raise ValueError(f"target events must be positive, got {events}")

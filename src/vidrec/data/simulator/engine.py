@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
@@ -90,7 +90,8 @@ def simulate_day(world: World, policy: LoggingPolicy, params: BehaviourParams, v
             offset[idx] = start[session[idx]]
         else:
             prev = idx - 1
-            offset[idx] = offset[prev] + gap[prev] + np.where(watched[prev], 3.0 + completion[prev] * duration[prev], 0.0)
+            spent = np.where(watched[prev], 3.0 + completion[prev] * duration[prev], 0.0)
+            offset[idx] = offset[prev] + gap[prev] + spent
         ts_us = day_us + (offset[idx] * US).astype(np.int64)
         p_watch, p_full = response_probabilities(
             params, affinity[idx], penalty[idx], world.quality[video[idx]], duration[idx],
@@ -165,7 +166,7 @@ def simulate(config: SimulatorConfig, out_dir: str | Path) -> dict:
 
 def _summary(world: World, kinds: np.ndarray, first_us, last_us) -> dict:
     def iso(us):
-        return None if us is None else datetime.fromtimestamp(int(us) / US, tz=timezone.utc).isoformat()
+        return None if us is None else datetime.fromtimestamp(int(us) / US, tz=UTC).isoformat()
 
     by_kind = {k: int(kinds[c]) for k, c in KIND_CODE.items()}
     return {

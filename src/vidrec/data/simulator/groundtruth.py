@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import numpy as np
@@ -44,7 +44,7 @@ class PolicyTrace:
     start_us: int = 0  # midnight of day 0
 
     @classmethod
-    def empty(cls, days: int, videos: int) -> "PolicyTrace":
+    def empty(cls, days: int, videos: int) -> PolicyTrace:
         return cls(np.zeros((days, videos), np.float32), np.zeros((days, videos), bool))
 
     def record(self, day: int, policy, views: np.ndarray) -> None:
@@ -103,8 +103,8 @@ def to_epoch_us(ts: TimeLike, n: int) -> np.ndarray:
     Naive datetimes are taken as UTC.
     """
     if isinstance(ts, datetime):
-        aware = ts if ts.tzinfo is not None else ts.replace(tzinfo=timezone.utc)
-        delta = aware - datetime(1970, 1, 1, tzinfo=timezone.utc)
+        aware = ts if ts.tzinfo is not None else ts.replace(tzinfo=UTC)
+        delta = aware - datetime(1970, 1, 1, tzinfo=UTC)
         return np.full(n, delta // timedelta(microseconds=1), dtype=np.int64)
     if isinstance(ts, pl.Series):
         out = ts.dt.epoch("us").to_numpy().astype(np.int64)
@@ -153,7 +153,7 @@ class GroundTruth:
         self.language_penalty = np.asarray(meta["language_penalty"], dtype=np.float64)
 
     @classmethod
-    def load(cls, sim_dir: str | Path) -> "GroundTruth":
+    def load(cls, sim_dir: str | Path) -> GroundTruth:
         """Read ``sim_dir/ground_truth`` written by :func:`vidrec.data.simulator.simulate`."""
         root = Path(sim_dir) / "ground_truth"
         needed = ["users.parquet", "videos.parquet", "interest.npy", "params.json"]

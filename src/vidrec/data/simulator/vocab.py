@@ -11,15 +11,31 @@ CATEGORIES: tuple[tuple[str, float, tuple[str, ...]], ...] = (
     # (name, median duration in seconds, words typical of the category)
     ("music", 170.0, ("song", "cover", "remix", "live", "acoustic", "beat", "album", "guitar", "piano", "lyrics")),
     ("comedy", 45.0, ("prank", "sketch", "funny", "standup", "parody", "fails", "joke", "reaction", "roast", "skit")),
-    ("education", 720.0, ("lecture", "explained", "math", "physics", "history", "lesson", "tutorial", "theory", "exam", "science")),
-    ("gaming", 900.0, ("speedrun", "gameplay", "boss", "walkthrough", "build", "ranked", "mod", "stream", "level", "glitch")),
-    ("news", 240.0, ("breaking", "report", "election", "economy", "update", "interview", "weather", "policy", "market", "debate")),
-    ("sports", 150.0, ("goal", "highlights", "match", "dunk", "training", "race", "final", "transfer", "league", "skills")),
-    ("cooking", 420.0, ("recipe", "pasta", "baking", "curry", "grill", "vegan", "dessert", "noodles", "bread", "spicy")),
-    ("travel", 540.0, ("vlog", "island", "hiking", "city", "roadtrip", "hotel", "beach", "mountains", "backpacking", "guide")),
-    ("tech", 600.0, ("review", "unboxing", "laptop", "phone", "coding", "camera", "setup", "gadget", "linux", "benchmark")),
+    ("education", 720.0, (
+        "lecture", "explained", "math", "physics", "history", "lesson", "tutorial", "theory", "exam", "science",
+    )),
+    ("gaming", 900.0, (
+        "speedrun", "gameplay", "boss", "walkthrough", "build", "ranked", "mod", "stream", "level", "glitch",
+    )),
+    ("news", 240.0, (
+        "breaking", "report", "election", "economy", "update", "interview", "weather", "policy", "market", "debate",
+    )),
+    ("sports", 150.0, (
+        "goal", "highlights", "match", "dunk", "training", "race", "final", "transfer", "league", "skills",
+    )),
+    ("cooking", 420.0, (
+        "recipe", "pasta", "baking", "curry", "grill", "vegan", "dessert", "noodles", "bread", "spicy",
+    )),
+    ("travel", 540.0, (
+        "vlog", "island", "hiking", "city", "roadtrip", "hotel", "beach", "mountains", "backpacking", "guide",
+    )),
+    ("tech", 600.0, (
+        "review", "unboxing", "laptop", "phone", "coding", "camera", "setup", "gadget", "linux", "benchmark",
+    )),
     ("pets", 35.0, ("puppy", "kitten", "cat", "dog", "parrot", "cute", "rescue", "zoomies", "hamster", "bunny")),
-    ("beauty", 300.0, ("makeup", "skincare", "haul", "hair", "nails", "routine", "glow", "lipstick", "fashion", "outfit")),
+    ("beauty", 300.0, (
+        "makeup", "skincare", "haul", "hair", "nails", "routine", "glow", "lipstick", "fashion", "outfit",
+    )),
     ("fitness", 480.0, ("workout", "yoga", "abs", "running", "stretch", "cardio", "gym", "squat", "hiit", "pilates")),
 )
 CATEGORY_NAMES: tuple[str, ...] = tuple(c[0] for c in CATEGORIES)

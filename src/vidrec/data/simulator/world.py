@@ -220,7 +220,8 @@ def build_world(cfg: SimulatorConfig) -> World:
         cfg, np.random.default_rng([cfg.seed, 2]), topic_category, start_us
     )
     (videos, topic, quality, duration, uploaded, upload_day, removed_us, removal_day, vlang,
-     prior, creator, fame) = _videos(cfg, np.random.default_rng([cfg.seed, 3]), topic_category, topic_words, topic_pop, start_us)
+     prior, creator, fame) = _videos(cfg, np.random.default_rng([cfg.seed, 3]), topic_category, topic_words,
+                                     topic_pop, start_us)
     return World(
         config=cfg, start_us=start_us, topic_category=topic_category,
         users=users, interest=interest, interest_prior=interest_prior, user_language=ulang, activity=activity,

@@ -59,7 +59,7 @@ class EventsWriter:
     def close(self) -> None:
         self._writer.close()
 
-    def __enter__(self) -> "EventsWriter":
+    def __enter__(self) -> EventsWriter:
         return self
 
     def __exit__(self, *exc: object) -> None:

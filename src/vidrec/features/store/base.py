@@ -58,7 +58,7 @@ class FeedEntry:
     kind: str
     body: bytes
 
-    def counts(self) -> "CountDeltas":
+    def counts(self) -> CountDeltas:
         return CountDeltas.from_json(self.body)
 
     def frame(self) -> pl.DataFrame:
@@ -76,7 +76,7 @@ class CountDeltas:
     last_event_us: int | None
 
     @classmethod
-    def of(cls, deltas: Deltas) -> "CountDeltas":
+    def of(cls, deltas: Deltas) -> CountDeltas:
         return cls(deltas.video_counts.select("video_id", *COUNTS).to_dict(as_series=False),
                    deltas.attributes.to_dict(as_series=False), deltas.totals, deltas.last_event_us)  # fmt: skip
 
@@ -84,7 +84,7 @@ class CountDeltas:
         return json.dumps(asdict(self), separators=(",", ":")).encode()
 
     @classmethod
-    def from_json(cls, body: bytes) -> "CountDeltas":
+    def from_json(cls, body: bytes) -> CountDeltas:
         return cls(**json.loads(body))
 
 
@@ -176,7 +176,7 @@ class OnlineStore(ABC):
         """A sortable key of a feed position (later positions compare greater)."""
         return (int(position),)
 
-    def __enter__(self) -> "OnlineStore":
+    def __enter__(self) -> OnlineStore:
         return self
 
     def __exit__(self, *exc: Any) -> None:

@@ -59,7 +59,7 @@ class StoreConfig:
         if not self.prior_weight >= 0:
             raise ValueError(f"StoreConfig.prior_weight must be >= 0, got {self.prior_weight}")
 
-    def written_the_same(self, other: "StoreConfig") -> bool:
+    def written_the_same(self, other: StoreConfig) -> bool:
         """Whether stored counts mean the same under ``other`` (history and priors are read-time)."""
         return (self.threshold, self.completion_cap, self.title_words) == (
             other.threshold, other.completion_cap, other.title_words)  # fmt: skip
@@ -146,8 +146,12 @@ def _firsts(ev: pl.DataFrame) -> pl.DataFrame:
     parts = {
         "seen": acted.group_by("user_id", "video_id").agg(ts_us=pl.col("ts_us").min()),
         "watched": watches.group_by("user_id", "video_id").agg(ts_us=pl.col("ts_us").min()),
-        "completed": watches.filter(pl.col("completed")).group_by("user_id", "video_id").agg(ts_us=pl.col("ts_us").min()),
+        "completed": watches.filter(pl.col("completed"))
+        .group_by("user_id", "video_id")
+        .agg(ts_us=pl.col("ts_us").min()),
         "disliked": acted.filter(e == "dislike").group_by("user_id", "video_id").agg(ts_us=pl.col("ts_us").min()),
         "last_watched": watches.group_by("user_id", "video_id").agg(ts_us=pl.col("ts_us").max()),
     }
-    return pl.concat([p.select("user_id", kind=pl.lit(k), video_id="video_id", ts_us="ts_us") for k, p in parts.items()])
+    return pl.concat(
+        [p.select("user_id", kind=pl.lit(k), video_id="video_id", ts_us="ts_us") for k, p in parts.items()]
+    )

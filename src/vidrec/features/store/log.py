@@ -12,9 +12,11 @@ from __future__ import annotations
 import sqlite3
 import threading
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 import polars as pl
 
@@ -65,12 +67,13 @@ CREATE TABLE IF NOT EXISTS removals (
 _TAGS_JSON = pl.Struct({"tags": pl.List(pl.String)})
 _EVENT_COLUMNS = "user_id, video_id, ts_us, event, watch_seconds"
 _UPLOAD_COLUMNS = "video_id, creator_id, category, tags_json, duration_seconds, uploaded_us, available, title, language"
-_EVENT_SCHEMA = {"user_id": pl.String, "video_id": pl.String, "ts_us": pl.Int64, "event": pl.String,
+_EVENT_SCHEMA: dict[str, Any] = {"user_id": pl.String, "video_id": pl.String, "ts_us": pl.Int64, "event": pl.String,
                  "watch_seconds": pl.Float64}  # fmt: skip
-_UPLOAD_SCHEMA = {"video_id": pl.String, "creator_id": pl.String, "category": pl.String, "tags_json": pl.String,
-                  "duration_seconds": pl.Float64, "uploaded_us": pl.Int64, "available": pl.Int64,
-                  "title": pl.String, "language": pl.String}  # fmt: skip
-REMOVALS_SCHEMA = {"video_id": pl.String, "at": TIMESTAMP}
+_UPLOAD_SCHEMA: dict[str, Any] = {"video_id": pl.String, "creator_id": pl.String, "category": pl.String,
+                                  "tags_json": pl.String, "duration_seconds": pl.Float64, "uploaded_us": pl.Int64,
+                                  "available": pl.Int64, "title": pl.String, "language": pl.String}  # fmt: skip
+REMOVALS_SCHEMA: dict[str, Any] = {"video_id": pl.String, "at": TIMESTAMP}
+_VIDEO_TYPES: dict[Any, Any] = {**VIDEOS_REQUIRED, **VIDEOS_OPTIONAL}
 
 
 @dataclass(frozen=True)
@@ -137,7 +140,8 @@ class EventLog:
         if videos.height == 0:
             return 0
         cols = videos.select(
-            pl.col("video_id").cast(pl.String), pl.col("creator_id").cast(pl.String), pl.col("category").cast(pl.String),
+            pl.col("video_id").cast(pl.String), pl.col("creator_id").cast(pl.String),
+            pl.col("category").cast(pl.String),
             pl.struct(pl.col("tags").cast(pl.List(pl.String)).fill_null([])).struct.json_encode().alias("tags_json"),
             pl.col("duration_seconds").cast(pl.Float64), pl.col("uploaded_at").cast(TIMESTAMP).dt.epoch("us"),
             pl.col("available").cast(pl.Int64),
@@ -242,7 +246,7 @@ class EventLog:
         return _events_frame(rows)
 
 
-def _split(rows: list[tuple], build) -> dict[int, pl.DataFrame]:  # type: ignore[no-untyped-def]
+def _split(rows: list[tuple], build: Callable[[list[tuple]], pl.DataFrame]) -> dict[int, pl.DataFrame]:
     """Rows whose first field is the batch number -> one frame per batch."""
     out: dict[int, list[tuple]] = {}
     for r in rows:
@@ -264,13 +268,15 @@ def _uploads_frame(rows: list[tuple]) -> pl.DataFrame:
     raw = pl.DataFrame(rows, schema=_UPLOAD_SCHEMA, orient="row")
     return raw.select(
         "video_id", "creator_id", "category", pl.col("tags_json").str.json_decode(_TAGS_JSON).struct.field("tags"),
-        "duration_seconds", pl.from_epoch("uploaded_us", time_unit="us").dt.replace_time_zone("UTC").alias("uploaded_at"),
+        "duration_seconds",
+        pl.from_epoch("uploaded_us", time_unit="us").dt.replace_time_zone("UTC").alias("uploaded_at"),
         pl.col("available").cast(pl.Boolean), "title", "language",
-    ).cast({**VIDEOS_REQUIRED, **VIDEOS_OPTIONAL})  # fmt: skip
+    ).cast(_VIDEO_TYPES)  # fmt: skip
 
 
 def _removals_frame(rows: list[tuple]) -> pl.DataFrame:
-    raw = pl.DataFrame(rows, schema={"video_id": pl.String, "at_us": pl.Int64}, orient="row")
+    schema: dict[str, Any] = {"video_id": pl.String, "at_us": pl.Int64}
+    raw = pl.DataFrame(rows, schema=schema, orient="row")
     return raw.select("video_id", pl.from_epoch("at_us", time_unit="us").dt.replace_time_zone("UTC").alias("at"))
 
 

@@ -58,7 +58,7 @@ class RedisStore(OnlineStore):
             stored = self._client.hget(self._k("meta"), "config")
         except redis.exceptions.ConnectionError as exc:
             raise ValueError(f"cannot reach the Redis feature store at {url}: {exc}; is redis-server running?") from exc
-        saved = self._check_config(None if stored is None else stored.decode())
+        saved = self._check_config(None if stored is None else _text(stored))
         self._client.hset(self._k("meta"), "config", saved)
         self._merge_pairs = self._client.register_script(_MERGE_PAIRS)
 
@@ -76,7 +76,7 @@ class RedisStore(OnlineStore):
 
     def generation(self) -> str | None:
         got = self._client.hget(self._k("meta"), "generation")
-        return None if got is None else got.decode()
+        return None if got is None else _text(got)
 
     def cursor(self, log_id: str) -> int:
         got = self._client.hget(self._k("cursor"), log_id)
@@ -170,9 +170,9 @@ class RedisStore(OnlineStore):
                         args += [f"{r[0]}|l", "max", int(r[-1])]
                 for s in range(0, len(args), 3 * _CHUNK):
                     self._merge_pairs(keys=[self._k("u", user, "p", table)], args=args[s : s + 3 * _CHUNK], client=pipe)
-        counts = d.video_counts
+        videos = d.video_counts
         for c in COUNTS:
-            for vid, n in zip(counts["video_id"].to_list(), counts[c].to_list()):
+            for vid, n in zip(videos["video_id"].to_list(), videos[c].to_list()):
                 if n:
                     pipe.hincrby(self._k("v", c), vid, int(n))
         for kind, name, events, views in d.attributes.select("kind", "name", "events", "views").rows():
@@ -229,8 +229,8 @@ class RedisStore(OnlineStore):
         pipe.zscore(self._k("clock"), "last_event_us")
         pipe.xrange(self._k("catalogue"))
         gen, last, *rest = pipe.execute()
-        video_hashes, rest = rest[: len(COUNTS)], rest[len(COUNTS):]
-        attr_hashes, (tot, clock, changes) = rest[: 2 * len(ATTRIBUTES)], rest[2 * len(ATTRIBUTES):]
+        video_hashes, rest = rest[: len(COUNTS)], rest[len(COUNTS) :]
+        attr_hashes, (tot, clock, changes) = rest[: 2 * len(ATTRIBUTES)], rest[2 * len(ATTRIBUTES) :]
         position = last[0][0].decode() if last else self.FEED_START
         ids = sorted({v for h in video_hashes for v in h})
         videos = pl.DataFrame({"video_id": [v.decode() for v in ids],
@@ -247,6 +247,10 @@ class RedisStore(OnlineStore):
             totals["last_event_us"] = float(clock)
         catalogue = [_entry(i, f) for i, f in changes]  # written with their feed entries, so all precede ``position``
         return Snapshot("" if gen is None else gen.decode(), position, videos, attrs, totals, catalogue)
+
+
+def _text(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else value
 
 
 def _entry(stream_id: bytes, fields: dict) -> FeedEntry:

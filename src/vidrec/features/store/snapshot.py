@@ -28,7 +28,9 @@ class VersionState:
     profiles: pl.DataFrame  # user_id + string columns of the users table
 
     @classmethod
-    def build(cls, events: pl.DataFrame, catalogue: Catalogue, users: pl.DataFrame, config: StoreConfig) -> "VersionState":
+    def build(
+        cls, events: pl.DataFrame, catalogue: Catalogue, users: pl.DataFrame, config: StoreConfig
+    ) -> VersionState:
         """Aggregate ``events`` (every video in ``catalogue``) and keep the users' string columns."""
         meta = catalogue.meta(catalogue.rows_of(events["video_id"].unique()), config.title_words)
         return cls(compute_deltas(events, meta, config), profiles(users))
@@ -46,7 +48,7 @@ class VersionState:
         return root
 
     @classmethod
-    def load(cls, directory: str | Path) -> "VersionState":
+    def load(cls, directory: str | Path) -> VersionState:
         root = Path(directory) / STATE_DIR
         frames = {name: pl.read_parquet(root / f"{name}.parquet") for name in _FRAMES}
         pairs = {table: pl.read_parquet(root / f"pair_{table}.parquet") for table in PAIR_TABLES}

@@ -17,7 +17,14 @@ import polars as pl
 
 from vidrec.features.derive import COUNTS
 from vidrec.features.store.base import (
-    KIND_CODE, PAIR_CODE, Applied, FeedEntry, OnlineStore, Snapshot, StoreOutdated, UserRecord,
+    KIND_CODE,
+    PAIR_CODE,
+    Applied,
+    FeedEntry,
+    OnlineStore,
+    Snapshot,
+    StoreOutdated,
+    UserRecord,
 )  # fmt: skip
 from vidrec.features.store.deltas import KINDS, LAST_KINDS, PAIR_TABLES, USER_COUNTS, Deltas, StoreConfig
 
@@ -112,7 +119,7 @@ class SQLiteStore(OnlineStore):
                     self._write_deltas(cur, batch.deltas)
                 cur.execute("INSERT INTO feed (kind, body) VALUES (?, ?)", (batch.kind, batch.feed))
 
-    def _transaction(self) -> "_Tx":
+    def _transaction(self) -> _Tx:
         return _Tx(self._conn, self._lock)
 
     def _write_deltas(self, cur: sqlite3.Cursor, d: Deltas) -> None:
@@ -136,7 +143,10 @@ class SQLiteStore(OnlineStore):
             values += [pl.lit(0, pl.Int64).alias(f"_{i}") for i in range(len(counts), 3)]
             last = pl.col("last_dislike_us") if "last_dislike_us" in frame.columns else pl.lit(None, pl.Int64)
             rows = frame.select(
-                "user_id", pl.lit(PAIR_CODE[table]).alias("_tbl"), pl.col(key).cast(pl.String), *values,
+                "user_id",
+                pl.lit(PAIR_CODE[table]).alias("_tbl"),
+                pl.col(key).cast(pl.String),
+                *values,
                 last.alias("_last"),
             ).rows()
             cur.executemany(
