@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import tomllib
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -86,10 +86,6 @@ class PipelineConfig:
         if sections is not None and name in sections:
             return sections[name]
         raise AttributeError(f"{type(self).__name__} has no setting {name!r}")
-
-    def with_section(self, name: str, section: Any) -> PipelineConfig:
-        """A copy with generator ``name``'s section replaced."""
-        return replace(self, sections={**self.sections, name: section})
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready dict of every setting."""

@@ -108,23 +108,3 @@ def with_derived(
         disliked=ev == "dislike",
     ).drop("duration_seconds")
 
-
-def interactions(
-    events: pl.DataFrame, videos: pl.DataFrame, threshold: float = COMPLETION_THRESHOLD
-) -> pl.DataFrame:
-    """One row per (user, video) the user acted on, with what happened.
-
-    Columns: ``user_id, video_id, first_ts, last_ts, watches, max_completion,
-    interacted, completed, liked, disliked``. Impressions alone do not make a row.
-    """
-    ev = with_derived(events.filter(pl.col("event") != "impression"), videos, threshold)
-    return ev.group_by("user_id", "video_id").agg(
-        first_ts=pl.col("ts").min(),
-        last_ts=pl.col("ts").max(),
-        watches=(pl.col("event") == "watch").sum().cast(pl.Int32),
-        max_completion=pl.col("completion").max(),
-        interacted=pl.col("interacted").any(),
-        completed=pl.col("completed").any(),
-        liked=(pl.col("event") == "like").any(),
-        disliked=pl.col("disliked").any(),
-    )

@@ -7,12 +7,10 @@ reads every table with ``join_asof(strategy="backward", allow_exact_matches=Fals
 the counts of the last timestamp strictly before its own ts. Training examples use
 their event time; serving uses ``ts = now`` for every candidate.
 
-For serving, :meth:`EventTables.compact` keeps only the last row per key (what any
-``ts`` after the last event would read) so the tables stored with a model stay small.
-At request time the video statistics can come from the online store instead
-(``video_stats=`` of :func:`point_in_time_features`), so that events observed since
-training count at once; the store counts and derives them with the same code
-(:mod:`vidrec.features.video_stats`) as the tables here.
+:meth:`EventTables.compact` keeps only the last row per key (what any ``ts`` after the
+last event would read) so the tables stored with a model stay small. Requests are not
+served from these tables: :mod:`vidrec.features.online` computes the same features from
+the live counts with the same definitions (:mod:`vidrec.features.derive`).
 """
 
 from __future__ import annotations
@@ -224,7 +222,6 @@ def point_in_time_features(
     tables: EventTables,
     videos: pl.DataFrame,
     with_history: bool = False,
-    video_stats: pl.DataFrame | None = None,
 ) -> pl.DataFrame:
     """``rows`` (user_id, video_id, ts, any extra columns) with :data:`FEATURE_COLUMNS` added.
 
@@ -233,15 +230,8 @@ def point_in_time_features(
     unknown to ``tables`` get zero counts and prior rates. With ``with_history`` a
     ``history`` column (the user's last ``history_len`` completed videos before ts,
     most recent last) is added too. The row order of ``rows`` is kept.
-
-    ``video_stats`` (serving): the current statistics of every video in ``rows``
-    (``OnlineStore.get_video_stats``, counted and derived by the same code as the tables)
-    replace the tables' video counts and rates; the caller vouches that they are as of
-    the rows' ``ts``, so all rows must share one ``ts`` (a request's ``now``).
     """
     cfg = tables.config
-    if video_stats is not None and rows.height and rows["ts"].n_unique() > 1:
-        raise ValueError("video_stats are as of one time: give rows that share one ts (a request's now)")
     if tables.compacted_at is not None and rows.height:
         earliest = rows["ts"].min()
         if earliest <= tables.compacted_at:  # type: ignore[operator]
@@ -266,15 +256,11 @@ def point_in_time_features(
         ("user_creator", ["user_id", "creator_id"], "creator_", ["views", "dislikes"]),
         ("history", ["user_id"], "h_", ["rank"]),
     ]
-    if video_stats is not None:
-        reads = [r for r in reads if r[0] != "video"]
     for name, keys, prefix, cols in reads:
         df = asof(df, t[name], keys, prefix, cols)
     counts = [prefix + c for _, _, prefix, cols in reads for c in cols]
     df = df.with_columns(pl.col(c).fill_null(0).cast(pl.Float64) for c in counts)
-    if video_stats is not None:
-        df = _join_video_stats(df, video_stats)
-    df = _derive(df, cfg, tables.n_categories, video_rates_from_counts=video_stats is None)
+    df = _derive(df, cfg, tables.n_categories)
     if with_history:
         df = _histories(df, t["completions"], cfg.history_len)
     df = cross_features(df, t, videos, cfg.user_prior_weight, cfg.title_words)
@@ -284,35 +270,18 @@ def point_in_time_features(
     return df.sort("_row").select(keep)
 
 
-def _join_video_stats(df: pl.DataFrame, video_stats: pl.DataFrame) -> pl.DataFrame:
-    """Attach the given statistics as the ``v_`` count and rate columns; every row's video must have them."""
-    stats = video_stats.select(
-        "video_id", *(pl.col(c).cast(pl.Float64).alias(f) for c, f in VIDEO_STAT_FEATURES.items())
-    ).unique("video_id", keep="first")
-    out = df.join(stats, on="video_id", how="left", maintain_order="left")
-    missing = out.filter(pl.col("v_completion_rate").is_null())["video_id"].unique()
-    if len(missing):
-        raise ValueError(
-            f"video_stats lack {len(missing)} video(s) of the rows (e.g. {', '.join(missing.head(3).to_list())}): "
-            "read the statistics of every candidate video"
-        )
-    return out
 
-
-def _derive(
-    df: pl.DataFrame, cfg: PointInTimeConfig, n_categories: int, video_rates_from_counts: bool
-) -> pl.DataFrame:
-    """Rates, affinity and age from the raw as-of counts (video rates: unless given already)."""
+def _derive(df: pl.DataFrame, cfg: PointInTimeConfig, n_categories: int) -> pl.DataFrame:
+    """Rates, affinity and age from the raw as-of counts."""
     def col(name: str) -> np.ndarray:
         return df[name].cast(pl.Float64).to_numpy()
 
     raw = {name: col(name) for name in USER_RAW}
     out = derive.user_features(raw, cfg.user_prior_weight, n_categories)
-    if video_rates_from_counts:
-        counts = {c: col(f"v_{c}") for c in COUNTS}
-        totals = {c: col(f"g_{c}") for c in COUNTS}
-        rates = derive.video_rates(counts, totals, cfg.prior_weight)
-        out |= {VIDEO_STAT_FEATURES[r]: v for r, v in rates.items()}
+    counts = {c: col(f"v_{c}") for c in COUNTS}
+    totals = {c: col(f"g_{c}") for c in COUNTS}
+    rates = derive.video_rates(counts, totals, cfg.prior_weight)
+    out |= {VIDEO_STAT_FEATURES[r]: v for r, v in rates.items()}
     at = df["ts"].cast(TIMESTAMP).dt.epoch("us").to_numpy()
     uploaded = df["uploaded_at"].cast(TIMESTAMP).dt.epoch("us").cast(pl.Float64).fill_null(np.nan).to_numpy()
     out["video_age_days"] = np.nan_to_num(derive.age_days(at, uploaded), nan=0.0)

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from datetime import datetime
-from typing import Protocol
 
 import numpy as np
 import polars as pl
@@ -34,16 +33,9 @@ VIDEO_STATS_SCHEMA: dict[str, pl.DataType] = {
     **{r: pl.Float64() for r in RATES},
     "age_days": pl.Float64(),
 }
-"""Columns of :func:`video_stats`, :func:`derive_video_stats` and ``OnlineStore.get_video_stats``."""
+"""Columns of :func:`video_stats` and :func:`derive_video_stats`."""
 
 
-
-class VideoStatsSource(Protocol):
-    """Anything that answers current video statistics by id (the online store does)."""
-
-    def get_video_stats(self, video_ids: list[str] | pl.Series, now: datetime | None = None) -> pl.DataFrame:
-        """One row per requested id, :data:`VIDEO_STATS_SCHEMA` columns, age at ``now``."""
-        ...
 
 
 # ---- counting ------------------------------------------------------------------------------

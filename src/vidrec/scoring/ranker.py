@@ -7,11 +7,12 @@ MMoE over DCN-v2 cross layers by default) trained on all but the latest ``val_fr
 of examples with a weighted sum of per-task BCE, and one calibrator per head fitted on
 that latest slice. In a log without impressions the examples add, per watch, negatives
 the two-tower retrieves for the user at that time (:mod:`vidrec.scoring.hard_negatives`):
-the kind of candidate the ranker re-sorts at serving. Serving: the same feature code as
-of ``now`` against event tables compacted at the end of training (:meth:`refresh`
-updates them), except the candidates' video statistics, which come from the online
-store when one is attached (:meth:`use_video_stats`), so a watch observed a moment ago
-counts; ``score`` is the value model (:mod:`vidrec.scoring.value`) of the heads.
+the kind of candidate the ranker re-sorts at serving. Serving (:meth:`score_requests`):
+the same derived features (:mod:`vidrec.features.derive`) computed from the hydrated
+request and the live counts the event feed keeps current (:mod:`vidrec.features.online`),
+so a watch observed a moment ago counts; ``score`` is the value model
+(:mod:`vidrec.scoring.value`) of the heads. :meth:`score` is the frame view of the same
+model over the training-time event tables, for offline analysis.
 
 Leakage note: two-tower video vectors trained on the same period have seen every
 training example's interaction. Train the two-tower on events before a cutoff and
@@ -40,7 +41,6 @@ from vidrec.errors import VidrecError
 from vidrec.features.live import LiveCounts
 from vidrec.features.online import request_features
 from vidrec.features.point_in_time import EventTables, point_in_time_features
-from vidrec.features.video_stats import VideoStatsSource
 from vidrec.request import Request
 from vidrec.scoring.base import EmbeddingSource, Ranker
 from vidrec.scoring.calibration import Calibrator, cross_fitted, expected_calibration_error, log_loss, roc_auc
@@ -118,7 +118,6 @@ class MultiTaskRanker(Ranker):
         self.calibrators: dict[str, Calibrator] = {}  # per task with a head
         self.base_rates: dict[str, float] = {}  # per task without a head: its validation positive rate
         self._tables: EventTables | None = None
-        self.video_stats_source: VideoStatsSource | None = None  # serving: current video statistics
         self.embeddings: EmbeddingSource | None = None
         self.embedding_dim = 0
         self.cooc: CoOccurrence | None = None
@@ -260,21 +259,6 @@ class MultiTaskRanker(Ranker):
         since = self.config.examples_since
         return examples if since is None else examples.filter(pl.col("ts") >= pl.lit(since).cast(TIMESTAMP))
 
-    def refresh(self, events: pl.DataFrame, videos: pl.DataFrame) -> Self:
-        """Recompute the serving statistics from a newer event log (model and co-occurrence are unchanged)."""
-        self.tables = EventTables.build(events, videos, self.config.features).compact()
-        return self
-
-    def use_video_stats(self, source: VideoStatsSource | None) -> Self:
-        """Read the candidates' video statistics from ``source`` (the online store) in :meth:`score`.
-
-        The store counts and derives them with the same code as the training features, and
-        takes new events incrementally, so no :meth:`refresh` is needed for them; its
-        ``prior_weight`` must be the ranker's. None goes back to the stored event tables.
-        """
-        self.video_stats_source = source
-        return self
-
     def bind(self, catalogue: Catalogue, live: LiveCounts) -> Self:
         """Score requests from ``catalogue`` and the live counts (see :meth:`score_request`)."""
         self.catalogue, self.live = catalogue, live
@@ -358,10 +342,6 @@ class MultiTaskRanker(Ranker):
         or similarity)."""
         return self.predict_matrix(self._matrix(frame))["p_complete"]
 
-    def predict_raw(self, frame: pl.DataFrame) -> np.ndarray:
-        """The completion head's uncalibrated probabilities (same input as :meth:`predict`)."""
-        return self.predict_matrix(self._matrix(frame))["p_raw"]
-
     def _matrix(self, frame: pl.DataFrame) -> np.ndarray:
         return feature_matrix(frame, self.embeddings, self.cooc, self.config.similarity_recent)
 
@@ -379,10 +359,7 @@ class MultiTaskRanker(Ranker):
             return candidates.with_columns(*(pl.lit(None, pl.Float64).alias(c) for c in [*columns, "score"]))
         rows = candidates.select("user_id", "video_id").with_columns(ts=pl.lit(now).cast(TIMESTAMP))
         history = self._needs_history(self.embeddings)
-        stats = None
-        if self.video_stats_source is not None:
-            stats = self.video_stats_source.get_video_stats(rows["video_id"].unique(maintain_order=True), now=now)
-        feats = point_in_time_features(rows, self.tables, videos, with_history=history, video_stats=stats)
+        feats = point_in_time_features(rows, self.tables, videos, with_history=history)
         if history:
             feats = _history_from_state(feats, users, self.config.features.history_len)
         probs = self.predict_matrix(self._matrix(feats))

@@ -225,12 +225,6 @@ class EventLog:
             rows = self._conn.execute(f"SELECT {_UPLOAD_COLUMNS} FROM uploads ORDER BY seq").fetchall()
         return _uploads_frame(rows)
 
-    def removed_videos(self) -> list[str]:
-        """Every video id ever taken off, in arrival order (distinct)."""
-        with self._lock:
-            rows = self._conn.execute("SELECT video_id FROM removals ORDER BY seq").fetchall()
-        return list(dict.fromkeys(r[0] for r in rows))
-
     def count(self) -> int:
         """How many events are stored."""
         with self._lock:
