@@ -367,6 +367,12 @@ class Recommender:
         """The user's slate as plain dicts (what the HTTP service answers)."""
         return self.run(user_id, k).items(self.catalogue)
 
+    def explain(self, user_id: str, k: int = 10) -> dict[str, list[dict]]:
+        """The slate (``items``) and the candidates re-ranking left out with the reason
+        (``removed``), from one pass."""
+        result = self.run(user_id, k)
+        return {"items": result.items(self.catalogue), "removed": result.removed_items(self.catalogue)}
+
     def slates(self, asks: list[tuple[str, int]]) -> list[list[dict]]:
         """:meth:`slate` of requests that arrived together, served in one batch."""
         return [r.items(self.catalogue) for r in self.run_many(asks)]

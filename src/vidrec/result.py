@@ -116,6 +116,22 @@ class Result:
             })  # fmt: skip
         return out
 
+    def removed_items(self, catalogue: Catalogue) -> list[dict[str, Any]]:
+        """The candidates re-ranking left out, best first: video_id, reason, sources,
+        p_complete and score (the ranker's)."""
+        if self.slate is None or self.scored is None:
+            raise ValueError("this result stopped before re-ranking")
+        c, slate, score = self.candidates, self.slate, self.scored["score"]
+        removed = slate.removed()
+        removed = removed[np.lexsort((removed, -score[removed]))]
+        hit = c.ranks > 0
+        reasons = slate.reasons
+        return [{
+            "video_id": catalogue.ids[int(c.rows[i])], "reason": reasons[i],
+            "sources": [s for s, h in zip(c.sources, hit[i]) if h],
+            "p_complete": float(self.scored["p_complete"][i]), "score": float(score[i]),
+        } for i in removed.tolist()]  # fmt: skip
+
 
 def _first_score(frame: pl.DataFrame) -> pl.Expr:
     """The retrieval score where there is one, else the first source's score."""

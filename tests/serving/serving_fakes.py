@@ -31,6 +31,12 @@ class CatalogueRecommender:
     def slates(self, asks: list[tuple[str, int]]) -> list[list[dict[str, Any]]]:
         return [self.slate(user, k) for user, k in asks]
 
+    def explain(self, user_id: str, k: int = 10) -> dict[str, list[dict[str, Any]]]:
+        hidden = sorted(v for v in self.hidden.get(user_id, set()) if v in self.scores)
+        removed = [{"video_id": v, "reason": "seen", "sources": ["popular"], "p_complete": 0.5,
+                    "score": self.scores[v]} for v in hidden]  # fmt: skip
+        return {"items": self.slate(user_id, k), "removed": removed}
+
     def observe(self, events: pl.DataFrame) -> None:
         if self.log is not None:
             self.log.append(events)

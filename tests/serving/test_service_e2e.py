@@ -7,6 +7,7 @@ from fastapi.testclient import TestClient
 
 from tests.tiny_platform import small_config, two_audiences
 from vidrec.recommender import Recommender
+from vidrec.reranking.select import REASONS
 from vidrec.serving.runtime import load_service
 
 
@@ -52,3 +53,16 @@ def test_bad_requests_get_readable_4xx(model_dir, tmp_path) -> None:
         assert r.status_code == 422 and "no-such-video" in r.text
         r = client.post("/events", json={"user_id": "u1", "video_id": "v1", "event": "watch"})
         assert r.status_code == 422 and "watch_seconds" in r.text
+
+
+def test_debug_adds_the_left_out_candidates_from_the_same_pass(model_dir, tmp_path) -> None:
+    with TestClient(load_service(model_dir, tmp_path / "e.sqlite")) as client:
+        plain = client.get("/users/u1/recommendations", params={"k": 5}).json()
+        debug = client.get("/users/u1/recommendations", params={"k": 5, "debug": True}).json()
+    assert plain.get("removed") is None
+    assert debug["items"] == plain["items"]
+    shown = {i["video_id"] for i in debug["items"]}
+    removed = debug["removed"]
+    assert removed and not shown & {r["video_id"] for r in removed}
+    assert {r["reason"] for r in removed} <= set(REASONS)
+    assert [r["score"] for r in removed] == sorted((r["score"] for r in removed), reverse=True)

@@ -30,6 +30,11 @@ class RecommenderLike(Protocol):
         """``slate(user_id, k)`` of each ask, served together."""
         ...
 
+    def explain(self, user_id: str, k: int = 10) -> dict[str, list[dict[str, Any]]]:
+        """``items`` (the slate) and ``removed``: dicts of ``video_id, reason, sources,
+        p_complete, score`` for the candidates re-ranking left out."""
+        ...
+
     def observe(self, events: pl.DataFrame) -> None:
         """Take in new events (canonical events schema), durably; the next ``slate`` for those
         users reflects them (a dislike is honoured at once)."""

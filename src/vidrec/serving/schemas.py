@@ -156,12 +156,24 @@ class RecommendationItem(BaseModel):
     adjustments: list[str] = Field(description="re-ranking reasons, e.g. fresh_boost:x1.18")
 
 
+class RemovedCandidate(BaseModel):
+    """A candidate re-ranking left out of the slate, and why."""
+
+    video_id: str
+    reason: str = Field(description="e.g. seen, disliked, unavailable, creator_cap, creator_fatigue, "
+                        "slate_objective, below_cutoff")
+    sources: list[str]
+    p_complete: float | None
+    score: float = Field(description="the ranker's score")
+
+
 class RecommendationsResponse(BaseModel):
-    """A user's slate."""
+    """A user's slate (with ``debug``, the candidates left out too)."""
 
     user_id: str
     k: int
     items: list[RecommendationItem]
+    removed: list[RemovedCandidate] | None = Field(default=None, description="with debug=true only")
 
 
 class Health(BaseModel):
