@@ -3,10 +3,23 @@
     .venv/bin/python benchmarks/feature_store.py                       # default simulated platform
     .venv/bin/python benchmarks/feature_store.py --users 30000 --videos 20000 --requests 2000
 
-A request reads what scoring needs for one user and 500 candidate videos: the user's
-state (history, seen, disliked, affinities), 500 video statistics and 500 embeddings.
-The store is bulk-loaded from the simulated platform (``vidrec.data.simulator``).
-Peers in the same run: the SQLite and Redis backends, and today's path (rebuilding the
+A request makes one store round trip (:meth:`OnlineStore.read`): the user's record (video
+sets with their times, counts, per-category / creator / tag / language pairs, profile) and
+the store's feed since this process's last read; the record is then hydrated into a request
+(ids mapped to catalogue rows, :func:`vidrec.request.hydrate`). Timed per backend: that read,
+the read plus hydration (the store's whole part of a request), one batched read of 32 users
+(``read_many``: requests served together), one event applied (its deltas computed and applied,
+as ``Recommender.observe`` does without an event log), the snapshot a serving process copies
+at start (into :class:`~vidrec.features.live.LiveCounts`) and the bulk load of the version
+state (the simulated platform's log aggregated, ``vidrec.data.simulator``).
+
+Adapted to the rebuilt store, which no longer serves video statistics or embeddings per
+request (``get_video_stats``, ``get_video_embeddings``, ``bulk_load`` and ``apply_events``
+are gone): the candidates' statistics are read from the process's in-memory ``LiveCounts``,
+kept current by the feed the same round trip returns, and their embeddings from the ranker's
+in-memory two-tower vectors. The former "500 stats" and "500 embeddings" columns therefore
+have no store equivalent; the closest are the feed part of the user read and the start-up
+snapshot, both timed here. Peer in the same run: the first version's path (rebuilding the
 user's state and the video statistics from the event log on every request).
 Redis runs as a local redis-server on loopback started for the run (or ``--redis-url``).
 """
@@ -17,8 +30,11 @@ import argparse
 import sys
 import tempfile
 import time
-from collections.abc import Callable
+import uuid
+from collections.abc import Callable, Sequence
+from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import polars as pl
@@ -26,13 +42,20 @@ import polars as pl
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repository root, for tests.redis_server
 
 from tests.redis_server import RedisServer  # noqa: E402
+from vidrec.catalogue import Catalogue  # noqa: E402
 from vidrec.data.dataset import read_dataset  # noqa: E402
+from vidrec.data.schema import epoch_us  # noqa: E402
 from vidrec.data.simulator import SimulatorConfig, simulate  # noqa: E402
 from vidrec.features import build_user_state, video_stats  # noqa: E402
-from vidrec.features.store import OnlineStore, open_store  # noqa: E402
+from vidrec.features.live import LiveCounts  # noqa: E402
+from vidrec.features.store import OnlineStore, StoreConfig, open_store  # noqa: E402
+from vidrec.features.store.base import Applied, CountDeltas  # noqa: E402
+from vidrec.features.store.deltas import compute_deltas  # noqa: E402
+from vidrec.features.store.snapshot import VersionState  # noqa: E402
+from vidrec.request import hydrate  # noqa: E402
 
-CANDIDATES = 500
-DIM = 64
+BATCH = 32
+K = 10
 
 
 def percentiles(seconds: list[float]) -> tuple[float, float]:
@@ -41,52 +64,56 @@ def percentiles(seconds: list[float]) -> tuple[float, float]:
     return float(np.percentile(ms, 50)), float(np.percentile(ms, 99))
 
 
-def timed_requests(fn: Callable[[str, list[str]], object], users: list[str], cands: list[list[str]]) -> list[float]:
+def timed(fn: Callable[[Any], object], items: Sequence[Any]) -> list[float]:
     out = []
-    for user, ids in zip(users, cands):
+    for item in items:
         t0 = time.perf_counter()
-        fn(user, ids)
+        fn(item)
         out.append(time.perf_counter() - t0)
     return out
 
 
-def bench_store(name: str, store: OnlineStore, events: pl.DataFrame, videos: pl.DataFrame, args) -> dict:
-    """Bulk load, embeddings, per-request reads and single-event updates on one backend."""
+def bench_store(name: str, store: OnlineStore, state: VersionState, catalogue: Catalogue, events: pl.DataFrame,
+                args: argparse.Namespace) -> dict:  # fmt: skip
+    """Bulk load, start-up snapshot, per-request reads and single-event updates on one backend."""
     t0 = time.perf_counter()
-    store.bulk_load(events, videos)
+    store.load(state.deltas, state.profiles, uuid.uuid4().hex)
     bulk = time.perf_counter() - t0
-    rng = np.random.default_rng(0)
-    vids = videos["video_id"].to_list()
     t0 = time.perf_counter()
-    store.put_video_embeddings(vids, rng.normal(size=(len(vids), DIM)).astype(np.float32))
-    emb = time.perf_counter() - t0
-    user_pool = events["user_id"].unique().sort().to_list()
-    users = [user_pool[i] for i in rng.integers(0, len(user_pool), args.requests)]
-    cands = [[vids[i] for i in rng.choice(len(vids), CANDIDATES, replace=False)] for _ in users]
+    snap = store.snapshot()
+    LiveCounts(catalogue).load(snap)
+    snapshot_s = time.perf_counter() - t0
+    position = snap.position
+    rng = np.random.default_rng(0)
+    pool = events["user_id"].unique().sort().to_list()
+    users = [pool[i] for i in rng.integers(0, len(pool), args.requests)]
+    batches = [users[i : i + BATCH] for i in range(0, len(users) - BATCH + 1, BATCH)] or [users]
+    now_us = epoch_us(events["ts"].max() + timedelta(microseconds=1))
+    history = store.config.history_len
 
-    def request(user: str, ids: list[str]) -> None:
-        store.get_user_state([user])
-        store.get_video_stats(ids)
-        store.get_video_embeddings(ids)
+    def request(user: str) -> None:
+        record, _, _ = store.read(user, position)
+        hydrate(record, catalogue, now_us, K, history)
 
-    parts = {
-        "user state": lambda u, ids: store.get_user_state([u]),
-        "500 stats": lambda u, ids: store.get_video_stats(ids),
-        "500 embeddings": lambda u, ids: store.get_video_embeddings(ids),
-        "request (all three)": request,
+    timings = {
+        "read 1 user (+ feed)": percentiles(timed(lambda u: store.read(u, position), users)),
+        "read + hydrate": percentiles(timed(request, users)),
+        f"read_many {BATCH} users": percentiles(timed(lambda b: store.read_many(b, position), batches)),
     }
-    timings = {k: percentiles(timed_requests(fn, users, cands)) for k, fn in parts.items()}
     one = events.sample(args.updates, seed=1, with_replacement=True)
-    apply = []
-    for i in range(one.height):
-        t0 = time.perf_counter()
-        store.apply_events(one.slice(i, 1), videos)
-        apply.append(time.perf_counter() - t0)
-    return {"name": name, "bulk_s": bulk, "emb_s": emb, "timings": timings, "apply": percentiles(apply)}
+    title_words = store.config.title_words
+
+    def apply(row: pl.DataFrame) -> None:
+        meta = catalogue.meta(catalogue.rows_of(row["video_id"].unique()), title_words)
+        d = compute_deltas(row, meta, store.config)
+        store.apply(None, 0, 0, [Applied("counts", CountDeltas.of(d).to_json(), d)])
+
+    timings["apply 1 event"] = percentiles(timed(apply, [one.slice(i, 1) for i in range(one.height)]))
+    return {"name": name, "bulk_s": bulk, "snapshot_s": snapshot_s, "timings": timings}
 
 
 def bench_rebuild(events: pl.DataFrame, videos: pl.DataFrame, n: int) -> dict:
-    """Today's path: per request, rebuild the user's state and the stats from the event log."""
+    """The first version's path: per request, rebuild the user's state and the stats from the event log."""
     rng = np.random.default_rng(0)
     pool = events["user_id"].unique().sort().to_list()
     users = [pool[i] for i in rng.integers(0, len(pool), n)]
@@ -106,7 +133,7 @@ def main() -> None:
     parser.add_argument("--users", type=int, default=SimulatorConfig.users)
     parser.add_argument("--videos", type=int, default=SimulatorConfig.videos)
     parser.add_argument("--requests", type=int, default=2000)
-    parser.add_argument("--updates", type=int, default=500, help="single-event apply_events calls timed")
+    parser.add_argument("--updates", type=int, default=500, help="single-event applies timed")
     parser.add_argument("--rebuild-requests", type=int, default=30, help="requests timed on the rebuild path")
     parser.add_argument("--redis-url", default=None, help="use this Redis instead of starting one")
     args = parser.parse_args()
@@ -116,9 +143,14 @@ def main() -> None:
         data = read_dataset(root / "platform")
         events, videos = data.events, data.videos
         print(f"platform: {data.users.height:,} users, {videos.height:,} videos, {events.height:,} events")
+        config = StoreConfig()
+        catalogue = Catalogue(videos)
+        t0 = time.perf_counter()
+        state = VersionState.build(events, catalogue, data.users, config)
+        aggregate_s = time.perf_counter() - t0
         rows = []
-        with open_store(root / "features.db") as store:
-            rows.append(bench_store("sqlite (WAL file)", store, events, videos, args))
+        with open_store(root / "features.db", config) as store:
+            rows.append(bench_store("sqlite (WAL file)", store, state, catalogue, events, args))
         server = None
         url = args.redis_url
         if url is None:
@@ -126,28 +158,30 @@ def main() -> None:
             server = RedisServer(root / "redis")
             url = server.url
         try:
-            with open_store(url, prefix="bench:") as store:
-                rows.append(bench_store("redis (loopback)", store, events, videos, args))
+            with open_store(url, config, prefix=f"bench-{uuid.uuid4().hex[:8]}:") as store:
+                rows.append(bench_store("redis (loopback)", store, state, catalogue, events, args))
         finally:
             if server is not None:
                 server.stop()
         rebuild = bench_rebuild(events, videos, args.rebuild_requests)
-    report(rows, rebuild, args)
+    report(rows, rebuild, aggregate_s, args)
 
 
-def report(rows: list[dict], rebuild: dict, args) -> None:
-    print(f"\n{args.requests:,} requests of 1 user + {CANDIDATES} candidates (d={DIM}); milliseconds p50 / p99")
-    head = ["backend", "user state", "500 stats", "500 embeddings", "request (all three)", "apply 1 event", "bulk load s"]
+def report(rows: list[dict], rebuild: dict, aggregate_s: float, args: argparse.Namespace) -> None:
+    print(f"\n{args.requests:,} requests of 1 user (k={K}); milliseconds p50 / p99 "
+          f"(read_many: per batch of {BATCH}); the log aggregated into the version state in {aggregate_s:.2f} s")
+    keys = list(rows[0]["timings"])
+    head = ["backend", *keys, "start-up snapshot s", "bulk load s"]
     print("| " + " | ".join(head) + " |")
     print("|" + "---|" * len(head))
     for r in rows:
-        cells = [f"{r['timings'][k][0]:.2f} / {r['timings'][k][1]:.2f}" for k in head[1:5]]
-        cells.append(f"{r['apply'][0]:.2f} / {r['apply'][1]:.2f}")
-        cells.append(f"{r['bulk_s']:.2f} (+{r['emb_s']:.2f} embeddings)")
+        cells = [f"{r['timings'][k][0]:.2f} / {r['timings'][k][1]:.2f}" for k in keys]
+        cells += [f"{r['snapshot_s']:.3f}", f"{r['bulk_s']:.2f}"]
         print(f"| {r['name']} | " + " | ".join(cells) + " |")
     us, st = rebuild["user state"], rebuild["all stats"]
-    print(f"| rebuild from log (today, {args.rebuild_requests} requests) | {us[0]:.2f} / {us[1]:.2f} "
-          f"| {st[0]:.2f} / {st[1]:.2f} (all videos) | - | {us[0] + st[0]:.2f} (p50 sum) | - | - |")
+    print(f"\nrebuilt from the log per request (first version, {args.rebuild_requests} requests): user state "
+          f"{us[0]:.2f} / {us[1]:.2f}, all videos' statistics {st[0]:.2f} / {st[1]:.2f}, "
+          f"{us[0] + st[0]:.2f} (p50 sum)")
 
 
 if __name__ == "__main__":

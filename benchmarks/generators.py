@@ -36,6 +36,7 @@ from vidrec.evaluation.protocol import (
 )
 from vidrec.evaluation.system import to_matrix
 from vidrec.features import build_user_state
+from vidrec.features.store.snapshot import profiles
 
 KS = (100, 200, 500)
 DEPTH = max(KS)
@@ -50,10 +51,12 @@ QUOTA_SHARES = [0.0, 0.05, 0.1, 0.2, 0.35, 1.0]
 
 
 def state_of(ds: Dataset, data: EvaluationData) -> tuple[pl.DataFrame, object]:
+    """The judged users' state with their profiles (the users table's string columns, as the online
+    store holds them): generators read a request's demographics from its profile."""
     now = ds.events["ts"].max() + timedelta(microseconds=1)
     judged = data.users.ids.gather(data.judged_users())
     state = build_user_state(ds.events, ds.videos, as_of=now).filter(pl.col("user_id").is_in(judged.implode()))
-    return state, now
+    return state.join(profiles(ds.users), on="user_id", how="left"), now
 
 
 def judge(data: EvaluationData, frame: pl.DataFrame, name: str) -> dict[str, float]:

@@ -40,6 +40,7 @@ import numpy as np
 import polars as pl
 import torch
 
+from stage_frames import stage_frames, training_events, video_vectors
 from vidrec.data.dataset import read_dataset
 from vidrec.data.ingest import ingest_tables
 from vidrec.data.simulator import GroundTruth, SimulatorConfig, simulate
@@ -110,19 +111,17 @@ def main() -> None:
     truth = GroundTruth.load(root / "platform")
     test = pl.read_parquet(root / "split" / "test" / "events.parquet")
     users = test["user_id"].unique().sort().to_list()
-    state, now, pipe = rec.user_state(users), rec.now, rec.pipeline
+    state, now, pipe, videos = rec.user_state(users), rec.now, rec.pipeline, rec.videos
     seen = state.select("user_id", "seen")
-    cands = pipe.candidates(state, now)
+    cands, scored = stage_frames(rec, users)
     cands = cands.with_columns(true_p=pl.Series(truth.p_complete(cands["user_id"].to_list(), cands["video_id"].to_list(), now)))
-    scored = pipe.ranker.score(cands.rename({"rank": "candidate_rank"}), state, rec.videos, now)
-    vectors = pipe.video_vectors(rec.videos)
+    vectors, events = video_vectors(rec), training_events(rec)
     base = pipe.config.rerank
     soft_off = replace(base, fresh_boost=0.0, min_fresh=0, diversity="none", creator_cap=None, calibration_weight=0.0,
                        fair_min_share=0.0)  # fmt: skip
 
     def final(config) -> pl.DataFrame:
-        return DefaultReRanker(config).rerank(scored, state, rec.videos, now, 10, events=rec.events,
-                                              video_vectors=None if vectors is None else vectors.video_vectors)  # fmt: skip
+        return DefaultReRanker(config).rerank(scored, state, videos, now, 10, events=events, video_vectors=vectors)
 
     slates = {
         "best ten within the candidates (ceiling)": _top10(cands, "true_p"),

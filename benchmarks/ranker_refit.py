@@ -22,6 +22,7 @@ import torch
 
 from oracle_breakdown import _top10
 from scoring import variant
+from stage_frames import stage_frames, training_events, video_vectors
 from vidrec.candidates.two_tower.source import TwoTowerEmbeddings
 from vidrec.data.dataset import Dataset
 from vidrec.data.simulator import GroundTruth
@@ -42,27 +43,27 @@ def main() -> None:
     rec = Recommender.load(args.root / "model")
     pipe = rec.pipeline
     base = variant(pipe.ranker.config, json.loads(args.set))
-    emb = TwoTowerEmbeddings(pipe.feature_model, rec.videos) if pipe.feature_model else None
-    train = Dataset(rec.events, rec.videos, rec.users)
+    emb = TwoTowerEmbeddings(pipe.feature_model, rec.catalogue) if pipe.feature_model else None
+    events, videos = training_events(rec), rec.videos
+    train = Dataset(events, videos, rec.users)
     truth = GroundTruth.load(args.root / "platform")
     users = pl.read_parquet(args.root / "split" / "test" / "events.parquet")["user_id"].unique().sort().to_list()
     state, now = rec.user_state(users), rec.now
     seen = state.select("user_id", "seen")
-    cands = pipe.candidates(state, now).rename({"rank": "candidate_rank"})
-    vectors = pipe.video_vectors(rec.videos)
+    vectors = video_vectors(rec)
     shares = []
     for seed in args.seeds:
-        ranker = MultiTaskRanker(replace(base, seed=seed)).fit(train, emb)
-        scored = ranker.score(cands, state, rec.videos, now)
-        final = DefaultReRanker(pipe.config.rerank).rerank(
-            scored, state, rec.videos, now, 10, events=rec.events,
-            video_vectors=None if vectors is None else vectors.video_vectors,
-        )  # fmt: skip
+        # The refit ranker serves in the saved model's place: the same candidates, scored as the pipeline scores.
+        pipe.ranker = MultiTaskRanker(replace(base, seed=seed)).fit(train, emb)
+        pipe.bind(rec.catalogue, rec.live)
+        _, scored = stage_frames(rec, users)
+        final = DefaultReRanker(pipe.config.rerank).rerank(scored, state, videos, now, 10, events=events,
+                                                           video_vectors=vectors)  # fmt: skip
         row = [oracle_ratio(truth, slate.select("user_id", "rank", "video_id"), seen, now)["ratio_of_totals"]
                for slate in (_top10(scored, "score"), final)]  # fmt: skip
         shares.append(row)
         print(f"seed {seed}: scoring stage {row[0]:.4f}, final {row[1]:.4f}, "
-              f"validation AUC {ranker.report['val_auc']:.4f}", flush=True)
+              f"validation AUC {pipe.ranker.report['val_auc']:.4f}", flush=True)
     mean = np.mean(shares, axis=0)
     print(json.dumps({"set": json.loads(args.set), "seeds": args.seeds, "scoring_stage": round(float(mean[0]), 4),
                       "final": round(float(mean[1]), 4)}))  # fmt: skip

@@ -35,8 +35,7 @@ import polars as pl
 import torch
 
 from end_to_end import prepare
-from vidrec.candidates.generators import TwoTowerGenerator
-from vidrec.candidates.two_tower.source import TwoTowerEmbeddings
+from stage_frames import stage_frames, training_events
 from vidrec.data.dataset import read_dataset
 from vidrec.data.splits import SplitConfig, write_split
 from vidrec.evaluation.protocol import EvaluationData, evaluate_recommendations
@@ -118,15 +117,13 @@ class Stage3Inputs:
     @classmethod
     def from_model(cls, rec: Recommender, users: list[str]) -> Stage3Inputs:
         """Candidates and scores exactly as the pipeline hands them to stage 3."""
-        pipe = rec.pipeline
         state = rec.user_state(users)
-        cands = pipe.candidates(state, rec.now).rename({"rank": "candidate_rank"})
-        scored = pipe.ranker.score(cands, state, rec.videos, rec.now)
-        ids, matrix = rec.videos["video_id"], None
-        for gen in pipe.generators:  # the retrieval two-tower's video embeddings (what the pipeline passes)
-            if isinstance(gen, TwoTowerGenerator):
-                matrix = np.asarray(TwoTowerEmbeddings(gen.model, rec.videos).video_vectors(ids), dtype=np.float32)
-        return cls(scored, state, rec.videos, rec.events, rec.now, ids, matrix)
+        _, scored = stage_frames(rec, users)
+        ids, matrix = pl.Series("video_id", rec.catalogue.ids, dtype=pl.String), None
+        by_row = rec.pipeline.video_vectors()  # the retrieval two-tower's video embeddings (what the pipeline passes)
+        if by_row is not None:
+            matrix = np.asarray(by_row(np.arange(len(ids))), dtype=np.float32)
+        return cls(scored, state, rec.videos, training_events(rec), rec.now, ids, matrix)
 
     def save(self, path: Path) -> None:
         path.mkdir(parents=True, exist_ok=True)

@@ -3,7 +3,7 @@
     .venv/bin/python benchmarks/scoring.py ranker ml100k --root /tmp/sc   # held-out AUC / log loss / ECE
     .venv/bin/python benchmarks/scoring.py e2e ml100k --root /tmp/sc --split val   # NDCG@10 per variant
     .venv/bin/python benchmarks/scoring.py e2e sim --root /tmp/sc --split test      # + oracle ratio
-    .venv/bin/python benchmarks/scoring.py latency ml100k --root /tmp/sc
+    .venv/bin/python benchmarks/scoring.py latency ml100k --root /tmp/sc   # request path and offline frame score
 
 ``--root`` caches the data, the split, the validation carve (each user's last 20% of
 training watches held out, as the test split holds out the last 20% of all watches) and
@@ -14,6 +14,11 @@ sees the same candidates. Choose settings on ``--split val``; run ``test`` once.
 Ranker alone: the ranker's training examples (same construction as ``fit``), the latest
 10% by time held out; every model trains and calibrates (isotonic, on its own latest
 ``val_fraction``) on the rest, on the same standardised features and labels.
+
+Latency: 500 candidates of one user, each variant timed on the request path serving runs
+since the serving rebuild (``score_request``: features from the hydrated request and the
+live counts) beside the offline frame ``score`` (as-of joins over the training tables),
+which is what serving ran when the earlier latency figures were taken.
 """
 
 from __future__ import annotations
@@ -21,7 +26,9 @@ from __future__ import annotations
 import argparse
 import json
 import time
+from collections.abc import Callable
 from dataclasses import replace
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -29,6 +36,7 @@ import polars as pl
 import torch
 
 from end_to_end import prepare
+from stage_frames import training_events
 from vidrec.candidates.two_tower.source import TwoTowerEmbeddings
 from vidrec.data.dataset import Dataset, read_dataset, write_dataset
 from vidrec.data.simulator import GroundTruth
@@ -121,10 +129,10 @@ def calibrated(raw_fit: np.ndarray, y_fit: np.ndarray, raw_test: np.ndarray) -> 
 def cmd_ranker(root: Path, dataset: str, which: str) -> None:
     rec, _ = recommender(root, dataset, which)
     base = rec.pipeline.ranker.config
-    emb = TwoTowerEmbeddings(rec.pipeline.feature_model, rec.videos) if rec.pipeline.feature_model else None
+    emb = TwoTowerEmbeddings(rec.pipeline.feature_model, rec.catalogue) if rec.pipeline.feature_model else None
     probe = MultiTaskRanker(base)
     with torch.no_grad():
-        data, _ = probe.prepare(Dataset(rec.events, rec.videos, rec.users), emb)
+        data, _ = probe.prepare(Dataset(training_events(rec), rec.videos, rec.users), emb)
     hold = time_split(data.ts, 0.1)
     x, y, ts, xt, yt = data.x[:hold], data.y[:hold], data.ts[:hold], data.x[hold:], data.y[hold:]
     print(f"{dataset}/{which}: {len(data.y)} examples ({hold} to fit, {len(yt)} held out); "
@@ -159,8 +167,8 @@ def cmd_e2e(root: Path, dataset: str, which: str, variants: dict, baselines: boo
     rec, split = recommender(root, dataset, which)
     data = EvaluationData.from_split(split)
     base = rec.pipeline.ranker.config
-    emb = TwoTowerEmbeddings(rec.pipeline.feature_model, rec.videos) if rec.pipeline.feature_model else None
-    train = Dataset(rec.events, rec.videos, rec.users)
+    emb = TwoTowerEmbeddings(rec.pipeline.feature_model, rec.catalogue) if rec.pipeline.feature_model else None
+    train = Dataset(training_events(rec), rec.videos, rec.users)
     truth = GroundTruth.load(root / dataset / "platform") if dataset == "sim" else None
     users = data.users.ids.to_list()
     if baselines:
@@ -176,6 +184,7 @@ def cmd_e2e(root: Path, dataset: str, which: str, variants: dict, baselines: boo
             fitted[key] = MultiTaskRanker(cfg).fit(train, emb)
             print(f"  fit {name}: {time.perf_counter() - start:.0f} s", flush=True)
         rec.pipeline.ranker = _valued(fitted[key], cfg.value)
+        rec.pipeline.bind(rec.catalogue, rec.live)  # the swapped-in ranker scores requests over the live catalogue
         table, _ = evaluate_stages(rec, data)
         ndcg = dict(zip(table["model"], table["final_ndcg@10"]))
         line = f"{dataset}/{which} {name:34s} " + "  ".join(f"{k} {v:.4f}" for k, v in ndcg.items())
@@ -193,23 +202,37 @@ def _valued(ranker: MultiTaskRanker, value: ValueModel) -> MultiTaskRanker:
     return out.with_value(value)
 
 
+def _latency_ms(fn: Callable[[], object], runs: int = 220, warmup: int = 20) -> tuple[float, float]:
+    """(p50, p99) milliseconds of ``fn()`` over ``runs`` calls after ``warmup``."""
+    times = []
+    for _ in range(warmup + runs):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    ms = np.array(times[warmup:]) * 1e3
+    return float(np.percentile(ms, 50)), float(np.percentile(ms, 99))
+
+
 def cmd_latency(root: Path, dataset: str, which: str, variants: dict) -> None:
+    """Each variant's latency for 500 candidates of one user: the request path serving runs
+    (``score_request`` on the hydrated request, the ranker bound to the live catalogue), and the
+    offline frame path (``score``: point-in-time features over the training tables; the serving
+    path before the serving rebuild, kept for comparison with earlier figures)."""
     rec, _ = recommender(root, dataset, which)
     base = rec.pipeline.ranker.config
-    emb = TwoTowerEmbeddings(rec.pipeline.feature_model, rec.videos) if rec.pipeline.feature_model else None
-    train = Dataset(rec.events, rec.videos, rec.users)
-    user = rec.events["user_id"].mode()[0]
+    emb = TwoTowerEmbeddings(rec.pipeline.feature_model, rec.catalogue) if rec.pipeline.feature_model else None
+    events, videos = training_events(rec), rec.videos
+    train = Dataset(events, videos, rec.users)
+    user = events["user_id"].mode()[0]
     state = rec.user_state([user])
-    cands = rec.videos.select("video_id").head(500).with_columns(user_id=pl.lit(user)).select("user_id", "video_id")
+    cands = videos.select("video_id").head(500).with_columns(user_id=pl.lit(user)).select("user_id", "video_id")
+    request, rows = rec.request(user), rec.catalogue.rows(cands["video_id"].to_list())
     for name, ov in variants.items():
-        r = MultiTaskRanker(variant(base, ov)).fit(train, emb)
-        times = []
-        for _ in range(220):
-            start = time.perf_counter()
-            r.score(cands, state, rec.videos, rec.now)
-            times.append(time.perf_counter() - start)
-        ms = np.array(times[20:]) * 1e3
-        print(f"{dataset} {name:24s} 500 candidates, one user: p50 {np.percentile(ms, 50):.1f} ms, p99 {np.percentile(ms, 99):.1f} ms")
+        r = MultiTaskRanker(variant(base, ov)).fit(train, emb).bind(rec.catalogue, rec.live)
+        served = _latency_ms(partial(r.score_request, request, rows))
+        frame = _latency_ms(partial(r.score, cands, state, videos, rec.now))
+        print(f"{dataset} {name:24s} {len(rows)} candidates, one user: request path p50 {served[0]:.1f} ms, "
+              f"p99 {served[1]:.1f} ms; offline frame score p50 {frame[0]:.1f} ms, p99 {frame[1]:.1f} ms")
 
 
 PLOTTED = ("mmoe", "mlp single head, 3 averaged (default)")

@@ -94,8 +94,8 @@ def main() -> None:
         t0 = time.perf_counter()
         gen = TwoTowerGenerator(config, exact=True, log=lambda _: None).fit(train, cut)
         fit_s = time.perf_counter() - t0
-        # TwoTowerGenerator indexes only videos in the model's vocabulary, so new videos are
-        # scored here directly: exact inner products over the whole catalogue.
+        # The generator is fitted and indexed on the videos known before the cut, so the whole
+        # catalogue (new videos embedded from their content) is scored here directly: exact inner products.
         cands = top_k(gen.model, state, ds.videos, train_events, max(KS), end)
         share = cands.filter(pl.col("video_id").is_in(new_ids.implode()))["video_id"].len() / max(cands.height, 1)
         print(f"{p:16.2f}" + "".join(f"  {recall(cands, test_new, k):.4f}    " for k in KS)
