@@ -168,26 +168,14 @@ def _evaluate(args: argparse.Namespace) -> int:
 
 
 def _serve(args: argparse.Namespace) -> int:
-    import os
-
     import uvicorn
 
-    from vidrec.serving.runtime import ENV, load_service
+    from vidrec.serving.runtime import load_service
 
     if args.workers < 1:
         raise VidrecError(f"--workers must be at least 1, got {args.workers}", "pass --workers 1 or more")
-    options = {"host": args.host, "port": args.port, "log_level": "info", "access_log": args.access_log}
-    if args.workers == 1:
-        uvicorn.run(load_service(args.model_dir, args.events_db, args.feature_store, args.torch_threads), **options)
-        return 0
-    from vidrec.recommender import resolve_version
-
-    resolve_version(args.model_dir)  # a missing model fails here, readably; each worker loads it
-    for key, value in (("model_dir", args.model_dir), ("events_db", args.events_db), ("store", args.feature_store),
-                       ("threads", str(args.torch_threads))):  # fmt: skip
-        if value:
-            os.environ[ENV[key]] = value
-    uvicorn.run("vidrec.serving.runtime:service_from_env", factory=True, workers=args.workers, **options)
+    app = load_service(args.model_dir, args.events_db, args.feature_store, args.torch_threads, args.workers)
+    uvicorn.run(app, host=args.host, port=args.port, log_level="info", access_log=args.access_log)
     return 0
 
 
@@ -274,7 +262,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--events-db", help="SQLite file for the durable event log (default: MODEL_DIR/events.sqlite)")
     p.add_argument("--feature-store", help="redis://host:port/db shared by replicas, or a SQLite path "
                    "(default: MODEL_DIR/state/VERSION.sqlite)")
-    p.add_argument("--workers", type=int, default=1, help="server processes on this machine (default 1)")
+    p.add_argument("--workers", type=int, default=1, help="model processes on this machine behind one HTTP "
+                   "process, each batch of requests to whichever is free (default 1: the model runs in the "
+                   "HTTP process)")
     p.add_argument("--torch-threads", type=int, default=1, help="torch threads per process (default 1)")
     p.add_argument("--access-log", action=argparse.BooleanOptionalAction, default=True,
                    help="log every request (default on)")

@@ -1,4 +1,4 @@
-"""``vidrec serve --workers 2``: two processes on one machine share the log and the store."""
+"""``vidrec serve --workers 2`` from the command line: two model processes share the log and the store."""
 
 from __future__ import annotations
 
@@ -50,7 +50,7 @@ def test_every_worker_sees_every_write(served):
         first = c.get("/users/u0/recommendations", params={"k": 5}).json()["items"][0]["video_id"]
         assert c.post("/events", json={"user_id": "u0", "video_id": first, "event": "dislike"}).status_code == 200
         assert c.post("/videos", json=MUSIC).status_code == 200
-        for _ in range(20):  # new connections: requests land on both workers
+        for _ in range(20):  # new connections, and batches on either worker
             with httpx.Client(base_url=served, timeout=30) as fresh:
                 items = fresh.get("/users/u0/recommendations", params={"k": 10}).json()["items"]
                 assert first not in [i["video_id"] for i in items]

@@ -2,28 +2,38 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from contextlib import AbstractAsyncContextManager
+from typing import cast
+
 from fastapi import FastAPI
 
 from vidrec import __version__
 from vidrec.serving.batching import SlateBatcher
-from vidrec.serving.deps import RecommenderLike
+from vidrec.serving.deps import RecommenderLike, SlateRecommender, SlateSource
 from vidrec.serving.errors import install_error_handlers
 from vidrec.serving.routers import events, health, recommendations, videos
 
+Lifespan = Callable[[FastAPI], AbstractAsyncContextManager[None]]
 
-def create_app(recommender: RecommenderLike) -> FastAPI:
+
+def create_app(recommender: RecommenderLike, slates: SlateSource | None = None, lifespan: Lifespan | None = None
+               ) -> FastAPI:  # fmt: skip
     """The vidrec API serving ``recommender`` (which logs what it is told durably, then applies it).
 
-    The caller owns the recommender (and closes it); routes reach it through the dependency
-    in :mod:`vidrec.serving.deps`.
+    ``slates``: where slate requests go (default: a :class:`SlateBatcher` over ``recommender``,
+    which must then compute slates itself). The caller owns both (and closes them); routes
+    reach them through the dependencies in :mod:`vidrec.serving.deps`; ``lifespan`` is the
+    app's start-up and shutdown (e.g. stopping worker processes).
     """
     app = FastAPI(
         title="vidrec",
         version=__version__,
         description="Video recommendations (candidates -> scoring -> re-ranking) and event intake.",
+        lifespan=lifespan,
     )
     app.state.recommender = recommender
-    app.state.batcher = SlateBatcher(recommender)
+    app.state.batcher = slates or SlateBatcher(cast(SlateRecommender, recommender))
     install_error_handlers(app)
     for router in (health, recommendations, events, videos):
         app.include_router(router)

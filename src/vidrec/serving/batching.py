@@ -14,7 +14,7 @@ import asyncio
 import logging
 from typing import Any
 
-from vidrec.serving.deps import RecommenderLike
+from vidrec.serving.deps import SlateRecommender
 
 log = logging.getLogger(__name__)
 
@@ -22,7 +22,7 @@ log = logging.getLogger(__name__)
 class SlateBatcher:
     """Collects the slate requests of one event-loop turn and serves them in one call."""
 
-    def __init__(self, recommender: RecommenderLike, max_batch: int = 16, linger_s: float = 0.002) -> None:
+    def __init__(self, recommender: SlateRecommender, max_batch: int = 16, linger_s: float = 0.002) -> None:
         if max_batch < 1:
             raise ValueError(f"max_batch must be at least 1, got {max_batch}")
         if not 0 <= linger_s < 1:
@@ -46,6 +46,10 @@ class SlateBatcher:
             else:  # one loop turn later: the requests read with this one join it
                 loop.call_soon(loop.call_soon, self._serve)
         return await future
+
+    async def explain(self, user_id: str, k: int) -> dict[str, list[dict[str, Any]]]:
+        """One pass of its own (debug views are rare): the slate and what re-ranking left out."""
+        return self.recommender.explain(user_id, k)
 
     def _serve(self) -> None:
         batch, self._pending = self._pending[: self.max_batch], self._pending[self.max_batch :]

@@ -8,32 +8,16 @@ dependency, so tests can run the app on stand-ins.
 from __future__ import annotations
 
 from datetime import datetime
-from typing import TYPE_CHECKING, Annotated, Any, Protocol, runtime_checkable
+from typing import Annotated, Any, Protocol, runtime_checkable
 
 import polars as pl
 from fastapi import Depends, Request
 
-if TYPE_CHECKING:
-    from vidrec.serving.batching import SlateBatcher
-
 
 @runtime_checkable
 class RecommenderLike(Protocol):
-    """The orchestrator as the service sees it."""
-
-    def slate(self, user_id: str, k: int = 10) -> list[dict[str, Any]]:
-        """The user's slate: dicts of ``rank, video_id, score, sources, retrieval_score,
-        p_complete, adjustments``. Unknown users get cold-start recommendations."""
-        ...
-
-    def slates(self, asks: list[tuple[str, int]]) -> list[list[dict[str, Any]]]:
-        """``slate(user_id, k)`` of each ask, served together."""
-        ...
-
-    def explain(self, user_id: str, k: int = 10) -> dict[str, list[dict[str, Any]]]:
-        """``items`` (the slate) and ``removed``: dicts of ``video_id, reason, sources,
-        p_complete, score`` for the candidates re-ranking left out."""
-        ...
+    """The orchestrator as the service's writes and lookups see it (slates go through a
+    :class:`SlateSource`)."""
 
     def observe(self, events: pl.DataFrame) -> None:
         """Take in new events (canonical events schema), durably; the next ``slate`` for those
@@ -63,15 +47,46 @@ class RecommenderLike(Protocol):
         ...
 
 
+@runtime_checkable
+class SlateRecommender(RecommenderLike, Protocol):
+    """A recommender in this process: slates computed here."""
+
+    def slate(self, user_id: str, k: int = 10) -> list[dict[str, Any]]:
+        """The user's slate: dicts of ``rank, video_id, score, sources, retrieval_score,
+        p_complete, adjustments``. Unknown users get cold-start recommendations."""
+        ...
+
+    def slates(self, asks: list[tuple[str, int]]) -> list[list[dict[str, Any]]]:
+        """``slate(user_id, k)`` of each ask, served together."""
+        ...
+
+    def explain(self, user_id: str, k: int = 10) -> dict[str, list[dict[str, Any]]]:
+        """``items`` (the slate) and ``removed``: dicts of ``video_id, reason, sources,
+        p_complete, score`` for the candidates re-ranking left out."""
+        ...
+
+
+class SlateSource(Protocol):
+    """Where the routes get slates: batched with the requests waiting at the same moment."""
+
+    async def slate(self, user_id: str, k: int) -> list[dict[str, Any]]:
+        """The user's slate (see :meth:`SlateRecommender.slate`)."""
+        ...
+
+    async def explain(self, user_id: str, k: int) -> dict[str, list[dict[str, Any]]]:
+        """The slate and the left-out candidates of one pass (see :meth:`SlateRecommender.explain`)."""
+        ...
+
+
 def get_recommender(request: Request) -> RecommenderLike:
     """The recommender the app was created with."""
     return request.app.state.recommender
 
 
-def get_batcher(request: Request) -> SlateBatcher:
+def get_batcher(request: Request) -> SlateSource:
     """The batcher of the app's slate requests."""
     return request.app.state.batcher
 
 
 Recommender = Annotated[RecommenderLike, Depends(get_recommender)]
-Batcher = Annotated["SlateBatcher", Depends(get_batcher)]
+Batcher = Annotated[SlateSource, Depends(get_batcher)]

@@ -64,7 +64,6 @@ def get_ready(recommender: Recommender) -> JSONResponse:
 async def get_recommendations(
     user_id: Annotated[str, Path(min_length=1, max_length=256)],
     batcher: Batcher,
-    recommender: Recommender,
     k: Annotated[int, Query(ge=1, le=MAX_K, description=f"slate size, 1..{MAX_K}")] = 10,
     debug: Annotated[bool, Query(description="add the candidates re-ranking left out, with the reason")] = False,
 ) -> Response:
@@ -75,7 +74,7 @@ async def get_recommendations(
     """
     answer: dict[str, Any] = {"user_id": user_id, "k": k}
     if debug:  # one pass of its own: the removed candidates are read off the same result as the slate
-        answer |= recommender.explain(user_id, k)
+        answer |= await batcher.explain(user_id, k)
     else:
         answer["items"] = await batcher.slate(user_id, k)
     body = json.dumps(answer, separators=(",", ":"), allow_nan=False)

@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import gc
 import logging
-import os
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 
 import torch
@@ -20,11 +21,10 @@ from fastapi import FastAPI
 from vidrec.features.store import is_redis
 from vidrec.recommender import Recommender, resolve_version
 from vidrec.serving.app import create_app
+from vidrec.serving.pool import WorkerPool
 
 EVENTS_DB = "events.sqlite"
 STATE_DIR = "state"
-ENV = {"model_dir": "VIDREC_MODEL_DIR", "events_db": "VIDREC_EVENTS_DB", "store": "VIDREC_STORE",
-       "threads": "VIDREC_TORCH_THREADS"}  # fmt: skip
 log = logging.getLogger(__name__)
 
 
@@ -34,13 +34,13 @@ def default_store(model_dir: str | Path) -> Path:
     return version.parent / STATE_DIR / f"{version.name}.sqlite"
 
 
-def load_service(
+def load_recommender(
     model_dir: str | Path,
     events_db: str | Path | None = None,
     feature_store: str | None = None,
     torch_threads: int | None = 1,
-) -> FastAPI:
-    """The FastAPI app serving ``model_dir``.
+) -> Recommender:
+    """The recommender a service process serves ``model_dir`` with.
 
     ``events_db``: the durable log (default ``MODEL_DIR/events.sqlite``); ``feature_store``: a
     ``redis://`` URL shared by replicas, or a SQLite path (default :func:`default_store`).
@@ -56,14 +56,32 @@ def load_service(
     log.info("serving %s from store %s, event log %s", rec.path, where, rec.log.path if rec.log else None)
     gc.collect()
     gc.freeze()  # the model's objects never become garbage: keep them out of every collection
-    return create_app(rec)
+    return rec
 
 
-def service_from_env() -> FastAPI:
-    """:func:`load_service` configured by environment variables (``vidrec serve --workers N``)."""
-    model_dir = os.environ.get(ENV["model_dir"])
-    if not model_dir:
-        raise RuntimeError(f"set {ENV['model_dir']} to the model directory to serve")
-    threads = os.environ.get(ENV["threads"])
-    return load_service(model_dir, os.environ.get(ENV["events_db"]) or None, os.environ.get(ENV["store"]) or None,
-                        int(threads) if threads else 1)  # fmt: skip
+def load_service(
+    model_dir: str | Path,
+    events_db: str | Path | None = None,
+    feature_store: str | None = None,
+    torch_threads: int | None = 1,
+    workers: int = 1,
+) -> FastAPI:
+    """The FastAPI app serving ``model_dir`` (arguments as :func:`load_recommender`).
+
+    One worker: the model runs in this process. More: in that many worker processes behind
+    this one (:class:`~vidrec.serving.pool.WorkerPool`), each batch of requests to whichever is
+    free; the workers share the event log and the store, and stop with the app.
+    """
+    if workers == 1:
+        return create_app(load_recommender(model_dir, events_db, feature_store, torch_threads))
+    resolve_version(model_dir)  # a missing model fails here, readably, before any worker starts
+    pool = WorkerPool(workers, model_dir, events_db, feature_store, torch_threads or 1)
+    gc.collect()
+    gc.freeze()  # what this process imported never becomes garbage: full collections stay short
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        yield
+        pool.close()
+
+    return create_app(pool, slates=pool, lifespan=lifespan)
