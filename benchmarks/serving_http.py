@@ -3,11 +3,11 @@
     .venv/bin/python benchmarks/serving_http.py                 # the default simulated platform
     .venv/bin/python benchmarks/serving_http.py --model DIR     # any trained model directory
 
-Starts ``vidrec serve --workers 2 --no-access-log`` on a fresh event log and SQLite store
-(in a temporary directory, so the model directory is untouched), warms it up, then runs
-``wrk -t2 -c16 --latency`` rotating over the platform's users three times. The same is done
-for ``peer_app.py`` (a constant FastAPI answer under uvicorn with the same workers and
-options): the cost of the HTTP stack alone on this machine. Last, reads and writes mixed:
+Starts ``vidrec serve --workers N --no-access-log`` (N from ``--workers``, default 2) on a
+fresh event log and SQLite store (in a temporary directory, so the model directory is
+untouched), warms it up, then runs ``wrk -t2 -c16 --latency`` rotating over the platform's
+users three times. The same is done for ``peer_app.py`` (a constant FastAPI answer under
+uvicorn with 2 workers and the same options): the cost of the HTTP stack alone on this machine. Last, reads and writes mixed:
 12 connections asking for slates while 4 post watch events, each side reported on its own.
 Needs ``wrk`` (Debian package) and a built model (``serving_latency.py`` builds the default
 platform's under ``runs/bench-default``).
@@ -117,12 +117,47 @@ def stop(proc: subprocess.Popen[bytes]) -> None:
         proc.kill()
 
 
+def measure_vidrec(model: Path, workers: int, work: Path, get_lua: Path, post_lua: Path, seconds: int,
+                   runs: int) -> list[tuple[str, dict[str, float]]]:  # fmt: skip
+    """``vidrec serve --workers N`` on a fresh log and store: GET runs, then GET and POST mixed."""
+    port = free_port()
+    state = work / f"workers-{workers}"
+    state.mkdir()
+    cmd = [str(BIN / "vidrec"), "serve", str(model), "--port", str(port), "--workers", str(workers),
+           "--no-access-log", "--host", "127.0.0.1", "--events-db", str(state / "events.sqlite"),
+           "--feature-store", str(state / "state.sqlite")]  # fmt: skip
+    t = time.perf_counter()
+    service = serve(cmd, port, "/ready", state / "vidrec.log")
+    print(f"vidrec serve --workers {workers} ready in {time.perf_counter() - t:.1f} s", flush=True)
+    name = f"vidrec, {workers} worker{'s' if workers > 1 else ''}"
+    out = []
+    try:
+        wrk(port, get_lua, 2, 16, 15)  # warm-up: every worker traces its networks and fills its caches
+        for i in range(runs):
+            out.append((f"{name}: GET, run {i + 1}", wrk(port, get_lua, 2, 16, seconds)))
+        with tempfile.TemporaryFile("w+") as post_out:
+            writer = subprocess.Popen(
+                ["wrk", "-t1", "-c4", f"-d{seconds}s", "--latency", "-s", str(post_lua), f"http://127.0.0.1:{port}"],
+                stdout=post_out, text=True,
+            )  # fmt: skip
+            mixed_get = wrk(port, get_lua, 1, 12, seconds)
+            writer.wait()
+            post_out.seek(0)
+            mixed_post = parse_wrk(post_out.read())
+        out.append((f"{name}: mixed, GET (12 connections)", mixed_get))
+        out.append((f"{name}: mixed, POST /events (4 connections)", mixed_post))
+    finally:
+        stop(service)
+    return out
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", help="a trained model directory (default: the default platform's)")
     parser.add_argument("--seconds", type=int, default=20, help="length of each measured run")
     parser.add_argument("--runs", type=int, default=3)
-    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--workers", type=int, nargs="+", default=[2],
+                        help="vidrec model processes, one measurement each (the peer runs 2 uvicorn workers)")
     parser.add_argument("--users", type=int, default=3000, help="users the load rotates over")
     args = parser.parse_args()
     if shutil.which("wrk") is None:
@@ -143,12 +178,11 @@ def main() -> None:
         get_lua, post_lua = work / "get.lua", work / "post.lua"
         get_lua.write_text(GET_LUA % lua_list(users))
         post_lua.write_text(POST_LUA % (lua_list(users), lua_list(videos)))
-        common = ["--workers", str(args.workers), "--no-access-log", "--host", "127.0.0.1"]
         results: list[tuple[str, dict[str, float]]] = []
 
         port = free_port()
         peer = serve([str(BIN / "uvicorn"), "peer_app:app", "--app-dir", str(HERE), "--port", str(port),
-                      "--workers", str(args.workers), "--no-access-log", "--host", "127.0.0.1",
+                      "--workers", "2", "--no-access-log", "--host", "127.0.0.1",
                       "--log-level", "warning"], port, "/users/u/recommendations", work / "peer.log")  # fmt: skip
         try:
             wrk(port, get_lua, 2, 16, 5)
@@ -157,32 +191,10 @@ def main() -> None:
         finally:
             stop(peer)
 
-        port = free_port()
-        cmd = [str(BIN / "vidrec"), "serve", str(model), "--port", str(port), *common,
-               "--events-db", str(work / "events.sqlite"), "--feature-store", str(work / "state.sqlite")]  # fmt: skip
-        t = time.perf_counter()
-        service = serve(cmd, port, "/ready", work / "vidrec.log")
-        print(f"vidrec serve ready in {time.perf_counter() - t:.1f} s", flush=True)
-        try:
-            wrk(port, get_lua, 2, 16, 15)  # warm-up: every worker traces its networks and fills its caches
-            for i in range(args.runs):
-                results.append((f"vidrec GET, run {i + 1}", wrk(port, get_lua, 2, 16, args.seconds)))
-            mixed: dict[str, dict[str, float]] = {}
-            with tempfile.TemporaryFile("w+") as post_out:
-                writer = subprocess.Popen(
-                    ["wrk", "-t1", "-c4", f"-d{args.seconds}s", "--latency", "-s", str(post_lua),
-                     f"http://127.0.0.1:{port}"], stdout=post_out, text=True,
-                )  # fmt: skip
-                mixed["GET"] = wrk(port, get_lua, 1, 12, args.seconds)
-                writer.wait()
-                post_out.seek(0)
-                mixed["POST"] = parse_wrk(post_out.read())
-            results.append(("vidrec mixed: GET (12 connections)", mixed["GET"]))
-            results.append(("vidrec mixed: POST /events (4 connections)", mixed["POST"]))
-        finally:
-            stop(service)
+        for workers in args.workers:
+            results += measure_vidrec(model, workers, work, get_lua, post_lua, args.seconds, args.runs)
 
-    print(f"\nwrk over {len(users):,} users, {args.seconds} s per run, {args.workers} workers each\n")
+    print(f"\nwrk over {len(users):,} users, {args.seconds} s per run\n")
     print("| server | req/s | p50 ms | p90 ms | p99 ms | non-2xx |\n|---|---|---|---|---|---|")
     for name, r in results:
         print(row(name, r))

@@ -5,8 +5,8 @@
 
 ``default`` trains the pipeline on the default platform (the demo's data) unless
 ``--model`` names a trained model directory. ``million`` simulates 1M users x 1M videos
-over 2 days (7.1M events), trains every stage on it with a shortened budget (two-tower 2
-epochs, ranker 3 epochs on the latest 500k examples), and serves that model: a 1M-video
+over 2 days (7.1M events), trains every stage on it with a shortened budget (the two-towers
+one epoch in batches of 8,192, the ranker 3 epochs on the latest 500k examples), and serves that model: a 1M-video
 HNSW index, 1M-row catalogue and embedding tables, a SQLite store holding every user.
 Both are kept under ``runs/bench-*`` and reused when there.
 
@@ -30,7 +30,7 @@ import polars as pl
 
 RUNS = Path("runs")
 MILLION = {
-    "two_tower": {"epochs": 2, "patience": 1, "refit_full": False},
+    "two_tower": {"epochs": 1, "batch_size": 8192, "patience": 1, "refit_full": False},
     "ranker": {"max_epochs": 3, "max_examples": 500_000},
 }
 
@@ -70,7 +70,11 @@ def main() -> None:
     parser.add_argument("--model", help="a trained model directory (default: build the platform's)")
     parser.add_argument("--requests", type=int, default=1000)
     args = parser.parse_args()
+    import logging
+
     import torch
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
 
     from vidrec.recommender import Recommender
 

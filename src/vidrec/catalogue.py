@@ -144,6 +144,8 @@ class Catalogue:
         self._upload_order = np.zeros(0, dtype=np.int64)  # rows by upload time, and their times
         self._upload_times = np.zeros(0, dtype=np.int64)
         self._sort_uploads()
+        self._creator_first = np.zeros(0, dtype=np.int64)
+        self._note_creators()
 
     # ---- reading --------------------------------------------------------------------------
 
@@ -294,6 +296,7 @@ class Catalogue:
                 self._row[v] = i
             self.ids.extend(new_ids)
             self._sort_uploads(start)
+            self._note_creators(start)
             rows = np.arange(start, len(self.ids), dtype=np.int64)
         for listener in self._listeners:
             listener(rows, frame)
@@ -331,6 +334,17 @@ class Catalogue:
 
         lists = cross_tags(frame, title_words)["tags"].to_list()
         return CSR.from_lists([self.tags_vocab.encode(t or []) for t in lists])
+
+    @property
+    def creator_first_us(self) -> np.ndarray:
+        """(creators,) int64 each creator's first upload time (kept as uploads arrive)."""
+        return self._creator_first
+
+    def _note_creators(self, start: int = 0) -> None:
+        first = np.full(len(self.creators), np.iinfo(np.int64).max, dtype=np.int64)
+        first[: len(self._creator_first)] = self._creator_first
+        np.minimum.at(first, self.creator[start:], self.uploaded_us[start:])
+        self._creator_first = first
 
     def _sort_uploads(self, start: int = 0) -> None:
         """Keep rows ordered by upload time: appended when the new ones are the latest, else re-sorted."""

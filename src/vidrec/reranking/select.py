@@ -169,7 +169,7 @@ class RequestReRanker:
     def __init__(self, config: ReRankConfig, catalogue: Catalogue, live: LiveCounts | None = None,
                  vectors: RowVectors | None = None) -> None:  # fmt: skip
         self.config, self.catalogue, self.live, self.vectors = config, catalogue, live, vectors
-        self._small: tuple[tuple[int, int], np.ndarray] | None = None
+        self._small: tuple[int, float, np.ndarray] | None = None  # (creators, watches then, small flags)
 
     def rerank(self, request: Request, rows: np.ndarray, scores: np.ndarray, k: int,
                prior: list[list[str]] | None = None) -> Slate:  # fmt: skip
@@ -260,20 +260,22 @@ class RequestReRanker:
         return np.append(counts, float((~hit).sum()))
 
     def _protected(self, creators: np.ndarray, now_us: int) -> np.ndarray:
-        """(n,) True for small creators (watches at or below the quantile) or new ones."""
+        """(n,) True for small creators (watches at or below the quantile) or new ones.
+
+        Which creators are small is recomputed when a creator joined or the platform's
+        watches grew by 1% since the last time, not on every event: the number of creators
+        is paid at most once per 1% of traffic, and the catalogue never.
+        """
         cfg, cat = self.config, self.catalogue
-        key = (self.live.version if self.live else -1, len(cat))
-        if self._small is None or self._small[0] != key:
-            n = len(cat.creators)
+        views = self.live.total("views") if self.live is not None else 0.0
+        n = len(cat.creators)
+        if self._small is None or self._small[0] != n or views > self._small[1] * 1.01:
             watches = np.zeros(n, dtype=np.int64)
             if self.live is not None:
                 seen = self.live.views["creator"][:n]
                 watches[: len(seen)] = seen
-            first = np.full(n, np.iinfo(np.int64).max)
-            np.minimum.at(first, cat.creator, cat.uploaded_us)
             limit = np.quantile(watches, cfg.small_creator_quantile, method="lower") if n else 0
             small = watches <= limit if self.live is not None else np.zeros(n, bool)
-            self._small = (key, np.stack([small, first.astype(np.float64)]))
-        small, first = self._small[1][0].astype(bool), self._small[1][1]
-        new = (now_us - first[creators]) / _US_PER_DAY < cfg.new_creator_days
-        return small[creators] | new
+            self._small = (n, max(views, 1.0), small)
+        new = (now_us - cat.creator_first_us[creators]) / _US_PER_DAY < cfg.new_creator_days
+        return self._small[2][creators] | new
