@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from vidrec.candidates.index import ExactIndex, Exclusions, FaissIndex, IndexConfig
+from vidrec.candidates.index import ExactIndex, Exclusions, FaissIndex, IndexConfig, base
 
 
 def unit(rng: np.random.Generator, n: int, d: int) -> np.ndarray:
@@ -23,6 +23,18 @@ def test_exact_matches_argsort_oracle_with_exclusions():
         order = [int(ids[j]) for j in np.argsort(-full[row]) if ids[j] not in excl[row] and j >= 5]
         assert got[row].tolist() == order[:10]
         assert np.allclose(scores[row], np.sort(full[row][np.isin(ids, order[:10])])[::-1], atol=1e-6)
+
+
+def test_exact_search_in_chunks_is_the_same_search(monkeypatch):
+    rng = np.random.default_rng(1)
+    vecs, queries = unit(rng, 300, 8), unit(rng, 23, 8)
+    index = ExactIndex()
+    index.add(np.arange(300), vecs)
+    excl = [set(rng.choice(300, 40, replace=False).tolist()) for _ in range(23)]
+    whole = index.search(queries, 12, excl, blocked=np.arange(0, 300, 7))
+    monkeypatch.setattr(base, "EXACT_CHUNK", 300 * 4)  # four queries per chunk
+    chunked = index.search(queries, 12, excl, blocked=np.arange(0, 300, 7))
+    assert np.array_equal(whole[1], chunked[1]) and np.array_equal(whole[0], chunked[0])
 
 
 @pytest.mark.parametrize("blocked", [None, np.arange(0, 300, 3)])

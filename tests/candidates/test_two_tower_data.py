@@ -137,3 +137,13 @@ def test_config_round_trips_through_json(tmp_path):
     assert TwoTowerConfig.load(tmp_path / "c.json") == cfg
     with pytest.raises(ValueError, match="unknown"):
         TwoTowerConfig.from_dict({"embeding_dim": 3})
+
+
+def test_validation_recall_is_measured_on_a_bounded_seeded_sample_of_users():
+    from vidrec.candidates.two_tower.train import _sample_users
+
+    truth = pl.DataFrame({"user_id": [f"u{i % 50}" for i in range(200)], "video_id": [f"v{i}" for i in range(200)]})
+    assert _sample_users(truth, 100, 0).equals(truth)  # small platforms: every carved user
+    few = _sample_users(truth, 10, 0)
+    assert few["user_id"].n_unique() == 10 and len(few) == 40  # each kept user keeps all its held-out rows
+    assert few.equals(_sample_users(truth, 10, 0))

@@ -89,6 +89,14 @@ def kl_divergence(p: np.ndarray, q: np.ndarray, alpha: float) -> np.ndarray:
     return terms.sum(axis=-1)
 
 
+def calibration_deltas(p: np.ndarray, counts: np.ndarray, alpha: float) -> np.ndarray:
+    """:func:`calibration_delta` of several users at once: ``p`` and ``counts`` (users, C)."""
+    size = counts.sum(axis=1)
+    now = kl_divergence(p, counts / np.where(size > 0, size, 1.0)[:, None], alpha)  # (users,)
+    after = (counts[:, None, :] + np.eye(p.shape[1])[None]) / (size + 1.0)[:, None, None]  # (users, C, C)
+    return kl_divergence(p[:, None, :], after, alpha) - now[:, None]
+
+
 def calibration_delta(p: np.ndarray, counts: np.ndarray, alpha: float) -> np.ndarray:
     """Change of the slate's KL to the history ``p`` (C,) if one item of each category joins.
 

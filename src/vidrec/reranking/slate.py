@@ -23,7 +23,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from vidrec.reranking.config import ReRankConfig
-from vidrec.reranking.objectives import DppGreedy, calibration_delta, mmr_gain
+from vidrec.reranking.objectives import EPS, calibration_deltas, mmr_gain
 
 
 @dataclass
@@ -52,81 +52,151 @@ def _owed(want: int, have: int, total: int) -> int:
 
 
 def greedy_slate(u: _User, k: int, cfg: ReRankConfig) -> tuple[list[int], list[list[str]], np.ndarray]:
-    """Pick one user's slate: (picked pool positions in order, codes per pick, capped flags).
+    """Pick one user's slate: (picked pool positions in order, codes per pick, capped flags)."""
+    return greedy_slates([u], [k], cfg)[0]
 
-    Counts the minimums and the creator window incrementally, so a slot costs a few numpy
-    passes over the pool.
+
+def _padded(values: list[np.ndarray], width: int, fill: float | bool | int, dtype: type) -> np.ndarray:
+    """(users, width, ...) of per-user arrays, ``fill`` beyond each one's length."""
+    out = np.full((len(values), width, *values[0].shape[1:]), fill, dtype=dtype)
+    for b, v in enumerate(values):
+        out[b, : len(v)] = v
+    return out
+
+
+def greedy_slates(users: list[_User], ks: list[int], cfg: ReRankConfig
+                  ) -> list[tuple[list[int], list[list[str]], np.ndarray]]:  # fmt: skip
+    """:func:`greedy_slate` of requests served together, slot by slot for all of them at once.
+
+    The pools are padded to the longest (padding is never available), so a slot costs a
+    few numpy passes over a (users, pool) array whatever the number of users; each user
+    stops at its own ``k`` or when nothing is left. Counts the minimums and the creator
+    window incrementally.
     """
-    n = len(u.score)
-    span = u.score.max() - u.score.min()
-    rel = (u.score - u.score.min()) / span if span > 0 else np.ones(n)
-    off = np.zeros(n)  # 0 while available, -inf once taken
-    capped = np.zeros(n, dtype=bool)
-    use_div = cfg.diversity != "none" and cfg.diversity_weight > 0 and u.features is not None
-    dpp = DppGreedy(u.features, k) if use_div and cfg.diversity == "dpp" else None
-    max_sim = np.zeros(n)
-    hist = u.history.sum()
-    p = u.history / hist if hist else None
-    counts = np.zeros(len(u.history))
-    minimums = [(u.fresh, cfg.min_fresh, "fresh_slot"), (u.fair, math.ceil(cfg.fair_min_share * k - 1e-9), "fair_slot")]
-    minimums = [(flags, want, code, int(flags.sum())) for flags, want, code in minimums if want > 0]
-    have = [0] * len(minimums)
-    window = np.zeros(int(u.creator.max(initial=0)) + 1, dtype=np.int64)  # picks per creator in this window
+    nb = len(users)
+    sizes = np.array([len(u.score) for u in users], dtype=np.int64)
+    n = int(sizes.max(initial=0))
+    valid = np.arange(n)[None, :] < sizes[:, None]
+    score = _padded([u.score for u in users], n, 0.0, np.float64)
+    lo = np.where(valid, score, np.inf).min(axis=1, keepdims=True)
+    hi = np.where(valid, score, -np.inf).max(axis=1, keepdims=True)
+    span = hi - lo
+    rel = np.where(span > 0, (score - lo) / np.where(span > 0, span, 1.0), 1.0)
+    off = np.where(valid, 0.0, -np.inf)  # 0 while available, -inf once taken (or padding)
+    capped = np.zeros((nb, n), dtype=bool)
+    rows = np.arange(nb)
+    use_div = cfg.diversity != "none" and cfg.diversity_weight > 0 and all(u.features is not None for u in users)
+    feats = None
+    if use_div:
+        width = max(int(u.features.shape[1]) for u in users if u.features is not None)
+        feats = np.zeros((nb, n, width))
+        for b, u in enumerate(users):
+            assert u.features is not None
+            feats[b, : len(u.score), : u.features.shape[1]] = u.features
+    dpp = feats is not None and cfg.diversity == "dpp"
+    kmax = int(max(ks, default=0))
+    if dpp:
+        assert feats is not None
+        d2 = np.einsum("bij,bij->bi", feats, feats)
+        chol = np.zeros((nb, n, max(kmax, 1)))
+    max_sim = np.zeros((nb, n))
+    creator = _padded([u.creator for u in users], n, 0, np.int64)
+    category = _padded([u.category for u in users], n, 0, np.int64)
+    hist = _padded([u.history for u in users], max(len(u.history) for u in users) if users else 1, 0.0, np.float64)
+    hist_sum = hist.sum(axis=1, keepdims=True)
+    calibrate = cfg.calibration_weight > 0 and bool((hist_sum > 0).any())
+    p = np.divide(hist, hist_sum, out=np.zeros_like(hist), where=hist_sum > 0)
+    has_p = hist_sum[:, 0] > 0
+    counts = np.zeros_like(hist)
+    ks_arr = np.array(ks, dtype=np.int64)
+    limit = np.minimum(ks_arr, sizes)
+    minimums = []  # (flags (users, n), wanted (users,), code, total (users,))
+    for flags_of, wanted, code in (
+        (lambda u: u.fresh, np.full(nb, cfg.min_fresh), "fresh_slot"),
+        (lambda u: u.fair, np.array([math.ceil(cfg.fair_min_share * k - 1e-9) for k in ks]), "fair_slot"),
+    ):
+        if (wanted > 0).any():
+            flags = _padded([flags_of(u) for u in users], n, False, bool)
+            minimums.append((flags, wanted, code, flags.sum(axis=1)))
+    have = np.zeros((len(minimums), nb), dtype=np.int64)
+    window = np.zeros((nb, int(creator.max(initial=0)) + 1), dtype=np.int64)  # picks per creator in this window
     label = _label(cfg)
-    picks: list[int] = []
-    codes: list[list[str]] = []
-    for slot in range(min(k, n)):
-        if dpp is not None:
-            base = (1.0 - cfg.diversity_weight) * rel + cfg.diversity_weight * dpp.log_residual()
+    active = limit > 0
+    picks: list[list[int]] = [[] for _ in users]
+    codes: list[list[list[str]]] = [[] for _ in users]
+    for slot in range(int(limit.max(initial=0))):
+        active &= slot < limit
+        if not active.any():
+            break
+        if dpp:
+            base = (1.0 - cfg.diversity_weight) * rel + cfg.diversity_weight * np.log(np.maximum(d2, EPS))
         elif use_div:
             base = mmr_gain(rel, max_sim, cfg.diversity_weight)
         else:
             base = rel
         gain = base
-        if p is not None and cfg.calibration_weight > 0:
-            delta = calibration_delta(p, counts, cfg.calibration_alpha)[u.category]
-            gain = (1.0 - cfg.calibration_weight) * base - cfg.calibration_weight * delta
+        if calibrate:
+            delta = np.take_along_axis(calibration_deltas(p, counts, cfg.calibration_alpha), category, axis=1)
+            gain = np.where(has_p[:, None], (1.0 - cfg.calibration_weight) * base - cfg.calibration_weight * delta,
+                            base)  # fmt: skip
         gain = gain + off
-        why: list[str] = []
-        owed = [_owed(want, h, total) for (_, want, _, total), h in zip(minimums, have)]
-        binding = sum(owed) >= min(k, n) - slot > 0 and any(owed)
-        free = int(np.argmax(gain))  # the choice without the minimums, to tell whether they moved it
-        if binding:  # the slots left are all owed: only videos that pay a debt may take them
-            serves = sum((flags & (off == 0) & (o > 0)).astype(np.int64) for (flags, *_), o in zip(minimums, owed))
-            gain = np.where(serves == serves.max(), gain, -np.inf)  # paying two debts beats one
+        relaxed = np.zeros(nb, dtype=bool)
+        owed = np.maximum(0, np.minimum(np.stack([w for _, w, _, _ in minimums]) - have,
+                                        np.stack([t for *_, t in minimums]) - have)) if minimums else have  # fmt: skip
+        binding = (owed.sum(axis=0) >= limit - slot) & (limit - slot > 0) & (owed > 0).any(axis=0)
+        free = np.argmax(gain, axis=1)  # the choice without the minimums, to tell whether they moved it
+        if binding.any():  # the slots left are all owed: only videos that pay a debt may take them
+            serves = sum(((f & (off == 0)) & (o[:, None] > 0)).astype(np.int64)
+                         for (f, *_), o in zip(minimums, owed))  # fmt: skip
+            best_serves = np.max(serves, axis=1, keepdims=True)
+            gain = np.where(binding[:, None] & (serves != best_serves), -np.inf, gain)  # paying two debts beats one
         if cfg.creator_cap is not None:
             if slot % cfg.creator_window == 0:
                 window[:] = 0
-            full = window[u.creator] >= cfg.creator_cap
+            full = np.take_along_axis(window, creator, axis=1) >= cfg.creator_cap
             kept = np.where(full, -np.inf, gain)
-            best = kept.max()
-            if best > -np.inf:
-                capped |= full & (gain > best)  # the cap kept out a better video
-                gain = kept
-            elif cfg.creator_backfill:
-                why.append("creator_cap:relaxed")
+            best = kept.max(axis=1)
+            some = best > -np.inf
+            capped |= full & (gain > best[:, None]) & (some & active)[:, None]  # the cap kept out a better video
+            gain = np.where(some[:, None], kept, gain)
+            if cfg.creator_backfill:
+                relaxed = ~some
             else:
-                break
-        j = int(np.argmax(gain))
-        if not gain[j] > -np.inf:
+                active &= some
+        j = np.argmax(gain, axis=1)
+        active &= gain[rows, j] > -np.inf
+        if not active.any():
             break
-        picks.append(j)
-        off[j] = -np.inf
-        window[u.creator[j]] += 1
+        act = np.flatnonzero(active)
+        ja = j[act]
+        off[act, ja] = -np.inf
+        np.add.at(window, (act, creator[act, ja]), 1)
         for m, (flags, *_) in enumerate(minimums):
-            have[m] += int(flags[j])
-        if p is not None:
-            counts[u.category[j]] += 1
-        if dpp is not None:
-            dpp.add(j)
+            have[m, act] += flags[act, ja]
+        if calibrate:
+            np.add.at(counts, (act, category[act, ja]), 1.0)
+        if dpp:
+            fj = feats[act, ja]  # (a, f)
+            dj = d2[act, ja]
+            row = np.einsum("anf,af->an", feats[act], fj)  # S_ji
+            e = (row - np.einsum("ant,at->an", chol[act, :, :slot], chol[act, ja, :slot])) / np.sqrt(
+                np.where(dj > EPS, dj, 1.0))[:, None]  # fmt: skip
+            e = np.where((dj > EPS)[:, None], e, 0.0)
+            chol[act, :, slot] = e
+            d2[act] = d2[act] - e * e
+            d2[act, ja] = 0.0
         elif use_div:
-            max_sim = np.maximum(max_sim, u.features @ u.features[j])
-        if binding and j != free:
-            why += [code for (flags, _, code, _), o in zip(minimums, owed) if o > 0 and flags[j]]
-        if capped[j]:
-            why.append("creator_cap:deferred")
-        moved = j - slot
-        if moved:
-            why.insert(0, f"{label}:{moved:+d}")
-        codes.append(why)
-    return picks, codes, capped & (off == 0)
+            assert feats is not None
+            max_sim[act] = np.maximum(max_sim[act], np.einsum("anf,af->an", feats[act], feats[act, ja]))
+        for b, jb in zip(act.tolist(), ja.tolist()):
+            picks[b].append(jb)
+            why: list[str] = ["creator_cap:relaxed"] if relaxed[b] else []
+            if binding[b] and jb != free[b]:
+                why += [code for (flags, _, code, _), o in zip(minimums, owed) if o[b] > 0 and flags[b, jb]]
+            if capped[b, jb]:
+                why.append("creator_cap:deferred")
+            moved = jb - slot
+            if moved:
+                why.insert(0, f"{label}:{moved:+d}")
+            codes[b].append(why)
+    return [(picks[b], codes[b], (capped[b] & (off[b] == 0))[: sizes[b]]) for b in range(nb)]

@@ -211,18 +211,37 @@ def exact_positions(
     return scores[part][keep].astype(np.float32), part[keep].astype(np.int64)
 
 
+EXACT_CHUNK = 1 << 25
+"""Scores one brute-force search holds at once (128 MiB of float32)."""
+
+
 def exact_search(
     ids: np.ndarray, vectors: np.ndarray, queries: np.ndarray, k: int, excl: Exclusions, blocked: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Brute-force masked top-k over ``vectors`` (N, d) stored under ``ids`` (N,)."""
-    scores = queries @ vectors.T  # (n, N)
-    scores[:, np.isin(ids, blocked)] = -np.inf
+    """Brute-force masked top-k over ``vectors`` (N, d) stored under ``ids`` (N,).
+
+    Queries go in chunks of at most :data:`EXACT_CHUNK` scores, so memory stays bounded
+    however many queries and vectors there are.
+    """
+    blocked_pos = np.isin(ids, blocked)
     order = np.argsort(ids, kind="stable")
-    pos = np.clip(np.searchsorted(ids[order], excl.ids), 0, len(order) - 1)
-    hit = ids[order][pos] == excl.ids
-    scores[excl.rows()[hit], order[pos[hit]]] = -np.inf
-    top_scores, top_pos = _top_k(scores, k)
-    return _pad(top_scores, ids[top_pos], k)
+    step = max(1, EXACT_CHUNK // max(len(ids), 1))
+    out_scores, out_ids = [], []
+    for start in range(0, len(queries), step):
+        rows = np.arange(start, min(start + step, len(queries)))
+        chunk = excl.take(rows)
+        scores = queries[rows] @ vectors.T  # (chunk, N)
+        scores[:, blocked_pos] = -np.inf
+        pos = np.clip(np.searchsorted(ids[order], chunk.ids), 0, len(order) - 1)
+        hit = ids[order][pos] == chunk.ids
+        scores[chunk.rows()[hit], order[pos[hit]]] = -np.inf
+        top_scores, top_pos = _top_k(scores, k)
+        padded = _pad(top_scores, ids[top_pos], k)
+        out_scores.append(padded[0])
+        out_ids.append(padded[1])
+    if not out_scores:
+        return np.zeros((0, k), np.float32), np.zeros((0, k), np.int64)
+    return np.concatenate(out_scores), np.concatenate(out_ids)
 
 
 class ExactIndex(TopKIndex):

@@ -69,6 +69,7 @@ class TwoTowerConfig:
     val_fraction: float = 0.1  # each user's last share of interactions (by time) held out
     val_min_interactions: int = 5  # users with fewer interactions are not carved
     eval_k: int = 100  # recall@eval_k drives early stopping
+    val_max_users: int = 20_000  # recall measured on at most this many carved users (a seeded sample)
     patience: int = 3  # epochs without improvement before stopping
     refit_full: bool = True  # retrain on all data for the best number of epochs
     threads: int = 0  # torch intra-op threads; 0 leaves torch's default
@@ -81,7 +82,7 @@ class TwoTowerConfig:
         self.video_hidden = tuple(int(h) for h in self.video_hidden)
         positive_ints = (
             "embedding_dim", "user_hash_buckets", "user_hash_functions", "history_len",
-            "epochs", "batch_size", "eval_k", "patience",
+            "epochs", "batch_size", "eval_k", "patience", "val_max_users",
         )
         for name in positive_ints:
             if int(getattr(self, name)) < 1:

@@ -250,6 +250,17 @@ def fit_two_tower(
         torch.set_num_threads(previous_threads)
 
 
+def _sample_users(truth: pl.DataFrame, most: int, seed: int) -> pl.DataFrame:
+    """``truth`` of at most ``most`` of its users, a seeded sample: validation recall is an
+    estimate, and its cost (every validation user against the whole catalogue) must not grow
+    with the platform."""
+    users = truth["user_id"].unique().sort()
+    if len(users) <= most:
+        return truth
+    keep = users.sample(most, seed=seed)
+    return truth.filter(pl.col("user_id").is_in(keep.implode()))
+
+
 def _fit(
     events: pl.DataFrame, videos: pl.DataFrame, config: TwoTowerConfig, log: Logger, parallel: Parallel,
     users: pl.DataFrame | None = None,
@@ -261,6 +272,7 @@ def _fit(
     if config.val_fraction > 0:
         fit, truth = carve_validation(events, config.val_fraction, config.val_min_interactions)
     if config.val_fraction > 0 and truth.height:
+        truth = _sample_users(truth, config.val_max_users, config.seed)
         state = validation_state(fit, videos, truth, config.history_len)
         # Richer user inputs: demographics, and requests at the end of the fit period (as served).
         state = join_demographics(state, users, vocab.user_fields).with_columns(request_ts=fit["ts"].max())
