@@ -156,9 +156,11 @@ class Pipeline:
             r.scored, r.times["scoring"] = s, (t2 - t1) * share
         if until == "scored":
             return results
-        for r in results:
-            assert r.scored is not None
-            r.slate = self.reranker.rerank_request(r.request, r.candidates.rows, r.scored["score"], r.request.k)
+        slates = self.reranker.rerank_requests(
+            requests, [r.candidates.rows for r in results], [s["score"] for s in scored], [q.k for q in requests]
+        )
+        for r, slate in zip(results, slates):
+            r.slate = slate
         t3 = time.perf_counter()
         for r in results:
             r.times["reranking"] = (t3 - t2) * share

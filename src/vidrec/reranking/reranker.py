@@ -54,6 +54,13 @@ class DefaultReRanker(ReRanker):
             raise RuntimeError("DefaultReRanker: bind(catalogue) before re-ranking requests")
         return self._bound.rerank(request, rows, scores, k)
 
+    def rerank_requests(self, requests: list[Request], rows: list[np.ndarray], scores: list[np.ndarray],
+                        ks: list[int]) -> list[Slate]:  # fmt: skip
+        """:meth:`rerank_request` of requests served together (the slate greedy runs once for all)."""
+        if self._bound is None:
+            raise RuntimeError("DefaultReRanker: bind(catalogue) before re-ranking requests")
+        return self._bound.rerank_many(requests, rows, scores, ks)
+
     # ---- frames of many users (offline use and tests) --------------------------------------
 
     def rerank(

@@ -20,7 +20,7 @@ from vidrec.features.live import LiveCounts
 from vidrec.request import Request
 from vidrec.reranking.config import ReRankConfig
 from vidrec.reranking.objectives import similarity_features
-from vidrec.reranking.slate import _User, greedy_slate
+from vidrec.reranking.slate import _User, greedy_slates
 
 RowVectors = Callable[[np.ndarray], np.ndarray]
 _US_PER_DAY = 86_400e6
@@ -174,6 +174,42 @@ class RequestReRanker:
     def rerank(self, request: Request, rows: np.ndarray, scores: np.ndarray, k: int,
                prior: list[list[str]] | None = None) -> Slate:  # fmt: skip
         """The slate of at most ``k`` of ``rows`` (catalogue rows, -1 for videos it does not hold)."""
+        return self.rerank_many([request], [rows], [scores], [k], [prior])[0]
+
+    def rerank_many(self, requests: list[Request], rows: list[np.ndarray], scores: list[np.ndarray], ks: list[int],
+                    priors: list[list[list[str]] | None] | None = None) -> list[Slate]:  # fmt: skip
+        """:meth:`rerank` of requests served together: the rules per request, the slate greedy
+        for all of them at once (:func:`~vidrec.reranking.slate.greedy_slates`)."""
+        priors = priors or [None] * len(requests)
+        ruled = [self._rules(q, r, s, p) for q, r, s, p in zip(requests, rows, scores, priors)]
+        if not self.config.uses_slate_greedy:
+            for (slate, ordered, creators, _, _), k in zip(ruled, ks):
+                slate.order = np.asarray(self._capped(ordered, creators, k, slate), dtype=np.int64)
+            return [r[0] for r in ruled]
+        pools = [self._pool(q, safe, ordered, slate.final_score, age, k)
+                 for q, (slate, ordered, _, safe, age), k in zip(requests, ruled, ks)]  # fmt: skip
+        chosen = [(i, pool) for i, pool in enumerate(pools) if pool is not None]
+        picked = greedy_slates([user for _, (_, user) in chosen], [ks[i] for i, _ in chosen], self.config)
+        for slate, ordered, *_ in ruled:
+            slate.order = np.zeros(0, np.int64)
+            slate.reason[ordered] = _CODE["below_cutoff"]
+        for (i, (pool, _)), (picks, why, capped) in zip(chosen, picked):
+            slate, ordered = ruled[i][0], ruled[i][1]
+            for j, c in zip(picks, why):
+                if c:
+                    slate.moves[int(pool[j])] = c
+            code = np.full(len(ordered), _CODE["below_cutoff"], dtype=np.int8)
+            code[: min(ks[i], len(ordered))] = _CODE["slate_objective"]
+            code[: len(pool)][capped] = _CODE["creator_cap"]
+            code[picks] = 0
+            slate.reason[ordered] = code
+            slate.order = pool[np.asarray(picks, dtype=np.int64)].astype(np.int64)
+        return [r[0] for r in ruled]
+
+    def _rules(self, request: Request, rows: np.ndarray, scores: np.ndarray, prior: list[list[str]] | None
+               ) -> tuple[Slate, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:  # fmt: skip
+        """The hard rules, fatigue and freshness of one request: (slate so far, allowed positions
+        in score order, creators, rows with -1 as 0, age in days)."""
         cfg, cat = self.config, self.catalogue
         known = rows >= 0
         safe = np.where(known, rows, 0)
@@ -193,12 +229,7 @@ class RequestReRanker:
         idx = np.flatnonzero(allowed)
         ordered = idx[np.lexsort((cat.id_keys[safe[idx]], -final[idx]))]  # score order, ties by id
         slate = Slate(np.zeros(0, np.int64), final, reason, allowed, again, mult, factor, prior=prior)
-        if cfg.uses_slate_greedy:
-            order = self._greedy(request, safe, ordered, final, age, k, slate)
-        else:
-            order = self._capped(ordered, creators, k, slate)
-        slate.order = np.asarray(order, dtype=np.int64)
-        return slate
+        return slate, ordered, creators, safe, age
 
     def _capped(self, ordered: np.ndarray, creators: np.ndarray, k: int, slate: Slate) -> list[int]:
         cfg = self.config
@@ -218,12 +249,13 @@ class RequestReRanker:
                 slate.moves[int(ordered[j])] = ["creator_cap:deferred"]
         return [int(ordered[j]) for j in picks]
 
-    def _greedy(self, request: Request, rows: np.ndarray, ordered: np.ndarray, final: np.ndarray, age: np.ndarray,
-                k: int, slate: Slate) -> list[int]:  # fmt: skip
+    def _pool(self, request: Request, rows: np.ndarray, ordered: np.ndarray, final: np.ndarray, age: np.ndarray,
+              k: int) -> tuple[np.ndarray, _User] | None:  # fmt: skip
+        """The greedy's pool (the best ``greedy_pool`` positions) and its inputs; None when empty."""
         cfg, cat = self.config, self.catalogue
         pool = ordered[: max(cfg.greedy_pool, k)]
         if len(pool) == 0:
-            return []
+            return None
         prow = rows[pool]
         _, creator = np.unique(cat.creator[prow], return_inverse=True)
         local, inverse = np.unique(cat.category[prow], return_inverse=True)
@@ -239,17 +271,7 @@ class RequestReRanker:
             weight = cfg.category_similarity if vectors is not None else 1.0
             feats = similarity_features(vectors, inverse, weight)
         history = self._history(request, local) if cfg.calibration_weight > 0 else np.zeros(len(local) + 1)
-        user = _User(final[pool], creator, inverse, fresh, fair, feats, history)
-        picks, why, capped = greedy_slate(user, k, cfg)
-        for j, c in zip(picks, why):
-            if c:
-                slate.moves[int(pool[j])] = c
-        code = np.full(len(ordered), _CODE["below_cutoff"], dtype=np.int8)
-        code[: min(k, len(ordered))] = _CODE["slate_objective"]
-        code[: len(pool)][capped] = _CODE["creator_cap"]
-        code[picks] = 0
-        slate.reason[ordered] = code
-        return [int(pool[j]) for j in picks]
+        return pool, _User(final[pool], creator, inverse, fresh, fair, feats, history)
 
     def _history(self, request: Request, local: np.ndarray) -> np.ndarray:
         """(C + 1,) the user's recent completions per pool category, then all other categories."""

@@ -74,6 +74,8 @@ def greedy_slates(users: list[_User], ks: list[int], cfg: ReRankConfig
     window incrementally.
     """
     nb = len(users)
+    if nb == 0:
+        return []
     sizes = np.array([len(u.score) for u in users], dtype=np.int64)
     n = int(sizes.max(initial=0))
     valid = np.arange(n)[None, :] < sizes[:, None]
