@@ -103,18 +103,15 @@ class Result:
         if self.slate is None or self.scored is None:
             raise ValueError("this result stopped before re-ranking")
         c, slate = self.candidates, self.slate
-        retrieval, p = c.retrieval_score, self.scored["p_complete"]
-        hit = c.ranks > 0
-        out = []
-        for rank, i in enumerate(slate.order.tolist(), 1):
-            r = float(retrieval[i])
-            out.append({
-                "rank": rank, "video_id": catalogue.ids[int(c.rows[i])], "score": float(slate.final_score[i]),
-                "sources": [s for s, h in zip(c.sources, hit[i]) if h],
-                "retrieval_score": None if np.isnan(r) else r, "p_complete": float(p[i]),
-                "adjustments": slate.codes(i),
-            })  # fmt: skip
-        return out
+        order = slate.order.tolist()
+        at = slate.order
+        ids, names = catalogue.ids, c.sources
+        columns = zip(c.rows[at].tolist(), slate.final_score[at].tolist(), (c.ranks[at] > 0).tolist(),
+                      c.retrieval_score[at].tolist(), self.scored["p_complete"][at].tolist(), slate.codes_of(order))
+        return [{
+            "rank": rank, "video_id": ids[row], "score": final, "sources": [s for s, h in zip(names, hit) if h],
+            "retrieval_score": None if r != r else r, "p_complete": p, "adjustments": codes,  # r != r: NaN
+        } for rank, (row, final, hit, r, p, codes) in enumerate(columns, 1)]  # fmt: skip
 
     def removed_items(self, catalogue: Catalogue) -> list[dict[str, Any]]:
         """The candidates re-ranking left out, best first: video_id, reason, sources,

@@ -50,19 +50,27 @@ class Slate:
 
     def codes(self, i: int) -> list[str]:
         """``adjustments`` of candidate ``i``: earlier codes, re-watch, freshness, fatigue, slate moves."""
-        out = list(self.prior[i]) if self.prior else []
-        if not self.allowed[i]:
-            return out
-        if self.rewatch[i]:
-            out.append("rewatch")
-        for code in (_fresh_code(self.fresh[i]), _fatigue_code(self.fatigue[i])):
-            if code:
-                out.append(code)
-        return out + self.moves.get(i, [])
+        return self.codes_of([i])[0]
+
+    def codes_of(self, positions: list[int]) -> list[list[str]]:
+        """:meth:`codes` of several candidates (one pass over the columns)."""
+        at = np.asarray(positions, dtype=np.int64)
+        columns = zip(positions, self.allowed[at].tolist(), self.rewatch[at].tolist(), self.fresh[at].tolist(),
+                      self.fatigue[at].tolist())  # fmt: skip
+        out = []
+        for i, allowed, rewatch, fresh, tired in columns:
+            codes = list(self.prior[i]) if self.prior else []
+            if allowed:
+                if rewatch:
+                    codes.append("rewatch")
+                codes += [c for c in (_fresh_code(fresh), _fatigue_code(tired)) if c]
+                codes += self.moves.get(i, [])
+            out.append(codes)
+        return out
 
     @property
     def adjustments(self) -> list[list[str]]:
-        return [self.codes(i) for i in range(len(self.reason))]
+        return self.codes_of(list(range(len(self.reason))))
 
     @property
     def reasons(self) -> list[str | None]:
@@ -114,12 +122,12 @@ def fresh_multiplier(age_days: np.ndarray, cfg: ReRankConfig) -> np.ndarray:
 
 
 def _fresh_code(mult: float) -> str | None:
-    hundredths = int(np.round(mult * 100))
+    hundredths = round(float(mult) * 100)  # half to even, as numpy rounds
     return f"fresh_boost:x{hundredths // 100}.{hundredths % 100:02d}" if hundredths > 100 else None
 
 
 def _fatigue_code(factor: float) -> str | None:
-    hundredths = int(np.round(factor * 100))
+    hundredths = round(float(factor) * 100)
     return f"creator_fatigue:x0.{hundredths:02d}" if hundredths < 100 else None
 
 
