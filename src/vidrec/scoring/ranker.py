@@ -290,8 +290,7 @@ class MultiTaskRanker(Ranker):
         emb = self.embeddings
         if self.cooc is not None:
             unit = emb.unit if isinstance(emb, TwoTowerEmbeddings) else None
-            parts.append(np.concatenate([request_similarity(r, h, unit, self.cooc, self._cooc_rows,
-                                                            cfg.similarity_recent) for r, h in zip(rows, histories)]))
+            parts.append(request_similarity(rows, histories, unit, self.cooc, self._cooc_rows, cfg.similarity_recent))
         if emb is None:
             return RequestInputs(np.concatenate(parts, axis=1), None, seg, None, None)
         if not isinstance(emb, TwoTowerEmbeddings):

@@ -95,6 +95,28 @@ class CoOccurrence:
         out[hit] = m.data[idx][pos[hit]]
         return out
 
+    def lookup_pairs(self, slot_rows: np.ndarray, known: np.ndarray, seg: np.ndarray, cols: np.ndarray,
+                     width: int) -> np.ndarray:  # fmt: skip
+        """float32 ``(len(cols), width)``: ``C[slot_rows[seg[i] * width + l], cols[i]]`` -- each
+        candidate against the ``width`` history slots of its own request (``known``: the slots
+        whose row is in the table; 0 elsewhere and where ``cols`` is -1)."""
+        m = self.matrix
+        rows = slot_rows[known]
+        starts, ends = m.indptr[rows], m.indptr[rows + 1]
+        lengths = ends - starts
+        idx = np.repeat(starts - np.concatenate([[0], np.cumsum(lengths)[:-1]]), lengths) + np.arange(lengths.sum())
+        out = np.zeros((len(cols), width), dtype=np.float32)
+        if not len(idx):
+            return out
+        span = np.int64(m.shape[1] + 1)
+        keys = np.repeat(known.astype(np.int64), lengths) * span + m.indices[idx]  # sorted: slots, then CSR order
+        slots = seg[:, None].astype(np.int64) * width + np.arange(width)[None, :]  # (n, width)
+        query = slots * span + np.where(cols >= 0, cols, m.shape[1])[:, None]  # -1 never matches
+        pos = np.minimum(np.searchsorted(keys, query), len(keys) - 1)
+        hit = keys[pos] == query
+        out[hit] = m.data[idx][pos[hit]]
+        return out
+
     def values(self, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
         """``C[rows, cols]`` elementwise (0 where either index is -1)."""
         ok = (rows >= 0) & (cols >= 0)
@@ -154,26 +176,49 @@ def similarity_features(
 
 
 def request_similarity(
-    candidates: np.ndarray, history: np.ndarray, unit: np.ndarray | None, cooc: CoOccurrence,
+    candidates: list[np.ndarray], histories: list[np.ndarray], unit: np.ndarray | None, cooc: CoOccurrence,
     cooc_rows: np.ndarray, recent: int,
 ) -> np.ndarray:
-    """float32 ``(n, 4)``: :data:`SIMILARITY_FEATURES` of catalogue rows ``candidates`` against one
-    request's ``history`` (rows, most recent last): the same values :func:`similarity_features`
-    gives. ``unit`` holds unit video vectors by row (None: no cosine), ``cooc_rows`` each row's
-    index in ``cooc`` (-1 unknown)."""
-    h = history[len(history) - min(recent, len(history)):]
-    out = np.zeros((len(candidates), len(SIMILARITY_FEATURES)), dtype=np.float32)
-    if len(h) == 0 or len(candidates) == 0:
+    """float32 ``(sum n, 4)``: :data:`SIMILARITY_FEATURES` of each request's catalogue rows
+    ``candidates[b]`` against its ``histories[b]`` (rows, most recent last), requests stacked in
+    order: the same values :func:`similarity_features` gives. ``unit`` holds unit video vectors
+    by row (None: no cosine), ``cooc_rows`` each row's index in ``cooc`` (-1 unknown).
+
+    Requests served together are computed together: one product of every candidate with
+    every request's recent history, one sorted search of the co-occurrence table.
+    """
+    sizes = np.array([len(c) for c in candidates], dtype=np.int64)
+    out = np.zeros((int(sizes.sum()), len(SIMILARITY_FEATURES)), dtype=np.float32)
+    recent_h = [h[len(h) - min(recent, len(h)) :] for h in histories]
+    width = max((len(h) for h in recent_h), default=0)
+    if width == 0 or not len(out):
         return out
-    cos = unit[candidates] @ unit[h].T if unit is not None else np.zeros((len(candidates), len(h)), np.float32)
-    co = np.zeros((len(candidates), len(h)), dtype=np.float32)
-    ci, hi = cooc_rows[candidates], cooc_rows[h]
-    cv, hv = np.flatnonzero(ci >= 0), np.flatnonzero(hi >= 0)
-    if len(cv) and len(hv):
-        co[np.ix_(cv, hv)] = cooc.lookup(hi[hv], ci[cv]).T  # symmetric: C[c, h] = C[h, c]
+    hist = np.full((len(histories), width), -1, dtype=np.int64)  # (requests, width) rows, -1 pads
+    for b, h in enumerate(recent_h):
+        hist[b, : len(h)] = h
+    valid = hist >= 0
+    seg = np.repeat(np.arange(len(candidates)), sizes)
+    cand = np.concatenate(candidates).astype(np.int64)
+    mine = valid[seg]  # (n, width) the slots of each row's own history
+    if unit is not None:
+        flat = np.where(valid, hist, 0).ravel()
+        every = unit[cand] @ unit[flat].T  # (n, requests * width)
+        cols = seg[:, None] * width + np.arange(width)[None, :]
+        cos = np.take_along_axis(every, cols, axis=1)
+    else:
+        cos = np.zeros(mine.shape, dtype=np.float32)
+    co = np.zeros(mine.shape, dtype=np.float32)
+    slot_rows = np.where(valid, cooc_rows[np.where(valid, hist, 0)], -1).ravel()  # (requests * width,)
+    known = np.flatnonzero(slot_rows >= 0)
+    ci = cooc_rows[cand]
+    if len(known) and (ci >= 0).any():
+        block = cooc.lookup_pairs(slot_rows, known, seg, ci, width)  # (n, width)
+        co = np.where(mine, block, 0.0).astype(np.float32)
+    count = np.maximum(mine.sum(axis=1), 1)
+    has = mine.any(axis=1)
     for j, m in enumerate((cos, co)):
-        out[:, 2 * j] = m.max(axis=1)
-        out[:, 2 * j + 1] = m.sum(axis=1) / len(h)
+        out[:, 2 * j] = np.where(has, np.where(mine, m, -np.inf).max(axis=1), 0.0)
+        out[:, 2 * j + 1] = np.where(mine, m, 0.0).sum(axis=1) / count
     return out
 
 
