@@ -23,7 +23,7 @@ from typing import Literal, cast
 import polars as pl
 
 from vidrec.candidates.base import CandidateGenerator
-from vidrec.candidates.merge import merge
+from vidrec.candidates.merge import merge_many
 from vidrec.candidates.registry import GENERATORS
 from vidrec.candidates.two_tower.config import TwoTowerConfig
 from vidrec.candidates.two_tower.model import TwoTowerModel
@@ -144,7 +144,8 @@ class Pipeline:
         for gen in self.generators:
             for mine, nominations in zip(named, gen.nominate_many(requests, cc.per_generator)):
                 mine.append((gen.name, nominations))
-        results = [Result(r, merge(n, quotas=cc.quotas, target=cc.target)) for r, n in zip(requests, named)]
+        merged = merge_many(named, quotas=cc.quotas, target=cc.target)
+        results = [Result(r, c) for r, c in zip(requests, merged)]
         t1 = time.perf_counter()
         for r in results:
             r.times["candidates"] = (t1 - t0) * share

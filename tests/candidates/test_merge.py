@@ -1,7 +1,12 @@
+import numpy as np
 import polars as pl
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from vidrec.candidates import merge_candidates
+from vidrec.candidates.base import Nominations
+from vidrec.candidates.merge import merge, merge_many
 
 
 def cands(source: str, rows: list[tuple[str, str, float]]) -> pl.DataFrame:
@@ -43,3 +48,22 @@ def test_target_per_user_and_empty_inputs():
     assert merge_candidates([TT.head(0)], None, target=3).height == 0
     with pytest.raises(ValueError, match="target"):
         merge_candidates([TT], None, target=0)
+
+
+@settings(max_examples=200, deadline=None)
+@given(seed=st.integers(0, 10**6), requests=st.integers(1, 5), target=st.integers(1, 30),
+       quotas=st.sampled_from([None, {"b": 3}, {"a": 0, "c": 5}]))  # fmt: skip
+def test_requests_merged_together_get_what_each_gets_alone(seed, requests, target, quotas):
+    rng = np.random.default_rng(seed)
+    named = []
+    for _ in range(requests):
+        mine = []
+        for name in "abc":
+            n = int(rng.integers(0, 20))
+            mine.append((name, Nominations(rng.choice(40, n, replace=False), rng.normal(size=n))))
+        named.append(mine)
+    for mine, together in zip(named, merge_many(named, quotas, target)):
+        alone = merge(mine, quotas, target)
+        assert np.array_equal(alone.rows, together.rows) and np.array_equal(alone.ranks, together.ranks)
+        assert np.array_equal(alone.scores, together.scores, equal_nan=True)
+        assert len(together) <= target and len(set(together.rows.tolist())) == len(together)

@@ -63,33 +63,63 @@ def merge(
     ``target``, the remaining slots go to the over-quota nominations in the same
     round-robin order. A row nominated by several sources keeps them all.
     """
+    return merge_many([named], quotas, target, retrieval_source)[0]
+
+
+def merge_many(
+    named: list[list[tuple[str, Nominations]]],
+    quotas: dict[str, int] | None = None,
+    target: int = 200,
+    retrieval_source: str = "two_tower",
+) -> list[Candidates]:
+    """:func:`merge` of requests served together (the same sources, in the same order, for
+    each): one sort of every nomination of every request, the request first."""
     if target < 1:
         raise ValueError(f"merge: target must be at least 1, got {target}")
     if quotas and min(quotas.values()) < 0:
         raise ValueError(f"merge: quotas must be non-negative, got {quotas}")
-    names = tuple(n for n, _ in named)
-    s = len(names)
-    if not any(len(nom) for _, nom in named):
-        return Candidates(np.zeros(0, np.int64), names, np.zeros((0, s)), np.zeros((0, s), np.int64), retrieval_source)
-    rows = np.concatenate([nom.rows for _, nom in named]).astype(np.int64)
-    src = np.concatenate([np.full(len(nom), i) for i, (_, nom) in enumerate(named)])
-    rank = np.concatenate([np.arange(1, len(nom) + 1) for _, nom in named])
-    score = np.concatenate([nom.scores for _, nom in named]).astype(np.float64)
+    if not named:
+        return []
+    names = tuple(n for n, _ in named[0])
+    if any(tuple(n for n, _ in mine) != names for mine in named):
+        raise ValueError("merge_many: every request needs the same sources in the same order")
+    s, nreq = len(names), len(named)
+    noms = [nom for mine in named for _, nom in mine]  # request-major, then source priority
+    lengths = np.array([len(nom) for nom in noms], dtype=np.int64)
+    empty = np.zeros((0, s))
+    if not lengths.sum():
+        return [Candidates(np.zeros(0, np.int64), names, empty, empty.astype(np.int64), retrieval_source)] * nreq
+    rows = np.concatenate([nom.rows for nom in noms]).astype(np.int64)
+    score = np.concatenate([nom.scores for nom in noms]).astype(np.float64)
+    req = np.repeat(np.repeat(np.arange(nreq), s), lengths)
+    src = np.repeat(np.tile(np.arange(s), nreq), lengths)
+    rank = np.arange(len(rows)) - np.repeat(np.cumsum(lengths) - lengths, lengths) + 1
     quota = np.array([(quotas or {}).get(n, target) for n in names], dtype=np.int64)
     # A source's quota caps how deep into its own list the merge reads before the fill-up; a row
     # counts for every source whose capped prefix holds it.
-    order = np.lexsort((src, rank, rank > quota[src]))
-    _, first = np.unique(rows[order], return_index=True)
-    picked = rows[order][np.sort(first)][:target]
-    by_row = np.argsort(picked)
-    pos = np.minimum(np.searchsorted(picked[by_row], rows), len(picked) - 1)
-    hit = picked[by_row][pos] == rows
-    slot = by_row[pos[hit]]
+    order = np.lexsort((src, rank, rank > quota[src], req))
+    span = np.int64(rows.max() + 2)
+    key = req * span + rows + 1  # (request, row): rows may be -1 (unknown to the catalogue)
+    _, first = np.unique(key[order], return_index=True)
+    picked = key[order][np.sort(first)]  # by request, then merged order
+    picked_req = picked // span
+    per_req = np.bincount(picked_req, minlength=nreq)
+    within = np.arange(len(picked)) - np.repeat(np.cumsum(per_req) - per_req, per_req)
+    picked = picked[within < target]
+    by_key = np.argsort(picked)
+    pos = np.minimum(np.searchsorted(picked[by_key], key), len(picked) - 1)
+    hit = picked[by_key][pos] == key
+    slot = by_key[pos[hit]]
     scores = np.full((len(picked), s), np.nan)
     ranks = np.zeros((len(picked), s), dtype=np.int64)
     scores[slot, src[hit]] = score[hit]
     ranks[slot, src[hit]] = rank[hit]
-    return Candidates(picked, names, scores, ranks, retrieval_source)
+    bounds = np.concatenate([[0], np.cumsum(np.bincount(picked // span, minlength=nreq))])
+    picked_rows = picked % span - 1
+    return [
+        Candidates(picked_rows[a:b], names, scores[a:b], ranks[a:b], retrieval_source)
+        for a, b in zip(bounds[:-1], bounds[1:])
+    ]
 
 
 def merge_candidates(
