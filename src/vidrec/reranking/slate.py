@@ -121,6 +121,8 @@ def greedy_slates(users: list[_User], ks: list[int], cfg: ReRankConfig
             flags = _padded([flags_of(u) for u in users], n, False, bool)
             minimums.append((flags, wanted, code, flags.sum(axis=1)))
     have = np.zeros((len(minimums), nb), dtype=np.int64)
+    wanted = np.stack([w for _, w, _, _ in minimums]) if minimums else have
+    totals = np.stack([t for *_, t in minimums]) if minimums else have
     window = np.zeros((nb, int(creator.max(initial=0)) + 1), dtype=np.int64)  # picks per creator in this window
     label = _label(cfg)
     active = limit > 0
@@ -143,8 +145,7 @@ def greedy_slates(users: list[_User], ks: list[int], cfg: ReRankConfig
                             base)  # fmt: skip
         gain = gain + off
         relaxed = np.zeros(nb, dtype=bool)
-        owed = np.maximum(0, np.minimum(np.stack([w for _, w, _, _ in minimums]) - have,
-                                        np.stack([t for *_, t in minimums]) - have)) if minimums else have  # fmt: skip
+        owed = np.maximum(0, np.minimum(wanted - have, totals - have))  # (minimums, users)
         binding = (owed.sum(axis=0) >= limit - slot) & (limit - slot > 0) & (owed > 0).any(axis=0)
         free = np.argmax(gain, axis=1)  # the choice without the minimums, to tell whether they moved it
         if binding.any():  # the slots left are all owed: only videos that pay a debt may take them
@@ -155,7 +156,7 @@ def greedy_slates(users: list[_User], ks: list[int], cfg: ReRankConfig
         if cfg.creator_cap is not None:
             if slot % cfg.creator_window == 0:
                 window[:] = 0
-            full = np.take_along_axis(window, creator, axis=1) >= cfg.creator_cap
+            full = window[rows[:, None], creator] >= cfg.creator_cap
             kept = np.where(full, -np.inf, gain)
             best = kept.max(axis=1)
             some = best > -np.inf
@@ -172,24 +173,25 @@ def greedy_slates(users: list[_User], ks: list[int], cfg: ReRankConfig
         act = np.flatnonzero(active)
         ja = j[act]
         off[act, ja] = -np.inf
-        np.add.at(window, (act, creator[act, ja]), 1)
+        window[act, creator[act, ja]] += 1  # one pick per user: no repeated index
         for m, (flags, *_) in enumerate(minimums):
             have[m, act] += flags[act, ja]
         if calibrate:
-            np.add.at(counts, (act, category[act, ja]), 1.0)
-        if dpp:
-            fj = feats[act, ja]  # (a, f)
-            dj = d2[act, ja]
-            row = np.einsum("anf,af->an", feats[act], fj)  # S_ji
-            e = (row - np.einsum("ant,at->an", chol[act, :, :slot], chol[act, ja, :slot])) / np.sqrt(
-                np.where(dj > EPS, dj, 1.0))[:, None]  # fmt: skip
-            e = np.where((dj > EPS)[:, None], e, 0.0)
-            chol[act, :, slot] = e
-            d2[act] = d2[act] - e * e
+            counts[act, category[act, ja]] += 1.0
+        if dpp:  # every user at once, the ones that stopped unchanged (their e is 0)
+            assert feats is not None
+            fj, dj = feats[rows, j], d2[rows, j]  # (users, f), (users,)
+            ok = active & (dj > EPS)
+            row = np.matmul(feats, fj[:, :, None])[:, :, 0]  # S_ji
+            done = np.matmul(chol[:, :, :slot], chol[rows, j, :slot][:, :, None])[:, :, 0]
+            e = np.where(ok[:, None], (row - done) / np.sqrt(np.where(ok, dj, 1.0))[:, None], 0.0)
+            chol[:, :, slot] = e
+            d2 -= e * e
             d2[act, ja] = 0.0
         elif use_div:
             assert feats is not None
-            max_sim[act] = np.maximum(max_sim[act], np.einsum("anf,af->an", feats[act], feats[act, ja]))
+            sim = np.matmul(feats, feats[rows, j][:, :, None])[:, :, 0]
+            max_sim = np.where(active[:, None], np.maximum(max_sim, sim), max_sim)
         for b, jb in zip(act.tolist(), ja.tolist()):
             picks[b].append(jb)
             why: list[str] = ["creator_cap:relaxed"] if relaxed[b] else []
