@@ -68,3 +68,21 @@ def test_a_lost_worker_is_reported_and_the_others_serve_on(model_dir, tmp_path) 
         assert "exited" in ready.json()["checks"]["worker 0"] and ready.json()["checks"]["worker 1"] == "ok"
         started = time.monotonic()
     assert time.monotonic() - started < 30  # shutting down does not wait on the lost worker
+
+
+def test_a_serving_process_keeps_to_one_thread_per_pool(model_dir, tmp_path) -> None:
+    """BLAS and OpenMP pools left at a thread per core spin between small products and take
+    the other workers' cores: a serving process runs each with ``torch_threads``."""
+    import torch
+    from threadpoolctl import threadpool_info, threadpool_limits
+
+    from vidrec.serving.runtime import load_recommender
+
+    before = torch.get_num_threads()
+    try:
+        load_recommender(model_dir, tmp_path / "e.sqlite", str(tmp_path / "s.sqlite"), torch_threads=1).close()
+        assert torch.get_num_threads() == 1
+        assert {p["num_threads"] for p in threadpool_info()} == {1}
+    finally:
+        torch.set_num_threads(before)
+        threadpool_limits(before)

@@ -21,6 +21,7 @@ from typing import Any
 import polars as pl
 
 from vidrec.data.schema import EVENT_KINDS, EVENTS_REQUIRED, TIMESTAMP, VIDEOS_OPTIONAL, VIDEOS_REQUIRED, epoch_us
+from vidrec.features.store.connect import connect_wal
 
 BATCH_KINDS: tuple[str, ...] = ("events", "uploads", "removals")
 _KINDS_SQL = ", ".join(f"'{k}'" for k in EVENT_KINDS)
@@ -107,9 +108,7 @@ class EventLog:
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._lock = threading.Lock()
-        self._conn = sqlite3.connect(self.path, timeout=timeout_seconds, check_same_thread=False, isolation_level=None)
-        self._conn.execute("PRAGMA journal_mode=WAL")
-        self._conn.execute("PRAGMA synchronous=FULL")  # a commit survives power loss too
+        self._conn = connect_wal(self.path, timeout_seconds, "FULL")  # FULL: a commit survives power loss too
         self._conn.executescript(_SCHEMA_SQL)
         self._conn.execute("INSERT OR IGNORE INTO meta VALUES ('id', ?)", (uuid.uuid4().hex,))
         self.id: str = self._conn.execute("SELECT value FROM meta WHERE key = 'id'").fetchone()[0]

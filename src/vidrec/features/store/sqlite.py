@@ -26,6 +26,7 @@ from vidrec.features.store.base import (
     StoreOutdated,
     UserRecord,
 )  # fmt: skip
+from vidrec.features.store.connect import connect_wal
 from vidrec.features.store.deltas import KINDS, LAST_KINDS, PAIR_TABLES, USER_COUNTS, Deltas, StoreConfig
 
 _SCHEMA = f"""
@@ -69,10 +70,10 @@ class SQLiteStore(OnlineStore):
             Path(path).parent.mkdir(parents=True, exist_ok=True)
         self.path = str(path)
         self._lock = threading.Lock()
-        self._conn = sqlite3.connect(self.path, timeout=timeout_s, isolation_level=None, check_same_thread=False)
-        if not memory:
-            self._conn.execute("PRAGMA journal_mode=WAL")
-        self._conn.execute("PRAGMA synchronous=NORMAL")  # the durable copy is the event log
+        if memory:
+            self._conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+        else:  # synchronous=NORMAL: the durable copy is the event log
+            self._conn = connect_wal(self.path, timeout_s, "NORMAL")
         self._conn.executescript(_SCHEMA)
         row = self._conn.execute("SELECT value FROM meta WHERE key = 'config'").fetchone()
         saved = self._check_config(None if row is None else row[0])
