@@ -34,7 +34,10 @@ def test_exact_search_in_chunks_is_the_same_search(monkeypatch):
     whole = index.search(queries, 12, excl, blocked=np.arange(0, 300, 7))
     monkeypatch.setattr(base, "EXACT_CHUNK", 300 * 4)  # four queries per chunk
     chunked = index.search(queries, 12, excl, blocked=np.arange(0, 300, 7))
-    assert np.array_equal(whole[1], chunked[1]) and np.array_equal(whole[0], chunked[0])
+    # Same ids in the same order; the scores may differ in the last bit because BLAS
+    # blocks a 4-row product differently from a 23-row one.
+    assert np.array_equal(whole[1], chunked[1])
+    assert np.allclose(whole[0], chunked[0], rtol=0, atol=1e-6)
 
 
 @pytest.mark.parametrize("blocked", [None, np.arange(0, 300, 3)])
