@@ -258,5 +258,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     return 0
 
 
+def _exit(code: int) -> None:
+    """Leave without interpreter finalisation once a rank is done.
+
+    Gloo's background threads can abort a rank during Python's shutdown ("terminate called
+    without an active exception", SIGABRT) after the group is destroyed and the model written;
+    nothing is left to finalise, so the rank flushes its streams and exits with its own code.
+    """
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    _exit(main())
