@@ -78,12 +78,13 @@ class SlateSource(Protocol):
         ...
 
 
-def get_recommender(request: Request) -> RecommenderLike:
-    """The recommender the app was created with."""
+async def get_recommender(request: Request) -> RecommenderLike:
+    """The recommender the app was created with (``async``: read on the event loop, where a plain
+    function would be sent to the thread pool and back on every request)."""
     return request.app.state.recommender
 
 
-def get_batcher(request: Request) -> SlateSource:
+async def get_batcher(request: Request) -> SlateSource:
     """The batcher of the app's slate requests."""
     return request.app.state.batcher
 
