@@ -16,7 +16,8 @@ import numpy as np
 import polars as pl
 
 from vidrec.data.dataset import read_table
-from vidrec.recommender import Recommender, resolve_version
+from vidrec.recommender import Recommender
+from vidrec.versions import resolve_version
 
 
 def stage_frames(rec: Recommender, users: list[str], batch: int = 32) -> tuple[pl.DataFrame, pl.DataFrame]:

@@ -154,7 +154,8 @@ def _evaluate(args: argparse.Namespace) -> int:
     from vidrec.evaluation.protocol import EvaluationData
     from vidrec.evaluation.report import print_report, write_json
     from vidrec.evaluation.system import evaluate_all
-    from vidrec.recommender import Recommender, resolve_version
+    from vidrec.recommender import Recommender
+    from vidrec.versions import resolve_version
 
     rec = Recommender.load(args.model_dir)
     data = EvaluationData.from_split(args.split)

@@ -15,7 +15,6 @@ runs on it (:meth:`vidrec.pipeline.Pipeline.run`).
 
 from __future__ import annotations
 
-import json
 import logging
 import threading
 import uuid
@@ -42,22 +41,9 @@ from vidrec.pipeline import Pipeline, Stage
 from vidrec.request import Request, hydrate
 from vidrec.result import Result
 from vidrec.uploads import upload_error, validate_uploads
+from vidrec.versions import ArtifactError, point_latest, read_manifest, resolve_version, write_manifest
 
-LATEST = "LATEST"
 log = logging.getLogger(__name__)
-
-
-def resolve_version(model_dir: str | Path) -> Path:
-    """The artifact folder to load: ``model_dir`` itself or the version named in ``LATEST``."""
-    root = Path(model_dir)
-    if (root / "manifest.json").exists():
-        return root
-    if (root / LATEST).exists():
-        return root / (root / LATEST).read_text().strip()
-    raise VidrecError(
-        f"{root}: no trained model here (no {LATEST} file or manifest.json)",
-        "train one with `vidrec train DATA_DIR --out MODEL_DIR`",
-    )
 
 
 def store_config(config: PipelineConfig) -> StoreConfig:
@@ -122,8 +108,8 @@ class Recommender:
             "events": None if self.training_events is None else self.training_events.height, "watches": n_events,
             "videos": videos.height, "users": self.users.height, "timings_seconds": self.pipeline.timings,
         }  # fmt: skip
-        (path / "manifest.json").write_text(json.dumps(manifest, indent=2))
-        (root / LATEST).write_text(version + "\n")
+        write_manifest(path, manifest)  # last: it lists the SHA-256 of every file written above
+        point_latest(root, version)
         self.path = path
         return path
 
@@ -137,13 +123,22 @@ class Recommender:
         whose batches the store applies (None: changes go to the store only).
         """
         path = resolve_version(model_dir)
-        manifest = json.loads((path / "manifest.json").read_text())
-        videos = read_table(path / "data" / "videos.parquet", "videos")
-        users = read_table(path / "data" / "users.parquet", "users")
-        pipeline = Pipeline.load(path)
-        rec = cls(pipeline, Catalogue(videos), users, VersionState.load(path),
-                  datetime.fromisoformat(manifest["trained_until"]), path)  # fmt: skip
-        rec._clock_floor_us = epoch_us(datetime.fromisoformat(manifest["clock"]))  # uploads saved with it
+        manifest = read_manifest(path)  # every file checked against its SHA-256 before any is read
+        try:
+            videos = read_table(path / "data" / "videos.parquet", "videos")
+            users = read_table(path / "data" / "users.parquet", "users")
+            pipeline = Pipeline.load(path)
+            rec = cls(pipeline, Catalogue(videos), users, VersionState.load(path),
+                      datetime.fromisoformat(manifest["trained_until"]), path)  # fmt: skip
+            rec._clock_floor_us = epoch_us(datetime.fromisoformat(manifest["clock"]))  # uploads saved with it
+        except VidrecError:
+            raise
+        except Exception as err:  # verified files that still do not load: an incompatible or forged version
+            logging.getLogger(__name__).debug("loading %s failed", path, exc_info=True)
+            raise ArtifactError(
+                f"{path}: its files match the manifest but do not load ({type(err).__name__}: {err})",
+                "retrain with this vidrec version: `vidrec train DATA_DIR --out MODEL_DIR`",
+            ) from None
         rec.attach(store or ":memory:", log)
         return rec
 

@@ -20,9 +20,10 @@ from fastapi import FastAPI
 from threadpoolctl import threadpool_limits
 
 from vidrec.features.store import is_redis
-from vidrec.recommender import Recommender, resolve_version
+from vidrec.recommender import Recommender
 from vidrec.serving.app import create_app
 from vidrec.serving.pool import WorkerPool
+from vidrec.versions import read_manifest, resolve_version
 
 EVENTS_DB = "events.sqlite"
 STATE_DIR = "state"
@@ -79,7 +80,7 @@ def load_service(
     """
     if workers == 1:
         return create_app(load_recommender(model_dir, events_db, feature_store, torch_threads))
-    resolve_version(model_dir)  # a missing model fails here, readably, before any worker starts
+    read_manifest(resolve_version(model_dir))  # a missing or corrupt model fails here, before any worker starts
     pool = WorkerPool(workers, model_dir, events_db, feature_store, torch_threads or 1)
     gc.collect()
     gc.freeze()  # what this process imported never becomes garbage: full collections stay short
