@@ -3,7 +3,7 @@
     .venv/bin/python benchmarks/serving_http.py                 # the default simulated platform
     .venv/bin/python benchmarks/serving_http.py --model DIR     # any trained model directory
 
-Starts ``vidrec serve --workers N --no-access-log`` (N from ``--workers``, default 2) on a
+Starts ``vidrec serve --workers N --no-access-log --no-auth`` (N from ``--workers``, default 2) on a
 fresh event log and SQLite store (in a temporary directory, so the model directory is
 untouched), warms it up, then runs ``wrk -t2 -c16 --latency`` rotating over the platform's
 users three times. The same is done for ``peer_app.py`` (a constant FastAPI answer under
@@ -124,7 +124,7 @@ def measure_vidrec(model: Path, workers: int, work: Path, get_lua: Path, post_lu
     state = work / f"workers-{workers}"
     state.mkdir()
     cmd = [str(BIN / "vidrec"), "serve", str(model), "--port", str(port), "--workers", str(workers),
-           "--no-access-log", "--host", "127.0.0.1", "--events-db", str(state / "events.sqlite"),
+           "--no-access-log", "--no-auth", "--host", "127.0.0.1", "--events-db", str(state / "events.sqlite"),
            "--feature-store", str(state / "state.sqlite")]  # fmt: skip
     t = time.perf_counter()
     service = serve(cmd, port, "/ready", state / "vidrec.log")

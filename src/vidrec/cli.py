@@ -1,4 +1,4 @@
-"""The command line: ``vidrec ingest | simulate | split | stats | train | recommend | evaluate | serve | demo``.
+"""The command line: ``vidrec ingest | simulate | split | stats | train | recommend | evaluate | serve | keys | demo``.
 
 Each subcommand is a thin shell over a library function; user mistakes surface as one
 readable message and a non-zero exit, never a traceback.
@@ -10,8 +10,12 @@ import argparse
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from vidrec.errors import VidrecError
+
+if TYPE_CHECKING:
+    from vidrec.serving.auth import KeyRing
 
 
 def _ingest(args: argparse.Namespace) -> int:
@@ -171,12 +175,63 @@ def _evaluate(args: argparse.Namespace) -> int:
 def _serve(args: argparse.Namespace) -> int:
     import uvicorn
 
+    from vidrec.serving.limits import DEFAULT_MAX_BODY
     from vidrec.serving.runtime import load_service
 
     if args.workers < 1:
         raise VidrecError(f"--workers must be at least 1, got {args.workers}", "pass --workers 1 or more")
-    app = load_service(args.model_dir, args.events_db, args.feature_store, args.torch_threads, args.workers)
+    keys = _key_ring(args)
+    app = load_service(args.model_dir, args.events_db, args.feature_store, args.torch_threads, args.workers,
+                       keys=keys, max_body_bytes=args.max_body_bytes or DEFAULT_MAX_BODY)  # fmt: skip
     uvicorn.run(app, host=args.host, port=args.port, log_level="info", access_log=args.access_log)
+    return 0
+
+
+def _key_ring(args: argparse.Namespace) -> KeyRing | None:
+    """The keys ``serve`` accepts: --api-keys, else $VIDREC_API_KEYS; none only with --no-auth."""
+    import logging
+    import os
+
+    from vidrec.serving.auth import KeyRing
+
+    path = args.api_keys or os.environ.get("VIDREC_API_KEYS")
+    if args.no_auth:
+        if path:
+            raise VidrecError("--no-auth and a key file were both given", "pass one of them")
+        logging.getLogger("vidrec.serve").warning(
+            "authentication is OFF (--no-auth): anyone who reaches %s:%d can post events, add and remove videos",
+            args.host, args.port)  # fmt: skip
+        return None
+    if not path:
+        raise VidrecError("serve needs API keys for its write endpoints",
+                          "create a key file with `vidrec keys create NAME --file keys.json` and pass "
+                          "--api-keys keys.json (or set VIDREC_API_KEYS), or pass --no-auth to serve without "
+                          "authentication")  # fmt: skip
+    ring = KeyRing.from_file(path)
+    if args.rate_limit is not None:
+        ring = KeyRing(list(ring.keys.values()), ring.protect_reads, args.rate_limit or None)
+    logging.getLogger("vidrec.serve").info("%d API keys from %s; reads %s; rate limit %s per key", len(ring.keys),
+                                           path, "need a key" if ring.protect_reads else "open", ring.rate)  # fmt: skip
+    return ring
+
+
+def _keys(args: argparse.Namespace) -> int:
+    from vidrec.serving.auth import create_key, read_key_file, revoke_key
+
+    if args.action in ("create", "revoke") and not args.name:
+        raise VidrecError(f"`vidrec keys {args.action}` needs the key's name",
+                          f"vidrec keys {args.action} NAME --file F")  # fmt: skip
+    if args.action == "create":
+        secret = create_key(args.file, args.name, args.scopes)
+        print(f"created key {args.name!r} ({', '.join(args.scopes)}) in {args.file}; it is shown once, store it now:")
+        print(secret)
+    elif args.action == "revoke":
+        revoke_key(args.file, args.name)
+        print(f"revoked key {args.name!r} in {args.file} (restart the service to apply)")
+    else:
+        spec = read_key_file(args.file)
+        for key in spec.keys:
+            print(f"{key.name}\t{','.join(key.scopes)}")
     return 0
 
 
@@ -269,7 +324,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--torch-threads", type=int, default=1, help="torch threads per process (default 1)")
     p.add_argument("--access-log", action=argparse.BooleanOptionalAction, default=True,
                    help="log every request (default on)")
+    p.add_argument("--api-keys", help="the key file (`vidrec keys create`) the writes need; default $VIDREC_API_KEYS")
+    p.add_argument("--no-auth", action="store_true", help="serve without authentication (anyone may write)")
+    p.add_argument("--rate-limit", help="per key, e.g. 100/second (default: the key file's, 100/second; '' for none)")
+    p.add_argument("--max-body-bytes", type=int, help="larger request bodies get 413 (default 4 MiB)")
     p.set_defaults(func=_serve)
+
+    p = sub.add_parser("keys", help="create, list or revoke the service's API keys")
+    p.add_argument("action", choices=["create", "list", "revoke"])
+    p.add_argument("name", nargs="?", help="the key's name (create, revoke)")
+    p.add_argument("--file", required=True, help="the key file (JSON; keeps only the keys' SHA-256)")
+    p.add_argument("--scopes", type=lambda s: [x for x in s.split(",") if x], default=["events:write"],
+                   help="comma-separated: events:write, catalogue:write, recommendations:read "
+                   "(default events:write)")
+    p.set_defaults(func=_keys)
 
     p = sub.add_parser("demo", help="run the main job on the built-in simulated platform")
     p.add_argument("--out", default="runs/demo")

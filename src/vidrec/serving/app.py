@@ -9,22 +9,26 @@ from typing import cast
 from fastapi import FastAPI
 
 from vidrec import __version__
+from vidrec.serving.auth import KeyRing
 from vidrec.serving.batching import SlateBatcher
 from vidrec.serving.deps import RecommenderLike, SlateRecommender, SlateSource
 from vidrec.serving.errors import install_error_handlers
+from vidrec.serving.limits import DEFAULT_MAX_BODY, BodyLimit
 from vidrec.serving.routers import events, health, recommendations, videos
 
 Lifespan = Callable[[FastAPI], AbstractAsyncContextManager[None]]
 
 
-def create_app(recommender: RecommenderLike, slates: SlateSource | None = None, lifespan: Lifespan | None = None
-               ) -> FastAPI:  # fmt: skip
+def create_app(recommender: RecommenderLike, slates: SlateSource | None = None, lifespan: Lifespan | None = None,
+               keys: KeyRing | None = None, max_body_bytes: int = DEFAULT_MAX_BODY) -> FastAPI:  # fmt: skip
     """The vidrec API serving ``recommender`` (which logs what it is told durably, then applies it).
 
     ``slates``: where slate requests go (default: a :class:`SlateBatcher` over ``recommender``,
     which must then compute slates itself). The caller owns both (and closes them); routes
     reach them through the dependencies in :mod:`vidrec.serving.deps`; ``lifespan`` is the
-    app's start-up and shutdown (e.g. stopping worker processes).
+    app's start-up and shutdown (e.g. stopping worker processes). ``keys``: the API keys the
+    writes (and, if the ring says so, the reads) need; None serves without authentication.
+    Bodies over ``max_body_bytes`` are refused with 413.
     """
     app = FastAPI(
         title="vidrec",
@@ -33,6 +37,8 @@ def create_app(recommender: RecommenderLike, slates: SlateSource | None = None, 
         lifespan=lifespan,
     )
     app.state.recommender = recommender
+    app.state.keys = keys
+    app.add_middleware(BodyLimit, max_bytes=max_body_bytes)
     app.state.batcher = slates or SlateBatcher(cast(SlateRecommender, recommender))
     install_error_handlers(app)
     for router in (health, recommendations, events, videos):

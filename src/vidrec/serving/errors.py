@@ -8,6 +8,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
+from vidrec.serving.auth import Refused
 from vidrec.serving.schemas import BODY_TAGS, ErrorResponse, Problem
 
 log = logging.getLogger(__name__)
@@ -70,6 +71,11 @@ async def _on_request_problem(request: Request, exc: RequestProblem) -> JSONResp
     return _answer(exc.problems, exc.status_code)
 
 
+async def _on_refused(request: Request, exc: Refused) -> JSONResponse:
+    body = ErrorResponse(detail=exc.detail)
+    return JSONResponse(status_code=exc.status_code, content=body.model_dump(), headers=exc.headers)
+
+
 async def _on_unexpected(request: Request, exc: Exception) -> JSONResponse:
     log.exception("request %s %s failed", request.method, request.url.path)
     body = ErrorResponse(
@@ -82,4 +88,5 @@ def install_error_handlers(app: FastAPI) -> None:
     """Register the handlers that give every error the :class:`ErrorResponse` shape."""
     app.add_exception_handler(RequestValidationError, _on_validation_error)  # type: ignore[arg-type]
     app.add_exception_handler(RequestProblem, _on_request_problem)  # type: ignore[arg-type]
+    app.add_exception_handler(Refused, _on_refused)  # type: ignore[arg-type]
     app.add_exception_handler(Exception, _on_unexpected)

@@ -7,12 +7,13 @@ from datetime import UTC, datetime
 from typing import Annotated, Any, cast
 
 import polars as pl
-from fastapi import APIRouter, Body, Path, Query
+from fastapi import APIRouter, Body, Depends, Path, Query
 from fastapi.responses import JSONResponse, Response
 
 from vidrec import __version__
 from vidrec.data.schema import EVENTS_REQUIRED, VIDEOS_OPTIONAL, VIDEOS_REQUIRED
 from vidrec.errors import DataError
+from vidrec.serving.auth import requires
 from vidrec.serving.deps import Batcher, Recommender
 from vidrec.serving.errors import RequestProblem
 from vidrec.serving.schemas import (
@@ -35,6 +36,15 @@ from vidrec.uploads import upload_error, validate_uploads
 _Responses = dict[int | str, dict[str, Any]]
 _REFUSED: _Responses = {422: {"model": ErrorResponse, "description": "the request is invalid; see errors"}}
 _NOT_READY: _Responses = {503: {"model": Readiness, "description": "a dependency is down"}}
+_AUTH: _Responses = {
+    401: {"model": ErrorResponse, "description": "no API key, or not a valid one"},
+    403: {"model": ErrorResponse, "description": "the key lacks the scope this call needs"},
+    413: {"model": ErrorResponse, "description": "the body is over the service's size limit"},
+    429: {"model": ErrorResponse, "description": "the key is over its rate limit; see Retry-After"},
+}
+_READ = [Depends(requires("recommendations:read", read=True))]
+_EVENTS = [Depends(requires("events:write"))]
+_CATALOGUE = [Depends(requires("catalogue:write"))]
 
 health = APIRouter(tags=["health"])
 recommendations = APIRouter(tags=["recommendations"])
@@ -59,7 +69,10 @@ def get_ready(recommender: Recommender) -> JSONResponse:
 
 
 @recommendations.get(
-    "/users/{user_id}/recommendations", response_model=RecommendationsResponse, responses=_REFUSED
+    "/users/{user_id}/recommendations",
+    response_model=RecommendationsResponse,
+    responses=_REFUSED | _AUTH,
+    dependencies=_READ,
 )
 async def get_recommendations(
     user_id: Annotated[str, Path(min_length=1, max_length=256)],
@@ -109,7 +122,7 @@ def _unknown_videos(items: list[EventIn], recommender: Recommender, batch: bool)
     ]
 
 
-@events.post("/events", response_model=EventsAccepted, responses=_REFUSED)
+@events.post("/events", response_model=EventsAccepted, responses=_REFUSED | _AUTH, dependencies=_EVENTS)
 def post_events(body: Annotated[EventsBody, Body()], recommender: Recommender) -> EventsAccepted:
     """Record one event or a batch: stored durably first, then applied to the online store.
 
@@ -159,7 +172,7 @@ def _taken_ids(items: list[VideoIn], recommender: Recommender, batch: bool) -> l
     return problems
 
 
-@videos.post("/videos", response_model=VideosAccepted, responses=_REFUSED)
+@videos.post("/videos", response_model=VideosAccepted, responses=_REFUSED | _AUTH, dependencies=_CATALOGUE)
 def post_videos(body: Annotated[VideosBody, Body()], recommender: Recommender) -> VideosAccepted:
     """Add one uploaded video or a batch: stored durably, then searchable from the next request.
 
@@ -185,7 +198,9 @@ def post_videos(body: Annotated[VideosBody, Body()], recommender: Recommender) -
     return VideosAccepted(accepted=frame.height)
 
 
-@videos.delete("/videos/{video_id}", response_model=VideosRemoved, responses=_NOT_FOUND)
+@videos.delete(
+    "/videos/{video_id}", response_model=VideosRemoved, responses=_NOT_FOUND | _AUTH, dependencies=_CATALOGUE
+)
 def delete_video(
     video_id: Annotated[str, Path(min_length=1, max_length=256)], recommender: Recommender
 ) -> VideosRemoved:

@@ -22,6 +22,8 @@ from threadpoolctl import threadpool_limits
 from vidrec.features.store import is_redis
 from vidrec.recommender import Recommender
 from vidrec.serving.app import create_app
+from vidrec.serving.auth import KeyRing
+from vidrec.serving.limits import DEFAULT_MAX_BODY
 from vidrec.serving.pool import WorkerPool
 from vidrec.versions import read_manifest, resolve_version
 
@@ -71,15 +73,19 @@ def load_service(
     feature_store: str | None = None,
     torch_threads: int | None = 1,
     workers: int = 1,
+    keys: KeyRing | None = None,
+    max_body_bytes: int = DEFAULT_MAX_BODY,
 ) -> FastAPI:
-    """The FastAPI app serving ``model_dir`` (arguments as :func:`load_recommender`).
+    """The FastAPI app serving ``model_dir`` (arguments as :func:`load_recommender`; ``keys`` and
+    ``max_body_bytes`` as :func:`~vidrec.serving.app.create_app`).
 
     One worker: the model runs in this process. More: in that many worker processes behind
     this one (:class:`~vidrec.serving.pool.WorkerPool`), each batch of requests to whichever is
     free; the workers share the event log and the store, and stop with the app.
     """
     if workers == 1:
-        return create_app(load_recommender(model_dir, events_db, feature_store, torch_threads))
+        return create_app(load_recommender(model_dir, events_db, feature_store, torch_threads), keys=keys,
+                          max_body_bytes=max_body_bytes)  # fmt: skip
     read_manifest(resolve_version(model_dir))  # a missing or corrupt model fails here, before any worker starts
     pool = WorkerPool(workers, model_dir, events_db, feature_store, torch_threads or 1)
     gc.collect()
@@ -90,4 +96,4 @@ def load_service(
         yield
         pool.close()
 
-    return create_app(pool, slates=pool, lifespan=lifespan)
+    return create_app(pool, slates=pool, lifespan=lifespan, keys=keys, max_body_bytes=max_body_bytes)

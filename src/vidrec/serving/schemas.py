@@ -28,7 +28,9 @@ from vidrec.data.validation import REASONS
 MAX_K = 500
 MAX_BATCH = 10_000
 MAX_FUTURE = timedelta(days=1)
-ID = Annotated[str, Field(min_length=1, max_length=256)]
+MAX_TITLE = 1_000
+ID = Annotated[str, Field(min_length=1, max_length=256, pattern=r"^[^\x00-\x1f\x7f]+$")]
+"""Ids: 1 to 256 characters, no control characters (NUL, newlines)."""
 
 
 class EventIn(BaseModel):
@@ -101,8 +103,8 @@ class VideoIn(BaseModel):
     duration_seconds: float = Field(description="length in seconds, above 0")
     uploaded_at: datetime | None = Field(default=None, description="upload time (UTC); default: now")
     available: bool = True
-    title: str | None = None
-    language: str | None = None
+    title: str | None = Field(default=None, max_length=MAX_TITLE)
+    language: ID | None = None
 
     @field_validator("duration_seconds")
     @classmethod
