@@ -24,11 +24,11 @@ def _free_port() -> int:
 class RedisServer:
     """A redis-server child process; ``url`` to connect, :meth:`stop` to end it."""
 
-    def __init__(self, workdir: Path, timeout_s: float = 10.0) -> None:
+    def __init__(self, workdir: Path, timeout_s: float = 10.0, port: int | None = None) -> None:
         binary = shutil.which(REDIS_BINARY)
         if binary is None:
             raise FileNotFoundError(f"{REDIS_BINARY} not found on PATH; {INSTALL_HINT}")
-        self.port = _free_port()
+        self.port = port or _free_port()  # a port given: a restart where a server was
         self.url = f"redis://127.0.0.1:{self.port}/0"
         args = [binary, "--bind", "127.0.0.1", "--port", str(self.port), "--save", "", "--appendonly", "no",
                 "--dir", str(workdir), "--protected-mode", "yes", "--daemonize", "no"]  # fmt: skip

@@ -16,14 +16,17 @@ runs on it (:meth:`vidrec.pipeline.Pipeline.run`).
 from __future__ import annotations
 
 import logging
+import sqlite3
 import threading
 import uuid
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, cast
 
 import polars as pl
+import redis.exceptions
 
 from vidrec import __version__
 from vidrec.catalogue import Catalogue
@@ -44,6 +47,17 @@ from vidrec.uploads import upload_error, validate_uploads
 from vidrec.versions import ArtifactError, point_latest, read_manifest, resolve_version, write_manifest
 
 log = logging.getLogger(__name__)
+STORE_DOWN = (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError, sqlite3.OperationalError)
+"""What a store that does not answer raises (a Redis that is down, a SQLite file that stays locked)."""
+
+
+@dataclass(frozen=True)
+class Observed:
+    """What :meth:`Recommender.observe` did: events stored, retries skipped, applied to the store yet."""
+
+    stored: int
+    duplicates: int
+    applied: bool
 
 
 def store_config(config: PipelineConfig) -> StoreConfig:
@@ -200,29 +214,63 @@ class Recommender:
             self._add_uploads(batch.rows)
         return Applied(batch.kind, frame_bytes(batch.rows))
 
-    def _write(self, batch_kind: str, rows: pl.DataFrame, append: Callable[[], int]) -> None:
-        """Log a batch durably (when there is a log), apply it to the store, then sync this process."""
+    def _write(self, batch_kind: str, rows: pl.DataFrame, append: Callable[[], int], tolerate_store_down: bool = False
+               ) -> bool:  # fmt: skip
+        """Log a batch durably (when there is a log), apply it to the store, then sync this process.
+
+        Returns whether the store has applied it. With ``tolerate_store_down``, a store that does
+        not answer after the batch is in the log is not an error: the batch is applied, in order,
+        by the next write or rebuild that reaches the store (False is returned meanwhile).
+        """
         if self.log is not None:
             append()  # durable first, outside the lock: readers go on meanwhile
         with self._lock:
-            if self.log is not None:
-                self._catch_up()
-            else:
-                prepared = self._prepare(Batch(0, batch_kind, rows))
-                self._require_store().apply(None, 0, 0, [prepared])
-            self._sync()
+            try:
+                if self.log is not None:
+                    self._catch_up()
+                else:
+                    prepared = self._prepare(Batch(0, batch_kind, rows))
+                    self._require_store().apply(None, 0, 0, [prepared])
+                self._sync()
+            except STORE_DOWN:
+                if not (tolerate_store_down and self.log is not None):
+                    raise
+                log.warning("the online store does not answer: %s stored in the event log, applied later", batch_kind)
+                return False
+        return True
 
-    def observe(self, events: pl.DataFrame) -> None:
-        """Take in new (validated) events: logged, applied to the store, reflected by the next request."""
-        frame = events.select("user_id", "video_id", pl.col("ts").cast(TIMESTAMP), "event",
-                              pl.col("watch_seconds").cast(pl.Float64))  # fmt: skip
+    def observe(self, events: pl.DataFrame) -> Observed:
+        """Take in new (validated) events: logged, applied to the store, reflected by the next request.
+
+        An ``event_id`` column (optional, null allowed) makes a retry safe: events whose id the log
+        holds already are not stored or counted again. Returns what was stored and whether the
+        store has applied it yet (see :class:`Observed`).
+        """
+        columns = ["user_id", "video_id", pl.col("ts").cast(TIMESTAMP), "event",
+                   pl.col("watch_seconds").cast(pl.Float64)]  # fmt: skip
+        if "event_id" in events.columns:
+            columns.append(pl.col("event_id").cast(pl.String))
+        frame = events.select(columns)
         if frame.height == 0:
-            return
+            return Observed(0, 0, True)
         unknown = [v for v in frame["video_id"].unique().to_list() if v not in self.catalogue]
         if unknown:
             raise DataError(f"events refer to videos not in the catalogue: {', '.join(map(repr, unknown[:5]))}",
                             "upload the videos first (add_videos) or drop those events")  # fmt: skip
-        self._write("events", frame, lambda: self.log.append(frame))  # type: ignore[union-attr]
+        if "event_id" in frame.columns and self.log is not None:
+            ids = frame["event_id"].drop_nulls()
+            if ids.n_unique() != ids.len():
+                raise DataError("events repeat an event_id within one batch", "give every event its own id")
+            known = self.log.known_event_ids(ids.to_list())
+            if known:
+                seen = pl.col("event_id").is_in(pl.Series(list(known), dtype=pl.String).implode())
+                frame = frame.filter(pl.col("event_id").is_null() | ~seen)  # events without an id are kept
+            if frame.height == 0:
+                return Observed(0, len(known), True)
+        else:
+            known = set()
+        applied = self._write("events", frame, lambda: self.log.append(frame), tolerate_store_down=True)  # type: ignore[union-attr]
+        return Observed(frame.height, len(known), applied)
 
     def add_videos(self, videos: pl.DataFrame, strict: bool = False) -> pl.DataFrame:
         """Add uploads to the running system, no retraining: searchable from the next request.

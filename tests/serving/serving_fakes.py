@@ -9,6 +9,7 @@ import polars as pl
 
 from vidrec.errors import DataError
 from vidrec.features.store import EventLog
+from vidrec.recommender import Observed
 
 
 class CatalogueRecommender:
@@ -37,13 +38,14 @@ class CatalogueRecommender:
                     "score": self.scores[v]} for v in hidden]  # fmt: skip
         return {"items": self.slate(user_id, k), "removed": removed}
 
-    def observe(self, events: pl.DataFrame) -> None:
+    def observe(self, events: pl.DataFrame) -> Observed:
         if self.log is not None:
             self.log.append(events)
         self.observed.append(events)
         acted = events.filter(pl.col("event") != "impression")
         for user, video in acted.select("user_id", "video_id").iter_rows():
             self.hidden.setdefault(user, set()).add(video)
+        return Observed(events.height, 0, True)
 
     def known_video(self, video_id: str) -> bool:
         return video_id in self.scores

@@ -8,10 +8,13 @@ dependency, so tests can run the app on stand-ins.
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Any, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Annotated, Any, Protocol, runtime_checkable
 
 import polars as pl
 from fastapi import Depends, Request
+
+if TYPE_CHECKING:
+    from vidrec.recommender import Observed
 
 
 @runtime_checkable
@@ -19,9 +22,10 @@ class RecommenderLike(Protocol):
     """The orchestrator as the service's writes and lookups see it (slates go through a
     :class:`SlateSource`)."""
 
-    def observe(self, events: pl.DataFrame) -> None:
-        """Take in new events (canonical events schema), durably; the next ``slate`` for those
-        users reflects them (a dislike is honoured at once)."""
+    def observe(self, events: pl.DataFrame) -> Observed:
+        """Take in new events (canonical events schema, optional ``event_id``), durably; the next
+        ``slate`` for those users reflects them (a dislike is honoured at once). Events whose
+        ``event_id`` is stored already are skipped."""
         ...
 
     def known_video(self, video_id: str) -> bool:

@@ -8,6 +8,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
+from vidrec.recommender import STORE_DOWN
 from vidrec.serving.auth import Refused
 from vidrec.serving.schemas import BODY_TAGS, ErrorResponse, Problem
 
@@ -76,6 +77,12 @@ async def _on_refused(request: Request, exc: Refused) -> JSONResponse:
     return JSONResponse(status_code=exc.status_code, content=body.model_dump(), headers=exc.headers)
 
 
+async def _on_store_down(request: Request, exc: Exception) -> JSONResponse:
+    log.warning("request %s %s: the online store does not answer (%s)", request.method, request.url.path, exc)
+    body = ErrorResponse(detail="the online store does not answer; retry shortly (GET /ready says what is down)")
+    return JSONResponse(status_code=503, content=body.model_dump(), headers={"Retry-After": "1"})
+
+
 async def _on_unexpected(request: Request, exc: Exception) -> JSONResponse:
     log.exception("request %s %s failed", request.method, request.url.path)
     body = ErrorResponse(
@@ -89,4 +96,6 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(RequestValidationError, _on_validation_error)  # type: ignore[arg-type]
     app.add_exception_handler(RequestProblem, _on_request_problem)  # type: ignore[arg-type]
     app.add_exception_handler(Refused, _on_refused)  # type: ignore[arg-type]
+    for kind in STORE_DOWN:
+        app.add_exception_handler(kind, _on_store_down)
     app.add_exception_handler(Exception, _on_unexpected)

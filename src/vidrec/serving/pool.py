@@ -24,12 +24,15 @@ from datetime import datetime
 from functools import partial
 from multiprocessing.connection import Connection
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import anyio.from_thread
 import polars as pl
 
 from vidrec.errors import DataError, VidrecError
+
+if TYPE_CHECKING:
+    from vidrec.recommender import Observed
 
 log = logging.getLogger(__name__)
 
@@ -293,8 +296,8 @@ class WorkerPool:
         """:meth:`_call` from a route running in the server's thread pool."""
         return anyio.from_thread.run(self._call, op, *args)
 
-    def observe(self, events: pl.DataFrame) -> None:
-        self._sync("observe", events)
+    def observe(self, events: pl.DataFrame) -> Observed:
+        return self._sync("observe", events)
 
     async def explain(self, user_id: str, k: int) -> dict[str, list[dict[str, Any]]]:
         """The slate and the left-out candidates of one pass, from the next free worker."""

@@ -103,8 +103,9 @@ def events_frame(items: list[EventIn], now: datetime) -> pl.DataFrame:
             "ts": [e.ts or now for e in items],
             "event": [e.event for e in items],
             "watch_seconds": [e.watch_seconds for e in items],
+            "event_id": [e.event_id for e in items],
         },
-        schema=EVENTS_REQUIRED,
+        schema={**EVENTS_REQUIRED, "event_id": pl.String},
     )
 
 
@@ -122,21 +123,44 @@ def _unknown_videos(items: list[EventIn], recommender: Recommender, batch: bool)
     ]
 
 
-@events.post("/events", response_model=EventsAccepted, responses=_REFUSED | _AUTH, dependencies=_EVENTS)
-def post_events(body: Annotated[EventsBody, Body()], recommender: Recommender) -> EventsAccepted:
+@events.post(
+    "/events",
+    response_model=EventsAccepted,
+    responses=_REFUSED | _AUTH | {202: {"model": EventsAccepted, "description": "stored, not applied yet"}},
+    dependencies=_EVENTS,
+)
+def post_events(body: Annotated[EventsBody, Body()], recommender: Recommender, response: Response) -> EventsAccepted:
     """Record one event or a batch: stored durably first, then applied to the online store.
 
     A batch is all or nothing: one invalid event refuses the whole batch. Users need
-    not be known in advance (a new user's first events create their history).
+    not be known in advance (a new user's first events create their history). Events that
+    carry an ``event_id`` stored before are skipped (``duplicates``): retrying a POST whose
+    answer was lost stores nothing twice. When the online store does not answer, the events
+    are still stored durably and the answer is 202 with ``applied: false``.
     """
     batch = isinstance(body, list)
     items = cast(list[EventIn], body if batch else [body])
-    problems = _unknown_videos(items, recommender, batch)
+    problems = _unknown_videos(items, recommender, batch) + _repeated_ids(items, batch)
     if problems:
         raise RequestProblem(problems)
     frame = events_frame(items, datetime.now(UTC))
-    recommender.observe(frame)
-    return EventsAccepted(accepted=frame.height)
+    done = recommender.observe(frame)
+    if not done.applied:
+        response.status_code = 202
+    return EventsAccepted(accepted=done.stored, duplicates=done.duplicates, applied=done.applied)
+
+
+def _repeated_ids(items: list[EventIn], batch: bool) -> list[Problem]:
+    """One problem per event whose ``event_id`` an earlier event of the batch has."""
+    seen: set[str] = set()
+    problems = []
+    for i, e in enumerate(items):
+        if e.event_id is not None and e.event_id in seen:
+            problems.append(Problem(field=f"body[{i}].event_id" if batch else "body.event_id",
+                                    message=f"event_id {e.event_id!r} appears twice in this batch"))  # fmt: skip
+        if e.event_id is not None:
+            seen.add(e.event_id)
+    return problems
 
 
 def videos_frame(items: list[VideoIn], now: datetime) -> pl.DataFrame:

@@ -45,6 +45,9 @@ class EventIn(BaseModel):
         default=None, validate_default=True, description="seconds watched; watch events only"
     )
     ts: datetime | None = Field(default=None, description="when it happened (UTC); default: now")
+    event_id: ID | None = Field(
+        default=None, description="the client's id of this event: a retried POST stores an id only once"
+    )
 
     @field_validator("watch_seconds")
     @classmethod
@@ -86,9 +89,13 @@ BODY_TAGS = ("one", "many")
 
 
 class EventsAccepted(BaseModel):
-    """How many events were stored and passed to the recommender."""
+    """What became of the events: stored, skipped as retries, applied to the online store yet."""
 
-    accepted: int
+    accepted: int = Field(description="events stored now")
+    duplicates: int = Field(default=0, description="events skipped: their event_id was stored before")
+    applied: bool = Field(
+        default=True, description="false (and status 202): stored durably, applied when the store answers again"
+    )
 
 
 class VideoIn(BaseModel):

@@ -9,6 +9,7 @@ several processes on one machine may append to and read one file.
 
 from __future__ import annotations
 
+import json
 import sqlite3
 import threading
 import uuid
@@ -40,11 +41,13 @@ CREATE TABLE IF NOT EXISTS events (
     ts_us         INTEGER NOT NULL,                   -- microseconds since 1970-01-01 UTC
     event         TEXT    NOT NULL CHECK (event IN ({_KINDS_SQL})),
     watch_seconds REAL,
+    event_id      TEXT,                               -- the client's id: a retry stores nothing new
     CHECK ((event = 'watch') = (watch_seconds IS NOT NULL)),
     CHECK (watch_seconds IS NULL OR watch_seconds >= 0)
 );
 CREATE INDEX IF NOT EXISTS events_batch ON events (batch);
 CREATE INDEX IF NOT EXISTS events_user_ts ON events (user_id, ts_us);
+CREATE UNIQUE INDEX IF NOT EXISTS events_event_id ON events (event_id) WHERE event_id IS NOT NULL;
 CREATE TABLE IF NOT EXISTS uploads (
     seq              INTEGER PRIMARY KEY AUTOINCREMENT,
     batch            INTEGER NOT NULL,
@@ -116,7 +119,11 @@ class EventLog:
     # ---- writing --------------------------------------------------------------------------
 
     def append(self, events: pl.DataFrame) -> int:
-        """Store ``events`` as one batch, all or none; return the batch number (0 if empty)."""
+        """Store ``events`` as one batch, all or none; return the batch number (0 if none was new).
+
+        Events with an ``event_id`` (optional column) already stored are skipped, so a client's
+        retry of a batch it sent stores only what did not reach the log the first time.
+        """
         missing = [c for c in EVENTS_REQUIRED if c not in events.columns]
         if missing:
             raise ValueError(f"events to store have no column {', '.join(map(repr, missing))}")
@@ -126,13 +133,24 @@ class EventLog:
             pl.col("user_id").cast(pl.String), pl.col("video_id").cast(pl.String),
             pl.col("ts").cast(TIMESTAMP).dt.epoch("us"), pl.col("event").cast(pl.String),
             pl.col("watch_seconds").cast(pl.Float64),
+            pl.col("event_id").cast(pl.String) if "event_id" in events.columns else pl.lit(None, pl.String),
         )  # fmt: skip
         if cols.select(pl.col("ts").is_null().any()).item():
             raise ValueError("events to store must all have a timestamp (ts)")
         hint = (f"each needs user_id, video_id, one of {', '.join(EVENT_KINDS)}, and watch_seconds >= 0 "
                 "exactly when it is a watch")  # fmt: skip
-        return self._write("events", f"INSERT INTO events (batch, {_EVENT_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?)",
-                           cols.rows(), hint)  # fmt: skip
+        sql = (f"INSERT INTO events (batch, {_EVENT_COLUMNS}, event_id) VALUES (?, ?, ?, ?, ?, ?, ?) "
+               "ON CONFLICT (event_id) WHERE event_id IS NOT NULL DO NOTHING")  # fmt: skip
+        return self._write("events", sql, cols.rows(), hint)
+
+    def known_event_ids(self, ids: list[str]) -> set[str]:
+        """Which of ``ids`` are stored already (as ``event_id`` of an event)."""
+        if not ids:
+            return set()
+        with self._lock:
+            rows = self._conn.execute("SELECT event_id FROM events WHERE event_id IN (SELECT value FROM json_each(?))",
+                                      (json.dumps(ids),)).fetchall()  # fmt: skip
+        return {r[0] for r in rows}
 
     def append_videos(self, videos: pl.DataFrame) -> int:
         """Store uploads (canonical videos rows) as one batch; an id stored before refuses it (ValueError)."""
@@ -166,6 +184,10 @@ class EventLog:
                 cur.execute("INSERT INTO batches (kind, size) VALUES (?, ?)", (kind, len(rows)))
                 seq = int(cur.lastrowid)  # type: ignore[arg-type]
                 cur.executemany(sql, [(seq, *r) for r in rows])
+                if cur.rowcount == 0:  # every row was stored before (a retry): no new batch
+                    cur.execute("ROLLBACK")
+                    return 0
+                cur.execute("UPDATE batches SET size = ? WHERE seq = ?", (cur.rowcount, seq))
                 cur.execute("COMMIT")
             except sqlite3.IntegrityError as exc:
                 cur.execute("ROLLBACK")
