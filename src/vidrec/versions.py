@@ -51,10 +51,13 @@ def file_digests(version: Path) -> dict[str, str]:
     return {p.relative_to(version).as_posix(): sha256(p) for p in files}
 
 
-def _write_atomic(path: Path, text: str) -> None:
-    """Write through a temporary file and rename: readers see the old content or the new, never half."""
+def write_atomic(path: Path, text: str, mode: int | None = None) -> None:
+    """Write through a temporary file and rename: readers see the old content or the new, never half
+    (``mode``: the file's permissions, set before it appears)."""
     tmp = path.with_name(f".{path.name}.tmp")
     with tmp.open("w") as f:
+        if mode is not None:
+            tmp.chmod(mode)
         f.write(text)
         f.flush()
         os.fsync(f.fileno())
@@ -64,13 +67,13 @@ def _write_atomic(path: Path, text: str) -> None:
 def write_manifest(version: Path, fields: dict[str, Any]) -> dict[str, Any]:
     """Write ``manifest.json`` with ``fields`` and the digest of every file now in ``version``."""
     manifest = {**fields, "files": file_digests(version)}
-    _write_atomic(version / MANIFEST, json.dumps(manifest, indent=2))
+    write_atomic(version / MANIFEST, json.dumps(manifest, indent=2))
     return manifest
 
 
 def point_latest(root: Path, version: str) -> None:
     """Make ``version`` the model directory's current one (atomically)."""
-    _write_atomic(root / LATEST, version + "\n")
+    write_atomic(root / LATEST, version + "\n")
 
 
 def resolve_version(model_dir: str | Path) -> Path:

@@ -24,8 +24,8 @@ def served(tmp_path_factory):
     root = tmp_path_factory.mktemp("fuzz")
     Recommender.train(two_audiences(), small_config(), log=lambda m: None).save(root / "model")
     secret = create_key(root / "keys.json", "fuzz", ["events:write", "catalogue:write", "recommendations:read"])
-    ring = KeyRing.from_file(root / "keys.json")
-    ring.rate = None  # the fuzzer sends thousands of requests with one key
+    keys = list(KeyRing.from_file(root / "keys.json").keys.values())
+    ring = KeyRing(keys, rate_limit=None)  # the fuzzer sends thousands of requests with one key
     app = load_service(root / "model", root / "events.sqlite", keys=ring)
     yield app, {"Authorization": f"Bearer {secret}"}
     app.state.recommender.close()

@@ -32,6 +32,7 @@ from limits.strategies import MovingWindowRateLimiter
 from pydantic import BaseModel, Field, ValidationError
 
 from vidrec.errors import VidrecError
+from vidrec.versions import write_atomic
 
 Scope = Literal["events:write", "catalogue:write", "recommendations:read"]
 SCOPES: tuple[Scope, ...] = ("events:write", "catalogue:write", "recommendations:read")
@@ -145,11 +146,12 @@ def create_key(path: str | Path, name: str, scopes: list[Scope]) -> str:
     secret = KEY_PREFIX + secrets.token_urlsafe(32)
     spec.keys.append(ApiKey(name=name, sha256=digest(secret), scopes=scopes))
     p.parent.mkdir(parents=True, exist_ok=True)
-    tmp = p.with_name(f".{p.name}.tmp")
-    tmp.write_text(json.dumps(spec.model_dump(), indent=2) + "\n")
-    tmp.chmod(0o600)
-    tmp.replace(p)
+    _write_key_file(p, spec)
     return secret
+
+
+def _write_key_file(path: Path, spec: KeyFile) -> None:
+    write_atomic(path, json.dumps(spec.model_dump(), indent=2) + "\n", mode=0o600)
 
 
 def revoke_key(path: str | Path, name: str) -> None:
@@ -159,7 +161,7 @@ def revoke_key(path: str | Path, name: str) -> None:
     if not any(k.name == name for k in spec.keys):
         raise VidrecError(f"{p}: no key named {name!r}", f"the keys are: {', '.join(k.name for k in spec.keys)}")
     spec.keys = [k for k in spec.keys if k.name != name]
-    p.write_text(json.dumps(spec.model_dump(), indent=2) + "\n")
+    _write_key_file(p, spec)
 
 
 _bearer = HTTPBearer(auto_error=False, description="an API key: `Authorization: Bearer <key>`")
