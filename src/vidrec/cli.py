@@ -15,6 +15,8 @@ from typing import TYPE_CHECKING
 from vidrec.errors import VidrecError
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from vidrec.serving.auth import KeyRing
 
 
@@ -180,15 +182,19 @@ def _serve(args: argparse.Namespace) -> int:
 
     if args.workers < 1:
         raise VidrecError(f"--workers must be at least 1, got {args.workers}", "pass --workers 1 or more")
-    keys = _key_ring(args)
+    keys, reload_keys = _key_ring(args)
+    if args.watch is not None and not args.watch > 0:
+        raise VidrecError(f"--watch must be a number of seconds above 0, got {args.watch}", "pass e.g. --watch 10")
     app = load_service(args.model_dir, args.events_db, args.feature_store, args.torch_threads, args.workers,
-                       keys=keys, max_body_bytes=args.max_body_bytes or DEFAULT_MAX_BODY)  # fmt: skip
+                       keys=keys, max_body_bytes=args.max_body_bytes or DEFAULT_MAX_BODY, reload_keys=reload_keys,
+                       watch_s=args.watch)  # fmt: skip
     uvicorn.run(app, host=args.host, port=args.port, log_level="info", access_log=args.access_log)
     return 0
 
 
-def _key_ring(args: argparse.Namespace) -> KeyRing | None:
-    """The keys ``serve`` accepts: --api-keys, else $VIDREC_API_KEYS; none only with --no-auth."""
+def _key_ring(args: argparse.Namespace) -> tuple[KeyRing | None, Callable[[], KeyRing] | None]:
+    """The keys ``serve`` accepts (--api-keys, else $VIDREC_API_KEYS; none only with --no-auth),
+    and how a reload reads them again."""
     import logging
     import os
 
@@ -201,18 +207,20 @@ def _key_ring(args: argparse.Namespace) -> KeyRing | None:
         logging.getLogger("vidrec.serve").warning(
             "authentication is OFF (--no-auth): anyone who reaches %s:%d can post events, add and remove videos",
             args.host, args.port)  # fmt: skip
-        return None
+        return None, None
     if not path:
         raise VidrecError("serve needs API keys for its write endpoints",
                           "create a key file with `vidrec keys create NAME --file keys.json` and pass "
                           "--api-keys keys.json (or set VIDREC_API_KEYS), or pass --no-auth to serve without "
                           "authentication")  # fmt: skip
-    ring = KeyRing.from_file(path)
-    if args.rate_limit is not None:
-        ring = KeyRing(list(ring.keys.values()), ring.protect_reads, args.rate_limit or None)
+
+    def read() -> KeyRing:
+        return KeyRing.from_file(path, args.rate_limit)
+
+    ring = read()
     logging.getLogger("vidrec.serve").info("%d API keys from %s; reads %s; rate limit %s per key", len(ring.keys),
                                            path, "need a key" if ring.protect_reads else "open", ring.rate)  # fmt: skip
-    return ring
+    return ring, read
 
 
 def _keys(args: argparse.Namespace) -> int:
@@ -227,7 +235,8 @@ def _keys(args: argparse.Namespace) -> int:
         print(secret)
     elif args.action == "revoke":
         revoke_key(args.file, args.name)
-        print(f"revoked key {args.name!r} in {args.file} (restart the service to apply)")
+        print(f"revoked key {args.name!r} in {args.file}; a running service applies it at its next reload "
+              "(POST /admin/reload or SIGHUP)")
     else:
         spec = read_key_file(args.file)
         for key in spec.keys:
@@ -328,6 +337,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-auth", action="store_true", help="serve without authentication (anyone may write)")
     p.add_argument("--rate-limit", help="per key, e.g. 100/second (default: the key file's, 100/second; '' for none)")
     p.add_argument("--max-body-bytes", type=int, help="larger request bodies get 413 (default 4 MiB)")
+    p.add_argument("--watch", type=float, metavar="SECONDS", help="reload when MODEL_DIR/LATEST names a new "
+                   "version, checked every SECONDS (default: reload only on POST /admin/reload or SIGHUP)")
     p.set_defaults(func=_serve)
 
     p = sub.add_parser("keys", help="create, list or revoke the service's API keys")
@@ -335,8 +346,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("name", nargs="?", help="the key's name (create, revoke)")
     p.add_argument("--file", required=True, help="the key file (JSON; keeps only the keys' SHA-256)")
     p.add_argument("--scopes", type=lambda s: [x for x in s.split(",") if x], default=["events:write"],
-                   help="comma-separated: events:write, catalogue:write, recommendations:read "
-                   "(default events:write)")
+                   help="comma-separated: events:write, catalogue:write, recommendations:read, "
+                   "service:reload (default events:write)")
     p.set_defaults(func=_keys)
 
     p = sub.add_parser("demo", help="run the main job on the built-in simulated platform")

@@ -307,6 +307,13 @@ class Recommender:
 
     # ---- keeping this process current ---------------------------------------------------------
 
+    def catch_up(self) -> None:
+        """Apply what the log holds that the store has not applied yet, then sync this process
+        (a version loaded beside another that kept taking writes starts from here)."""
+        with self._lock:
+            self._catch_up()
+            self._sync()
+
     def _sync(self, entries: list[FeedEntry] | None = None, generation: str | None = None) -> None:
         """Apply the store's feed since the last read (read it now unless given)."""
         store = self._require_store()

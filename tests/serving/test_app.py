@@ -185,7 +185,7 @@ def test_failures_inside_the_recommender_are_a_json_500(recommender) -> None:
 
 
 def test_readiness_reports_each_dependency(client, recommender) -> None:
-    assert client.get("/ready").json() == {"status": "ready", "checks": {"store": "ok"}}
+    assert client.get("/ready").json() == {"status": "ready", "checks": {"store": "ok"}, "model_version": None}
     recommender.ready = lambda: {"store": "unreachable: ConnectionError"}
     r = client.get("/ready")
     assert r.status_code == 503 and r.json()["checks"]["store"].startswith("unreachable")

@@ -14,7 +14,7 @@ from vidrec.serving.batching import SlateBatcher
 from vidrec.serving.deps import RecommenderLike, SlateRecommender, SlateSource
 from vidrec.serving.errors import install_error_handlers
 from vidrec.serving.limits import DEFAULT_MAX_BODY, BodyLimit
-from vidrec.serving.routers import events, health, recommendations, videos
+from vidrec.serving.routers import admin, events, health, recommendations, videos
 
 Lifespan = Callable[[FastAPI], AbstractAsyncContextManager[None]]
 
@@ -37,10 +37,12 @@ def create_app(recommender: RecommenderLike, slates: SlateSource | None = None, 
         lifespan=lifespan,
     )
     app.state.recommender = recommender
+    app.state.in_flight = {}  # id(recommender) -> requests using it (a reload waits for them)
+    app.state.reloader = None  # set by vidrec.serving.runtime.load_service
     app.state.keys = keys
     app.add_middleware(BodyLimit, max_bytes=max_body_bytes)
     app.state.batcher = slates or SlateBatcher(cast(SlateRecommender, recommender))
     install_error_handlers(app)
-    for router in (health, recommendations, events, videos):
+    for router in (health, recommendations, events, videos, admin):
         app.include_router(router)
     return app

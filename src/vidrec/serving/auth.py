@@ -34,8 +34,8 @@ from pydantic import BaseModel, Field, ValidationError
 from vidrec.errors import VidrecError
 from vidrec.versions import write_atomic
 
-Scope = Literal["events:write", "catalogue:write", "recommendations:read"]
-SCOPES: tuple[Scope, ...] = ("events:write", "catalogue:write", "recommendations:read")
+Scope = Literal["events:write", "catalogue:write", "recommendations:read", "service:reload"]
+SCOPES: tuple[Scope, ...] = ("events:write", "catalogue:write", "recommendations:read", "service:reload")
 KEY_PREFIX = "vr_"
 log = logging.getLogger(__name__)
 
@@ -89,12 +89,19 @@ class KeyRing:
         self._limiter = MovingWindowRateLimiter(MemoryStorage())
 
     @classmethod
-    def from_file(cls, path: str | Path) -> KeyRing:
-        """Read a key ring written by ``vidrec keys create``; a bad file is one readable error."""
+    def from_file(cls, path: str | Path, rate_limit: str | None = None) -> KeyRing:
+        """Read a key ring written by ``vidrec keys create``; a bad file is one readable error.
+        ``rate_limit`` replaces the file's (``""``: none)."""
         spec = read_key_file(path)
         if not spec.keys:
             raise VidrecError(f"{path}: holds no keys", f"add one with `vidrec keys create NAME --file {path}`")
-        return cls(spec.keys, spec.protect_reads, spec.rate_limit)
+        return cls(spec.keys, spec.protect_reads, spec.rate_limit if rate_limit is None else rate_limit or None)
+
+    def keep_windows(self, old: KeyRing) -> None:
+        """Count requests in the windows of the ring this one replaces (a reload gives no key
+        a fresh allowance)."""
+        if old.rate == self.rate:
+            self._limiter = old._limiter
 
     def check(self, secret: str | None, scope: Scope) -> ApiKey:
         """The key that sent ``secret``, if it may act in ``scope`` now; else :class:`Refused`."""
@@ -155,7 +162,7 @@ def _write_key_file(path: Path, spec: KeyFile) -> None:
 
 
 def revoke_key(path: str | Path, name: str) -> None:
-    """Remove the key named ``name`` (a running service stops accepting it when restarted)."""
+    """Remove the key named ``name`` (a running service stops accepting it at its next reload)."""
     p = Path(path)
     spec = read_key_file(p)
     if not any(k.name == name for k in spec.keys):

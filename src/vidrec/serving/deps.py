@@ -7,6 +7,7 @@ dependency, so tests can run the app on stand-ins.
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from datetime import datetime
 from typing import TYPE_CHECKING, Annotated, Any, Protocol, runtime_checkable
 
@@ -82,10 +83,19 @@ class SlateSource(Protocol):
         ...
 
 
-async def get_recommender(request: Request) -> RecommenderLike:
-    """The recommender the app was created with (``async``: read on the event loop, where a plain
-    function would be sent to the thread pool and back on every request)."""
-    return request.app.state.recommender
+async def get_recommender(request: Request) -> AsyncIterator[RecommenderLike]:
+    """The recommender the app serves now (``async``: read on the event loop, where a plain
+    function would be sent to the thread pool and back on every request). Requests holding it
+    are counted in ``app.state.in_flight``, so a reload closes the old one only once they end."""
+    rec = request.app.state.recommender
+    in_flight: dict[int, int] = request.app.state.in_flight
+    in_flight[id(rec)] = in_flight.get(id(rec), 0) + 1
+    try:
+        yield rec
+    finally:
+        in_flight[id(rec)] -= 1
+        if not in_flight[id(rec)]:
+            del in_flight[id(rec)]
 
 
 async def get_batcher(request: Request) -> SlateSource:

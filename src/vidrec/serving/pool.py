@@ -30,13 +30,15 @@ import anyio.from_thread
 import polars as pl
 
 from vidrec.errors import DataError, VidrecError
+from vidrec.versions import ArtifactError, resolve_version
 
 if TYPE_CHECKING:
     from vidrec.recommender import Observed
 
 log = logging.getLogger(__name__)
 
-_ERRORS: dict[str, type[VidrecError]] = {"DataError": DataError, "VidrecError": VidrecError}
+_ERRORS: dict[str, type[VidrecError]] = {"DataError": DataError, "VidrecError": VidrecError,
+                                          "ArtifactError": ArtifactError}
 _CALLS = frozenset({"explain", "observe", "known_video", "add_videos", "remove_videos", "ready", "now"})
 _READY_S = 600.0  # how long a worker may take to load its model
 
@@ -97,7 +99,16 @@ def worker_main(conn: Connection, model_dir: str, events_db: str | None, feature
             if op == "slates":
                 conn.send(("ok", _slates(rec, *args)))
             elif op == "now":
-                conn.send(_outcome_of(lambda: rec.now))
+                conn.send(_outcome_of(partial(getattr, rec, "now")))
+            elif op == "reload":  # the new version loads beside the old one, which serves on if it fails
+                loaded = _outcome_of(partial(load_recommender, args[0], events_db, feature_store, torch_threads))
+                if loaded[0] == "ok":
+                    rec, old = loaded[1], rec
+                    old.close()
+                    loaded = ("ok", str(rec.path))
+                conn.send(loaded)
+            elif op == "catch_up":
+                conn.send(_outcome_of(rec.catch_up))
             elif op in _CALLS:
                 conn.send(_outcome_of(partial(getattr(rec, op), *args)))
             else:
@@ -195,6 +206,8 @@ class WorkerPool:
             raise
         self._free: deque[_Worker] = deque(self._workers)
         self._waiting_calls: deque[asyncio.Future] = deque()  # writes and lookups, served first
+        self._wanted: dict[int, asyncio.Future] = {}  # worker index -> a call for that worker (reloads)
+        self.version = resolve_version(model_dir)  # what every worker serves
         self._pending: list[tuple[str, int, asyncio.Future]] = []  # slate requests
         self._scheduled = False
         self._last = 1  # size of the last batch: above 1 means requests are arriving together
@@ -271,6 +284,12 @@ class WorkerPool:
             self._dispatch()
 
     def _release(self, worker: _Worker) -> None:
+        wanted = self._wanted.pop(worker.index, None)  # a call waits for this worker in particular
+        if wanted is not None and not wanted.done():
+            if worker.alive:
+                wanted.set_result(worker)
+                return
+            wanted.set_exception(WorkerFailed(f"worker {worker.index} exited"))
         if worker.alive:
             self._free.append(worker)
 
@@ -330,6 +349,45 @@ class WorkerPool:
     def slates(self, asks: list[tuple[str, int]]) -> list[list[dict[str, Any]]]:
         """Slates outside the batched path (a caller with its own batch)."""
         return [_value(o) for o in self._sync("slates", asks)]
+
+    async def reload(self, version: Path) -> None:
+        """Serve ``version`` (a verified version folder) from every worker, one worker at a time
+        while the others serve on; if one refuses it, the ones already switched go back to
+        ``self.version``, so the pool never stays split."""
+        switched: list[_Worker] = []
+        try:
+            for worker in self._workers:
+                if worker.alive:
+                    await self._on(worker, "reload", str(version))
+                    switched.append(worker)
+        except Exception:
+            for worker in switched:
+                try:
+                    await self._on(worker, "reload", str(self.version))
+                except Exception:
+                    log.exception("worker %d could not go back to %s", worker.index, self.version.name)
+            raise
+        self.version = version
+        for worker in self._workers:  # writes taken by a worker still on the old version meanwhile
+            if worker.alive:
+                await self._on(worker, "catch_up")
+
+    async def _on(self, worker: _Worker, op: str, *args: Any) -> Any:
+        """One call to ``worker`` in particular, once it is free (it takes no batch meanwhile)."""
+        if worker in self._free:
+            self._free.remove(worker)
+        else:
+            if not worker.alive:
+                raise WorkerFailed(f"worker {worker.index} exited")
+            wanted: asyncio.Future = asyncio.get_running_loop().create_future()
+            self._wanted[worker.index] = wanted
+            await wanted
+        try:
+            reply = await worker.call(op, *args)
+        finally:
+            self._release(worker)
+            self._dispatch()
+        return _value(reply)
 
     def close(self) -> None:
         """Stop the workers (each closes its store and log)."""

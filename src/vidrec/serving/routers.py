@@ -7,12 +7,12 @@ from datetime import UTC, datetime
 from typing import Annotated, Any, cast
 
 import polars as pl
-from fastapi import APIRouter, Body, Depends, Path, Query
+from fastapi import APIRouter, Body, Depends, Path, Query, Request
 from fastapi.responses import JSONResponse, Response
 
 from vidrec import __version__
 from vidrec.data.schema import EVENTS_REQUIRED, VIDEOS_OPTIONAL, VIDEOS_REQUIRED
-from vidrec.errors import DataError
+from vidrec.errors import DataError, VidrecError
 from vidrec.serving.auth import requires
 from vidrec.serving.deps import Batcher, Recommender
 from vidrec.serving.errors import RequestProblem
@@ -26,6 +26,8 @@ from vidrec.serving.schemas import (
     Problem,
     Readiness,
     RecommendationsResponse,
+    ReloadAnswer,
+    ReloadRequest,
     VideoIn,
     VideosAccepted,
     VideosBody,
@@ -45,11 +47,13 @@ _AUTH: _Responses = {
 _READ = [Depends(requires("recommendations:read", read=True))]
 _EVENTS = [Depends(requires("events:write"))]
 _CATALOGUE = [Depends(requires("catalogue:write"))]
+_RELOAD = [Depends(requires("service:reload"))]
 
 health = APIRouter(tags=["health"])
 recommendations = APIRouter(tags=["recommendations"])
 events = APIRouter(tags=["events"])
 videos = APIRouter(tags=["videos"])
+admin = APIRouter(tags=["admin"])
 _NOT_FOUND: _Responses = {404: {"model": ErrorResponse, "description": "no such video in the catalogue"}}
 
 
@@ -60,11 +64,13 @@ def get_health() -> Health:
 
 
 @health.get("/ready", response_model=Readiness, responses=_NOT_READY)
-def get_ready(recommender: Recommender) -> JSONResponse:
+def get_ready(recommender: Recommender, request: Request) -> JSONResponse:
     """Readiness: the online store and the event log answer (503 with what is down otherwise)."""
     checks = recommender.ready()
     ok = all(v == "ok" for v in checks.values())
-    body = Readiness(status="ready" if ok else "not ready", checks=checks)
+    reloader = request.app.state.reloader
+    body = Readiness(status="ready" if ok else "not ready", checks=checks,
+                     model_version=reloader.serving.name if reloader else None)  # fmt: skip
     return JSONResponse(status_code=200 if ok else 503, content=body.model_dump())
 
 
@@ -234,3 +240,28 @@ def delete_video(
             [Problem(field="path.video_id", message=f"video {video_id!r} is not in the catalogue; check the id")], 404
         )
     return VideosRemoved(removed=recommender.remove_videos([video_id]))
+
+
+_NOT_RELOADED: _Responses = {409: {"model": ErrorResponse, "description": "refused; the old version serves on"}}
+
+
+@admin.post("/admin/reload", response_model=ReloadAnswer, responses=_REFUSED | _AUTH | _NOT_RELOADED,
+            dependencies=_RELOAD)  # fmt: skip
+async def post_reload(request: Request, body: Annotated[ReloadRequest | None, Body()] = None) -> ReloadAnswer:
+    """Serve another model version without a restart: the one ``LATEST`` names, or ``version``.
+
+    The version is verified against its manifest and loaded beside the one serving, then
+    swapped in between requests; one that fails is refused (409, with the reason) and the
+    old one serves on. The key file is read again too (revoked keys stop working).
+    """
+    reloader = request.app.state.reloader
+    if reloader is None:
+        raise RequestProblem([Problem(field="service", message="this service was started without a model "
+                                      "directory to reload from")], 409)  # fmt: skip
+    try:
+        done = await reloader.reload(request.app, body.version if body else None)
+    except VidrecError as err:  # not verified, not loadable, a bad key file, or a reload under way
+        why = err.message if err.hint is None else f"{err.message}; {err.hint}"
+        raise RequestProblem([Problem(field="body.version" if body and body.version else "version",
+                                      message=why)], 409) from None  # fmt: skip
+    return ReloadAnswer(version=done.version, previous=done.previous, changed=done.changed, keys=done.keys)

@@ -9,23 +9,28 @@ replicas on any machine.
 
 from __future__ import annotations
 
+import asyncio
 import gc
 import logging
-from collections.abc import AsyncIterator
+import signal
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
+from functools import partial
 from pathlib import Path
 
 import torch
 from fastapi import FastAPI
 from threadpoolctl import threadpool_limits
 
+from vidrec.errors import VidrecError
 from vidrec.features.store import is_redis
 from vidrec.recommender import Recommender
 from vidrec.serving.app import create_app
 from vidrec.serving.auth import KeyRing
 from vidrec.serving.limits import DEFAULT_MAX_BODY
 from vidrec.serving.pool import WorkerPool
-from vidrec.versions import read_manifest, resolve_version
+from vidrec.serving.reload import Reloader, Swap, local_swap
+from vidrec.versions import ArtifactError, read_manifest, resolve_version
 
 EVENTS_DB = "events.sqlite"
 STATE_DIR = "state"
@@ -75,6 +80,8 @@ def load_service(
     workers: int = 1,
     keys: KeyRing | None = None,
     max_body_bytes: int = DEFAULT_MAX_BODY,
+    reload_keys: Callable[[], KeyRing] | None = None,
+    watch_s: float | None = None,
 ) -> FastAPI:
     """The FastAPI app serving ``model_dir`` (arguments as :func:`load_recommender`; ``keys`` and
     ``max_body_bytes`` as :func:`~vidrec.serving.app.create_app`).
@@ -82,18 +89,87 @@ def load_service(
     One worker: the model runs in this process. More: in that many worker processes behind
     this one (:class:`~vidrec.serving.pool.WorkerPool`), each batch of requests to whichever is
     free; the workers share the event log and the store, and stop with the app.
+
+    The app reloads (:mod:`vidrec.serving.reload`) on ``POST /admin/reload``, on ``SIGHUP``
+    and, with ``watch_s``, when ``LATEST`` names a new version (checked every ``watch_s``
+    seconds); ``reload_keys`` reads the key ring again at each reload.
     """
+    root = Path(model_dir)
+    version = resolve_version(root)  # served from here on, whatever LATEST says meanwhile
+    log_path = Path(events_db) if events_db else root / EVENTS_DB  # one log for every version
+    pool: WorkerPool | None = None
     if workers == 1:
-        return create_app(load_recommender(model_dir, events_db, feature_store, torch_threads), keys=keys,
-                          max_body_bytes=max_body_bytes)  # fmt: skip
-    read_manifest(resolve_version(model_dir))  # a missing or corrupt model fails here, before any worker starts
-    pool = WorkerPool(workers, model_dir, events_db, feature_store, torch_threads or 1)
-    gc.collect()
-    gc.freeze()  # what this process imported never becomes garbage: full collections stay short
+        app = create_app(load_recommender(version, log_path, feature_store, torch_threads), keys=keys,
+                         max_body_bytes=max_body_bytes, lifespan=partial(_lifespan, watch_s=watch_s))  # fmt: skip
+        swap = local_swap(lambda v: load_recommender(v, log_path, feature_store, torch_threads))
+    else:
+        read_manifest(version)  # a missing or corrupt model fails here, before any worker starts
+        pool = WorkerPool(workers, version, str(log_path), feature_store, torch_threads or 1)
+        gc.collect()
+        gc.freeze()  # what this process imported never becomes garbage: full collections stay short
+        app = create_app(pool, slates=pool, keys=keys, max_body_bytes=max_body_bytes,
+                         lifespan=partial(_lifespan, watch_s=watch_s, pool=pool))  # fmt: skip
+        swap = _pool_swap(pool)
+    if feature_store is not None and not is_redis(feature_store):
+        swap = _one_version_store(Path(feature_store))
+    app.state.reloader = Reloader(root, version, swap, reload_keys)
+    return app
 
-    @asynccontextmanager
-    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+
+def _pool_swap(pool: WorkerPool) -> Swap:
+    async def swap(app: FastAPI, version: Path) -> None:
+        await pool.reload(version)
+
+    return swap
+
+
+def _one_version_store(store: Path) -> Swap:
+    """A SQLite store given by path holds one version's state: another version cannot use it."""
+
+    async def swap(app: FastAPI, version: Path) -> None:
+        raise ArtifactError(f"this service keeps its online store in {store}, which holds the state of the "
+                            "version it started with",
+                            "serve without --feature-store (each version gets MODEL_DIR/state/VERSION.sqlite) "
+                            "or with a redis:// store, then reload; or restart with the new version")  # fmt: skip
+
+    return swap
+
+
+@asynccontextmanager
+async def _lifespan(app: FastAPI, watch_s: float | None, pool: WorkerPool | None = None) -> AsyncIterator[None]:
+    """Reload on SIGHUP (where this loop may handle signals) and, with ``watch_s``, when ``LATEST``
+    changes; close the model (or stop the workers) at shutdown."""
+    reloader: Reloader = app.state.reloader
+    loop = asyncio.get_running_loop()
+    running: set[asyncio.Task] = set()
+
+    def on_hangup() -> None:
+        log.info("SIGHUP: reloading")
+        task = loop.create_task(_reload_quietly(reloader, app))
+        running.add(task)
+        task.add_done_callback(running.discard)
+
+    try:
+        loop.add_signal_handler(signal.SIGHUP, on_hangup)
+        hangup = True
+    except (RuntimeError, ValueError, NotImplementedError, AttributeError):  # not the main thread, or no SIGHUP
+        hangup = False
+    watcher = loop.create_task(reloader.watch(app, watch_s)) if watch_s else None
+    try:
         yield
-        pool.close()
+    finally:
+        if hangup:
+            loop.remove_signal_handler(signal.SIGHUP)
+        if watcher is not None:
+            watcher.cancel()
+        if pool is not None:
+            pool.close()
+        else:
+            app.state.recommender.close()  # its store and log, checkpointed
 
-    return create_app(pool, slates=pool, lifespan=lifespan, keys=keys, max_body_bytes=max_body_bytes)
+
+async def _reload_quietly(reloader: Reloader, app: FastAPI) -> None:
+    try:
+        await reloader.reload(app)
+    except VidrecError:
+        pass  # logged by the reloader; the old version serves on

@@ -197,6 +197,24 @@ class Readiness(BaseModel):
 
     status: Literal["ready", "not ready"]
     checks: dict[str, str] = Field(description="dependency -> 'ok' or what is wrong")
+    model_version: str | None = Field(default=None, description="the model version being served")
+
+
+class ReloadRequest(BaseModel):
+    """Which version to serve: by name (to roll back, say); default: what ``LATEST`` names."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    version: str | None = Field(default=None, max_length=64, description="a version folder name, v<UTC time>")
+
+
+class ReloadAnswer(BaseModel):
+    """What a reload did."""
+
+    version: str = Field(description="the version served from now on")
+    previous: str = Field(description="the version served before")
+    changed: bool = Field(description="false when the version asked for was already being served")
+    keys: int | None = Field(description="API keys read again from the key file (null: no key file)")
 
 
 class Problem(BaseModel):
