@@ -23,7 +23,8 @@ from vidrec.serving.runtime import load_service
 def served(tmp_path_factory):
     root = tmp_path_factory.mktemp("fuzz")
     Recommender.train(two_audiences(), small_config(), log=lambda m: None).save(root / "model")
-    secret = create_key(root / "keys.json", "fuzz", ["events:write", "catalogue:write", "recommendations:read"])
+    secret = create_key(root / "keys.json", "fuzz", ["events:write", "catalogue:write", "recommendations:read",
+                                                        "service:reload"])
     keys = list(KeyRing.from_file(root / "keys.json").keys.values())
     ring = KeyRing(keys, rate_limit=None)  # the fuzzer sends thousands of requests with one key
     app = load_service(root / "model", root / "events.sqlite", keys=ring)
@@ -39,7 +40,7 @@ def operations(app) -> list:
 def test_every_operation_is_fuzzed(served) -> None:
     names = {op.label for op in operations(served[0])}
     assert {"GET /users/{user_id}/recommendations", "POST /events", "POST /videos", "DELETE /videos/{video_id}",
-            "GET /ready", "GET /health"} <= names  # fmt: skip
+            "GET /ready", "GET /health", "POST /admin/reload"} <= names  # fmt: skip
 
 
 @pytest.mark.parametrize("mode", list(GenerationMode))

@@ -7,6 +7,7 @@ import os
 import shutil
 import signal
 import socket
+import sqlite3
 import subprocess
 import sys
 import time
@@ -72,7 +73,9 @@ def test_reload_serves_the_new_version_with_the_writes_of_the_old(model, tmp_pat
         assert top not in slate(client, "u1", k=10)  # the dislike posted to v1 holds on v2
     fresh = {}  # each version started afresh on the same log: the reloaded service serves v2's slate
     for name in (v1, v2):
-        log = shutil.copy(model / "events.sqlite", tmp_path / f"{name}.sqlite")
+        log = tmp_path / f"{name}.sqlite"
+        with sqlite3.connect(model / "events.sqlite") as src, sqlite3.connect(log) as dst:
+            src.backup(dst)  # the log as the service wrote it, its WAL included
         with TestClient(load_service(model / name, log, str(tmp_path / f"{name}-state.sqlite"))) as other:
             fresh[name] = slate(other, "u5")
     assert served == fresh[v2] != fresh[v1]

@@ -138,7 +138,8 @@ def _one_version_store(store: Path) -> Swap:
 @asynccontextmanager
 async def _lifespan(app: FastAPI, watch_s: float | None, pool: WorkerPool | None = None) -> AsyncIterator[None]:
     """Reload on SIGHUP (where this loop may handle signals) and, with ``watch_s``, when ``LATEST``
-    changes; close the model (or stop the workers) at shutdown."""
+    changes; stop the workers at shutdown (a model in this process is the caller's to close:
+    an app may be started more than once)."""
     reloader: Reloader = app.state.reloader
     loop = asyncio.get_running_loop()
     running: set[asyncio.Task] = set()
@@ -164,8 +165,6 @@ async def _lifespan(app: FastAPI, watch_s: float | None, pool: WorkerPool | None
             watcher.cancel()
         if pool is not None:
             pool.close()
-        else:
-            app.state.recommender.close()  # its store and log, checkpointed
 
 
 async def _reload_quietly(reloader: Reloader, app: FastAPI) -> None:
