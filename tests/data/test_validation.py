@@ -82,6 +82,7 @@ def test_each_reason_exactly() -> None:
         ("u1", "v2", T0.isoformat(), "like", None),  # 11 before_upload (v2 uploaded day 2)
         (None, "v0", ts, "like", None),  # 12 missing_field
         ("u1", "v2", "2030-01-01T00:00:00", "like", None),  # 13 timestamp_out_of_range
+        ("u0", "v0", ts, "watch", 1e308),  # 14 invalid_watch_seconds (over a week)
     ]
     ev = pl.DataFrame(rows, schema=["user_id", "video_id", "ts", "event", "watch_seconds"], orient="row")
     r = validate(ev, vi, us, sources={"events": "log.parquet"}, config=CFG)
@@ -91,7 +92,7 @@ def test_each_reason_exactly() -> None:
         2: "duplicate_event", 3: "unknown_event", 4: "wrong_type", 5: "missing_watch_seconds",
         6: "unexpected_watch_seconds", 7: "invalid_watch_seconds", 8: "timestamp_out_of_range",
         9: "unknown_video", 10: "unknown_user", 11: "before_upload", 12: "missing_field",
-        13: "timestamp_out_of_range",
+        13: "timestamp_out_of_range", 14: "invalid_watch_seconds",
     }
     vq = q.filter(pl.col("table") == "videos")
     assert sorted(zip(vq["source_row"], vq["reason"])) == [(2, "non_positive_duration"), (4, "duplicate_key")]

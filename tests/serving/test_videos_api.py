@@ -63,10 +63,12 @@ def test_invalid_uploads_get_422_naming_row_and_field(tmp_path):
     store = EventLog(tmp_path / "e.sqlite")
     with TestClient(create_app(CatalogueRecommender({"v1": 1.0}, store))) as client:
         r = client.post("/videos", json=[MUSIC, {**MUSIC, "video_id": "x", "duration_seconds": 0},
-                                         {**MUSIC, "video_id": "y", "uploaded_at": "1850-01-01T00:00:00"}])  # fmt: skip
+                                         {**MUSIC, "video_id": "y", "uploaded_at": "1850-01-01T00:00:00"},
+                                         {**MUSIC, "video_id": "z", "uploaded_at": 1700000000}])  # fmt: skip
         assert r.status_code == 422
         fields = [e["field"] for e in r.json()["errors"]]
-        assert fields == ["body[1].duration_seconds", "body[2].uploaded_at"]
+        assert fields == ["body[1].duration_seconds", "body[2].uploaded_at", "body[3].uploaded_at"]
+        assert "ISO 8601" in r.json()["errors"][2]["message"]
         assert "duration_seconds must be a finite number above 0" in r.text
         r = client.post("/videos", json=[{**MUSIC, "video_id": "v1"}, MUSIC, MUSIC])
         assert r.status_code == 422 and [e["field"] for e in r.json()["errors"]] == ["body[0].video_id", "body[2].video_id"]

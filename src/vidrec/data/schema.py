@@ -63,6 +63,9 @@ EARLIEST_TS = datetime(1970, 1, 1, tzinfo=UTC)
 
 EARLIEST_UPLOAD = datetime(1900, 1, 1, tzinfo=UTC)
 """Upload and sign-up times before this are rejected (films from the 1930s are fine)."""
+MAX_WATCH_SECONDS = 7 * 86_400.0
+"""One watch lasts at most a week: larger values are a unit or logging error (and would
+overflow the sums of seconds watched)."""
 
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)

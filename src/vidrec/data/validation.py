@@ -15,7 +15,7 @@ import polars as pl
 
 from vidrec.data import coerce
 from vidrec.data.dataset import TABLE_NAMES, Dataset
-from vidrec.data.schema import EARLIEST_TS, EARLIEST_UPLOAD, EVENT_KINDS, TABLES
+from vidrec.data.schema import EARLIEST_TS, EARLIEST_UPLOAD, EVENT_KINDS, MAX_WATCH_SECONDS, TABLES
 from vidrec.errors import DataError
 
 ROW = "__source_row__"
@@ -33,7 +33,8 @@ REASONS: dict[str, str] = {
     "non_positive_duration": "duration_seconds must be a finite number above 0",
     "missing_watch_seconds": "a watch event needs watch_seconds (seconds watched)",
     "unexpected_watch_seconds": "only watch events carry watch_seconds; leave it empty for other kinds",
-    "invalid_watch_seconds": "watch_seconds must be a finite number of seconds, 0 or more",
+    "invalid_watch_seconds": "watch_seconds must be a number of seconds from 0 to 604,800 (a week); "
+    "check the unit (seconds vs milliseconds)",
     "timestamp_out_of_range": "event times must lie after 1970-01-01 and upload or sign-up times "
     "after 1900-01-01, and none in the future; check the unit (seconds vs milliseconds) and the year",
     "unknown_video": "the event's video is not in the videos table (or its row was quarantined); "
@@ -266,7 +267,8 @@ def _validate_events(
         _Check("unknown_event", "event", ~pl.col("event").is_in(list(EVENT_KINDS))),
         _Check("missing_watch_seconds", "watch_seconds", is_watch & secs.is_null()),
         _Check("unexpected_watch_seconds", "watch_seconds", ~is_watch & secs.is_not_null()),
-        _Check("invalid_watch_seconds", "watch_seconds", is_watch & (~secs.is_finite() | (secs < 0))),
+        _Check("invalid_watch_seconds", "watch_seconds",
+               is_watch & (~secs.is_finite() | (secs < 0) | (secs > MAX_WATCH_SECONDS))),
         _ts_range("ts", cfg),
         _Check("unknown_video", "video_id", pl.col("__uploaded__").is_null()),
         _Check("unknown_user", "user_id", ~known_user),

@@ -22,7 +22,7 @@ from pydantic import (
     field_validator,
 )
 
-from vidrec.data.schema import EARLIEST_TS, EARLIEST_UPLOAD
+from vidrec.data.schema import EARLIEST_TS, EARLIEST_UPLOAD, MAX_WATCH_SECONDS
 from vidrec.data.validation import REASONS
 
 MAX_K = 500
@@ -57,9 +57,14 @@ class EventIn(BaseModel):
             raise ValueError(REASONS["missing_watch_seconds"])
         if kind is not None and kind != "watch" and value is not None:
             raise ValueError(REASONS["unexpected_watch_seconds"])
-        if value is not None and (not math.isfinite(value) or value < 0):
+        if value is not None and not (math.isfinite(value) and 0 <= value <= MAX_WATCH_SECONDS):
             raise ValueError(REASONS["invalid_watch_seconds"])
         return value
+
+    @field_validator("ts", mode="before")
+    @classmethod
+    def _iso_ts(cls, value: object) -> object:
+        return iso_time(value)
 
     @field_validator("ts")
     @classmethod
@@ -72,6 +77,23 @@ class EventIn(BaseModel):
         if not EARLIEST_TS <= value <= datetime.now(UTC) + MAX_FUTURE:
             raise ValueError(REASONS["timestamp_out_of_range"])
         return value
+
+
+def iso_time(value: object) -> object:
+    """Times are ISO 8601 text, as in ingestion: a bare number (``1700000000``, or as text) is
+    refused, not guessed as seconds or milliseconds since 1970."""
+    if isinstance(value, (int, float)) or (isinstance(value, str) and _is_number(value)):
+        raise ValueError("times are ISO 8601 text such as 2025-06-01T12:00:00Z; convert numbers since 1970 "
+                         "to that form (they are not guessed as seconds or milliseconds)")  # fmt: skip
+    return value
+
+
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
 
 
 def _one_or_many(value: object) -> str:
@@ -119,6 +141,11 @@ class VideoIn(BaseModel):
         if not (math.isfinite(value) and value > 0):
             raise ValueError(REASONS["non_positive_duration"])
         return value
+
+    @field_validator("uploaded_at", mode="before")
+    @classmethod
+    def _iso_uploaded_at(cls, value: object) -> object:
+        return iso_time(value)
 
     @field_validator("uploaded_at")
     @classmethod
