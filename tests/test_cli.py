@@ -5,9 +5,12 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 import polars as pl
+import pytest
 
 from vidrec.cli import main
 from vidrec.data.dataset import Dataset, write_dataset
+from vidrec.errors import DataError
+from vidrec.recommender import Recommender
 
 T0 = datetime(2025, 6, 1, tzinfo=UTC)
 
@@ -76,3 +79,17 @@ def test_split_refuses_invalid_data(tmp_path, capsys) -> None:
     write_dataset(tiny_dataset(bad_rows=1), tmp_path / "raw")
     assert main(["split", str(tmp_path / "raw"), "--out", str(tmp_path / "s")]) == 2
     assert "vidrec ingest canonical" in capsys.readouterr().err
+
+
+def test_train_without_a_valid_event_says_why(tmp_path, capsys) -> None:
+    write_dataset(tiny_dataset(bad_rows=30), tmp_path / "raw")
+    assert main(["train", str(tmp_path / "raw"), "--out", str(tmp_path / "model")]) == 2
+    err = capsys.readouterr().err
+    assert "no valid events to train on" in err and "invalid_watch_seconds" in err and "row 1," in err
+    assert "Traceback" not in err and not (tmp_path / "model").exists()
+
+
+def test_training_on_no_events_is_a_data_error() -> None:
+    data = tiny_dataset()
+    with pytest.raises(DataError, match="no events to train on"):
+        Recommender.train(Dataset(data.events.clear(), data.videos, data.users))

@@ -32,6 +32,7 @@ from vidrec.candidates.two_tower.train import fit_two_tower
 from vidrec.catalogue import Catalogue
 from vidrec.config import PipelineConfig
 from vidrec.data.dataset import Dataset
+from vidrec.errors import DataError
 from vidrec.features.live import LiveCounts
 from vidrec.request import Request
 from vidrec.reranking.config import ReRankConfig
@@ -79,6 +80,9 @@ class Pipeline:
     def fit(cls, train: Dataset, config: PipelineConfig | None = None, log: Logger = log.info) -> Pipeline:
         """Train every stage on ``train``; the clock is the end of its events."""
         config = config or PipelineConfig()
+        if train.events.height == 0:
+            raise DataError("no events to train on", "train on a dataset with watch or like events "
+                            "(`vidrec ingest` says which rows were set aside and why)")  # fmt: skip
         now = cast(datetime, train.events["ts"].max()) + timedelta(microseconds=1)
         catalogue = Catalogue(train.videos)
         timings: dict[str, float] = {}
