@@ -106,7 +106,8 @@ def _load_training_data(data_dir: str, strict: bool):
     result = validate_dataset(read_dataset(data_dir))
     if result.dataset.events.height == 0:
         listing = "\n".join("  " + e for e in result.errors(3))
-        found = f":\n{result.summary()}\nthe first ones:\n{listing}" if not result.ok else " (its events table is empty)"
+        empty = " (its events table is empty)"
+        found = f":\n{result.summary()}\nthe first ones:\n{listing}" if not result.ok else empty
         raise VidrecError(f"{data_dir} holds no valid events to train on{found}",
                           "fix the events (or the videos and users they refer to) and train again")
     if not result.ok:
