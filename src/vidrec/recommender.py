@@ -47,7 +47,14 @@ from vidrec.uploads import upload_error, validate_uploads
 from vidrec.versions import ArtifactError, point_latest, read_manifest, resolve_version, write_manifest
 
 log = logging.getLogger(__name__)
-STORE_DOWN = (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError, sqlite3.OperationalError)
+
+
+class StoreUnavailable(ConnectionError):
+    """The online store did not answer a worker process (raised where the worker's answer arrives)."""
+
+
+STORE_DOWN = (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError, sqlite3.OperationalError,
+              StoreUnavailable)  # fmt: skip
 """What a store that does not answer raises (a Redis that is down, a SQLite file that stays locked)."""
 
 

@@ -86,3 +86,15 @@ def test_a_serving_process_keeps_to_one_thread_per_pool(model_dir, tmp_path) -> 
     finally:
         torch.set_num_threads(before)
         threadpool_limits(before)
+
+
+def test_with_every_worker_gone_requests_get_503_not_500(model_dir, tmp_path) -> None:
+    app = load_service(model_dir, tmp_path / "e.sqlite", str(tmp_path / "s.sqlite"), workers=2)
+    with TestClient(app) as client:
+        for worker in app.state.batcher._workers:
+            worker.process.kill()
+            worker.process.join(timeout=10)
+        r = client.get("/users/u1/recommendations")
+        assert r.status_code == 503 and r.headers["retry-after"] == "1" and "exited" in r.json()["detail"]
+        r = client.post("/events", json={"user_id": "u1", "video_id": "v1", "event": "like"})
+        assert r.status_code == 503

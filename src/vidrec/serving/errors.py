@@ -10,6 +10,7 @@ from fastapi.responses import JSONResponse
 
 from vidrec.recommender import STORE_DOWN
 from vidrec.serving.auth import Refused
+from vidrec.serving.pool import WorkerGone
 from vidrec.serving.schemas import BODY_TAGS, ErrorResponse, Problem
 
 log = logging.getLogger(__name__)
@@ -83,6 +84,12 @@ async def _on_store_down(request: Request, exc: Exception) -> JSONResponse:
     return JSONResponse(status_code=503, content=body.model_dump(), headers={"Retry-After": "1"})
 
 
+async def _on_worker_gone(request: Request, exc: WorkerGone) -> JSONResponse:
+    log.error("request %s %s: %s", request.method, request.url.path, exc)
+    body = ErrorResponse(detail=f"a model worker exited ({exc}); retry shortly (GET /ready says which)")
+    return JSONResponse(status_code=503, content=body.model_dump(), headers={"Retry-After": "1"})
+
+
 async def _on_unexpected(request: Request, exc: Exception) -> JSONResponse:
     log.exception("request %s %s failed", request.method, request.url.path)
     body = ErrorResponse(
@@ -98,4 +105,5 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(Refused, _on_refused)  # type: ignore[arg-type]
     for kind in STORE_DOWN:
         app.add_exception_handler(kind, _on_store_down)
+    app.add_exception_handler(WorkerGone, _on_worker_gone)  # type: ignore[arg-type]
     app.add_exception_handler(Exception, _on_unexpected)

@@ -30,6 +30,7 @@ import anyio.from_thread
 import polars as pl
 
 from vidrec.errors import DataError, VidrecError
+from vidrec.recommender import STORE_DOWN, StoreUnavailable
 from vidrec.versions import ArtifactError, resolve_version
 
 if TYPE_CHECKING:
@@ -47,12 +48,18 @@ class WorkerFailed(RuntimeError):
     """A worker raised something that is not the caller's mistake (the answer is a 500)."""
 
 
+class WorkerGone(WorkerFailed):
+    """The worker exited (the answer is a 503: another worker, or a restarted service, can serve)."""
+
+
 def _outcome_of(call: Callable[[], Any]) -> tuple:
     """``("ok", value)`` or ``("error", kind, message, hint)``: what crosses the pipe."""
     try:
         return ("ok", call())
     except VidrecError as exc:
         return ("error", type(exc).__name__, exc.message, exc.hint)
+    except STORE_DOWN as exc:  # the caller answers 503, as for a store down in its own process
+        return ("error", "StoreUnavailable", f"{type(exc).__name__}: {exc}", None)
     except Exception as exc:  # reported to the caller as a 500, logged here with its traceback
         log.exception("worker call failed")
         return ("error", "WorkerFailed", f"{type(exc).__name__}: {exc}", None)
@@ -62,8 +69,10 @@ def _value(outcome: tuple) -> Any:
     if outcome[0] == "ok":
         return outcome[1]
     if outcome[0] == "gone":
-        raise WorkerFailed(outcome[1])
+        raise WorkerGone(outcome[1])
     _, kind, message, hint = outcome
+    if kind == "StoreUnavailable":
+        raise StoreUnavailable(message)
     if kind in _ERRORS:
         raise _ERRORS[kind](message, hint)
     raise WorkerFailed(message)
@@ -289,7 +298,7 @@ class WorkerPool:
             if worker.alive:
                 wanted.set_result(worker)
                 return
-            wanted.set_exception(WorkerFailed(f"worker {worker.index} exited"))
+            wanted.set_exception(WorkerGone(f"worker {worker.index} exited"))
         if worker.alive:
             self._free.append(worker)
 
@@ -297,7 +306,7 @@ class WorkerPool:
 
     async def _call(self, op: str, *args: Any) -> Any:
         if not any(w.alive for w in self._workers):
-            raise WorkerFailed("no worker is running")
+            raise WorkerGone("no worker is running")
         if self._free:
             worker = self._free.popleft()
         else:
@@ -378,7 +387,7 @@ class WorkerPool:
             self._free.remove(worker)
         else:
             if not worker.alive:
-                raise WorkerFailed(f"worker {worker.index} exited")
+                raise WorkerGone(f"worker {worker.index} exited")
             wanted: asyncio.Future = asyncio.get_running_loop().create_future()
             self._wanted[worker.index] = wanted
             await wanted
