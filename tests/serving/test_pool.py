@@ -96,5 +96,7 @@ def test_with_every_worker_gone_requests_get_503_not_500(model_dir, tmp_path) ->
             worker.process.join(timeout=10)
         r = client.get("/users/u1/recommendations")
         assert r.status_code == 503 and r.headers["retry-after"] == "1" and "exited" in r.json()["detail"]
+        again = client.get("/users/u2/recommendations")  # no worker left to wait for: at once
+        assert again.status_code == 503 and "no worker" in again.json()["detail"]
         r = client.post("/events", json={"user_id": "u1", "video_id": "v1", "event": "like"})
         assert r.status_code == 503

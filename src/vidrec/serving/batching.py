@@ -12,11 +12,45 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
+import time
+from collections.abc import Callable
 from typing import Any
 
 from vidrec.serving.deps import SlateRecommender
 
 log = logging.getLogger(__name__)
+
+
+class LoadShare:
+    """How many waiting requests a free worker takes: its part of the requests in the system lately.
+
+    Under a steady load the requests in the system (waiting and in service) peak at about
+    the number of clients. When each worker takes its part of that peak, batches stay even;
+    when a worker takes whatever waits, batches alternate between large, slow ones and
+    small ones that pay the fixed cost of a pass for one or two requests (with 16 clients
+    on 2 workers: batches of 1 to 15 instead of 8, and a p99 40% higher). The peak decays
+    with ``decay_s`` so that the share follows the load down.
+    """
+
+    def __init__(self, max_batch: int, decay_s: float = 1.0, clock: Callable[[], float] = time.monotonic) -> None:
+        if max_batch < 1 or decay_s <= 0:
+            raise ValueError(f"LoadShare needs max_batch >= 1 and decay_s > 0, got {max_batch} and {decay_s}")
+        self.max_batch, self.decay_s, self.clock = max_batch, decay_s, clock
+        self.peak = 0.0
+        self._seen = clock()
+
+    def __call__(self, in_system: int, workers: int) -> int:
+        """The share of one of ``workers`` with ``in_system`` requests waiting or in service now."""
+        now = self.clock()
+        self.peak = max(float(in_system), self.peak * math.exp((self._seen - now) / self.decay_s))
+        self._seen = now
+        return max(1, min(self.max_batch, -(-round(self.peak) // max(1, workers))))
+
+    @property
+    def concurrent(self) -> bool:
+        """Whether requests have lately been arriving together (then a batch is worth a wait)."""
+        return round(self.peak) > 1
 
 
 class SlateBatcher:

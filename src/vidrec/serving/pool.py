@@ -31,6 +31,7 @@ import polars as pl
 
 from vidrec.errors import DataError, VidrecError
 from vidrec.recommender import STORE_DOWN, StoreUnavailable
+from vidrec.serving.batching import LoadShare
 from vidrec.versions import ArtifactError, resolve_version
 
 if TYPE_CHECKING:
@@ -219,7 +220,8 @@ class WorkerPool:
         self.version = resolve_version(model_dir)  # what every worker serves
         self._pending: list[tuple[str, int, asyncio.Future]] = []  # slate requests
         self._scheduled = False
-        self._last = 1  # size of the last batch: above 1 means requests are arriving together
+        self._in_flight = 0  # slate requests in batches being served
+        self._load = LoadShare(max_batch)  # the batch a free worker takes
         self.batches = 0  # served so far, and their requests: the mean batch size is requests / batches
         self.requests = 0
         log.info("%d workers ready", workers)
@@ -228,21 +230,32 @@ class WorkerPool:
 
     async def slate(self, user_id: str, k: int) -> list[dict[str, Any]]:
         """The user's slate, served in the next batch a free worker takes."""
+        if not any(w.alive for w in self._workers):
+            raise WorkerGone("no worker is running")
         future: asyncio.Future = asyncio.get_running_loop().create_future()
         self._pending.append((user_id, k, future))
-        self._schedule()
+        self._kick()
         return await future
 
+    def _kick(self) -> None:
+        """Dispatch the shares that are ready; the rest waits for more requests or the linger."""
+        self._dispatch(force=False)
+        self._schedule()
+
+    def _share(self) -> int:
+        """The batch a free worker takes now (see :class:`~vidrec.serving.batching.LoadShare`)."""
+        return self._load(len(self._pending) + self._in_flight, sum(w.alive for w in self._workers))
+
     def _schedule(self) -> None:
-        """Form batches soon: one loop turn from now when the pool is idle (the requests read
-        with this one join it), ``linger_s`` when it is busy (the clients just answered come
-        back and join the next batch instead of forming small ones behind it)."""
-        if self._scheduled:
+        """Serve what still waits on a free worker soon: one loop turn from now when requests
+        come one at a time (the requests read with this one join it), ``linger_s`` under a
+        concurrent load (the clients just answered come back and join the batch instead of
+        forming small ones behind it). With no worker free, the next one to finish kicks."""
+        if self._scheduled or not self._pending or not self._free:
             return
         self._scheduled = True
         loop = asyncio.get_running_loop()
-        busy = len(self._free) < sum(w.alive for w in self._workers)
-        if (busy or self._last > 1) and self.linger_s:
+        if self.linger_s and (self._in_flight or self._load.concurrent):
             loop.call_later(self.linger_s, self._scheduled_dispatch)
         else:
             loop.call_soon(loop.call_soon, self._scheduled_dispatch)
@@ -251,17 +264,23 @@ class WorkerPool:
         self._scheduled = False
         self._dispatch()
 
-    def _dispatch(self) -> None:
-        """Hand waiting calls, then waiting slates, to the free workers (slates shared evenly)."""
+    def _dispatch(self, force: bool = True) -> None:
+        """Hand waiting calls, then waiting slates, to the free workers: a worker's share of the
+        load as soon as that many wait; after ``linger_s`` (``force``), whatever waits, shared
+        evenly among the free workers."""
         while self._free and self._waiting_calls:
             self._waiting_calls.popleft().set_result(self._free.popleft())
         while self._free and self._pending:
+            share = self._share()
+            if force:
+                share = max(share, min(self.max_batch, -(-len(self._pending) // len(self._free))))
+            elif len(self._pending) < share:
+                return
             worker = self._free.popleft()
-            share = min(self.max_batch, -(-len(self._pending) // (len(self._free) + 1)))
             batch, self._pending = self._pending[:share], self._pending[share:]
+            self._in_flight += len(batch)
             self.batches += 1
             self.requests += len(batch)
-            self._last = len(batch)
             if self.batches % 1000 == 0:
                 log.info("served %d slate requests in %d batches", self.requests, self.batches)
             asks = [(user, k) for user, k, _ in batch]
@@ -271,11 +290,12 @@ class WorkerPool:
     def _finish(self, done: asyncio.Future, *, worker: _Worker, batch: list[tuple[str, int, asyncio.Future]]
                 ) -> None:  # fmt: skip
         self._release(worker)
+        self._in_flight -= len(batch)
         try:
             reply = done.result()
             if reply[0] == "gone" and any(w.alive for w in self._workers):  # reads are safe to serve again
                 self._pending[:0] = batch
-                self._schedule()
+                self._kick()
                 return
             outcomes = reply[1] if reply[0] == "ok" else [reply] * len(batch)
         except Exception as exc:
@@ -287,10 +307,7 @@ class WorkerPool:
                 future.set_result(_value(outcome))
             except Exception as exc:
                 future.set_exception(exc)
-        if self._pending:
-            self._schedule()
-        else:
-            self._dispatch()
+        self._kick()
 
     def _release(self, worker: _Worker) -> None:
         wanted = self._wanted.pop(worker.index, None)  # a call waits for this worker in particular
@@ -317,7 +334,7 @@ class WorkerPool:
             reply = await worker.call(op, *args)
         finally:
             self._release(worker)
-            self._dispatch()
+            self._kick()
         return _value(reply)
 
     def _sync(self, op: str, *args: Any) -> Any:
@@ -395,7 +412,7 @@ class WorkerPool:
             reply = await worker.call(op, *args)
         finally:
             self._release(worker)
-            self._dispatch()
+            self._kick()
         return _value(reply)
 
     def close(self) -> None:
