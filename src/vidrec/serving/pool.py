@@ -265,17 +265,16 @@ class WorkerPool:
         self._dispatch()
 
     def _dispatch(self, force: bool = True) -> None:
-        """Hand waiting calls, then waiting slates, to the free workers: a worker's share of the
-        load as soon as that many wait; after ``linger_s`` (``force``), whatever waits, shared
-        evenly among the free workers."""
+        """Hand waiting calls, then waiting slates, to the free workers. A free worker starts as
+        soon as its share of the load waits, or after ``linger_s`` (``force``) with fewer, and
+        takes what waits then, shared evenly among the free workers."""
         while self._free and self._waiting_calls:
             self._waiting_calls.popleft().set_result(self._free.popleft())
         while self._free and self._pending:
             share = self._share()
-            if force:
-                share = max(share, min(self.max_batch, -(-len(self._pending) // len(self._free))))
-            elif len(self._pending) < share:
+            if not force and len(self._pending) < share:
                 return
+            share = max(share, min(self.max_batch, -(-len(self._pending) // len(self._free))))
             worker = self._free.popleft()
             batch, self._pending = self._pending[:share], self._pending[share:]
             self._in_flight += len(batch)
