@@ -3,11 +3,12 @@
 ``vidrec serve --workers N`` answers HTTP in one process and runs the model in N others.
 Each worker is a whole :class:`~vidrec.recommender.Recommender` on the shared event log and
 online store, so workers agree as replicas do. Slate requests wait in one queue, and a
-worker that comes free takes everything waiting (up to ``max_batch``) as its next batch:
-load is balanced request by request, where processes that each accept their own
-connections are balanced only connection by connection (a long-lived client stays on a
-busy process while another idles), and batches grow with the load instead of waiting
-for a timer. Writes and lookups take the next free worker ahead of queued slates.
+worker that comes free takes the next batch from it: load is balanced request by request,
+where processes that each accept their own connections are balanced only connection by
+connection (a long-lived client stays on a busy process while another idles). A free
+worker starts once its share of the recent load waits
+(:class:`~vidrec.serving.batching.LoadShare`), or after ``linger_s`` with fewer, and takes
+everything waiting then. Writes and lookups take the next free worker ahead of queued slates.
 
 Worker processes are started with ``spawn`` (no state copied from the parent) and speak
 over a pipe: one request, one reply.
