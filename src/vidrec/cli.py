@@ -12,6 +12,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from vidrec import __version__
 from vidrec.errors import VidrecError
 
 if TYPE_CHECKING:
@@ -100,23 +101,10 @@ def _stats(args: argparse.Namespace) -> int:
 
 def _load_training_data(data_dir: str, strict: bool):
     """Read and validate a data directory as ``ingest`` does; returns (dataset, result)."""
-    from vidrec.data.dataset import read_dataset
-    from vidrec.data.validation import validate_dataset
+    from vidrec.data.validation import read_valid
 
-    result = validate_dataset(read_dataset(data_dir))
-    if result.dataset.events.height == 0:
-        listing = "\n".join("  " + e for e in result.errors(3))
-        empty = " (its events table is empty)"
-        found = f":\n{result.summary()}\nthe first ones:\n{listing}" if not result.ok else empty
-        raise VidrecError(f"{data_dir} holds no valid events to train on{found}",
-                          "fix the events (or the videos and users they refer to) and train again")
+    result = read_valid(data_dir, strict)
     if not result.ok:
-        if strict:
-            listing = "\n".join("  " + e for e in result.errors(10))
-            raise VidrecError(
-                f"{data_dir} holds {result.quarantine.height:,} invalid rows; the first ones:\n{listing}",
-                "fix them, or train without --strict to use the valid rows only",
-            )
         print(result.summary())
         print(f"training on the valid rows; {result.quarantine.height:,} rows set aside")
     return result.dataset, result
@@ -267,6 +255,7 @@ def _demo(args: argparse.Namespace) -> int:
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of the ``vidrec`` command."""
     parser = argparse.ArgumentParser(prog="vidrec", description=__doc__.splitlines()[0])
+    parser.add_argument("--version", action="version", version=f"vidrec {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("ingest", help="validate a log and write a clean data directory")

@@ -19,6 +19,7 @@ import logging
 import sqlite3
 import threading
 import uuid
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -33,6 +34,7 @@ from vidrec.catalogue import Catalogue
 from vidrec.config import PipelineConfig
 from vidrec.data.dataset import Dataset, read_table
 from vidrec.data.schema import TIMESTAMP, epoch_us, from_epoch_us
+from vidrec.data.validation import check_new_events, read_valid
 from vidrec.errors import DataError, VidrecError
 from vidrec.features.live import LiveCounts
 from vidrec.features.store import EventLog, FeedEntry, OnlineStore, StoreConfig, is_redis, open_store
@@ -96,9 +98,17 @@ class Recommender:
     # ---- building ---------------------------------------------------------------------------
 
     @classmethod
-    def train(cls, train: Dataset, config: PipelineConfig | None = None,
+    def train(cls, train: Dataset | str | Path, config: PipelineConfig | None = None,
               log: Callable[[str], None] = log.info) -> Recommender:  # fmt: skip
-        """Train all stages on ``train`` (already validated); serves from an in-memory store."""
+        """Train all stages on ``train``: a validated :class:`Dataset`, or a data directory, read
+        and validated as ``vidrec train`` does (invalid rows set aside with a warning). Serves
+        from an in-memory store until :meth:`save`."""
+        if isinstance(train, str | Path):
+            result = read_valid(train)
+            if not result.ok:
+                warnings.warn(f"{train}: {result.quarantine.height:,} invalid rows set aside; training on the "
+                              f"valid ones\n{result.summary()}", stacklevel=2)  # fmt: skip
+            train = result.dataset
         pipeline = Pipeline.fit(train, config, log)
         assert pipeline.catalogue is not None
         state = VersionState.build(train.events, pipeline.catalogue, train.users, store_config(pipeline.config))
@@ -247,7 +257,11 @@ class Recommender:
         return True
 
     def observe(self, events: pl.DataFrame) -> Observed:
-        """Take in new (validated) events: logged, applied to the store, reflected by the next request.
+        """Take in new events: logged, applied to the store, reflected by the next request.
+
+        Every row must pass ingestion's row checks (event kind, watch seconds, times) and name a
+        video in the catalogue; otherwise a :class:`DataError` names the rows at fault and nothing
+        is stored.
 
         An ``event_id`` column (optional, null allowed) makes a retry safe: events whose id the log
         holds already are not stored or counted again. Returns what was stored and whether the
@@ -260,6 +274,7 @@ class Recommender:
         frame = events.select(columns)
         if frame.height == 0:
             return Observed(0, 0, True)
+        check_new_events(frame, "observe")  # the rules ingestion applies, row by row
         unknown = [v for v in frame["video_id"].unique().to_list() if v not in self.catalogue]
         if unknown:
             raise DataError(f"events refer to videos not in the catalogue: {', '.join(map(repr, unknown[:5]))}",

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import polars as pl
 
@@ -115,13 +116,16 @@ class ValidationResult:
 
     def errors(self, limit: int = 10) -> list[str]:
         """The first ``limit`` problems, each as 'file, row, field, value: reason; hint'."""
-        out = []
-        for r in self.quarantine.head(limit).iter_rows(named=True):
-            out.append(
-                f"{r['source_file']}, row {r['source_row']}, field {r['field']!r}, "
-                f"value {r['value']!r}: {r['reason']} ({r['hint']})"
-            )
-        return out
+        return describe(self.quarantine, limit)
+
+
+def describe(quarantine: pl.DataFrame, limit: int = 10) -> list[str]:
+    """The first ``limit`` rows of a quarantine, each as 'file, row, field, value: reason (hint)'."""
+    return [
+        f"{r['source_file']}, row {r['source_row']}, field {r['field']!r}, value {r['value']!r}: "
+        f"{r['reason']} ({r['hint']})"
+        for r in quarantine.head(limit).iter_rows(named=True)
+    ]
 
 
 @dataclass(frozen=True)
@@ -261,15 +265,7 @@ def _validate_events(
     upload = videos.select("video_id", pl.col("uploaded_at").alias("__uploaded__"))
     df = df.join(upload, on="video_id", how="left", maintain_order="left")
     known_user = pl.col("user_id").is_in(users["user_id"].implode())
-    is_watch = pl.col("event") == "watch"
-    secs = pl.col("watch_seconds")
-    checks = _type_checks(df, "events") + [
-        _Check("unknown_event", "event", ~pl.col("event").is_in(list(EVENT_KINDS))),
-        _Check("missing_watch_seconds", "watch_seconds", is_watch & secs.is_null()),
-        _Check("unexpected_watch_seconds", "watch_seconds", ~is_watch & secs.is_not_null()),
-        _Check("invalid_watch_seconds", "watch_seconds",
-               is_watch & (~secs.is_finite() | (secs < 0) | (secs > MAX_WATCH_SECONDS))),
-        _ts_range("ts", cfg),
+    checks = _event_row_checks(df, cfg) + [
         _Check("unknown_video", "video_id", pl.col("__uploaded__").is_null()),
         _Check("unknown_user", "user_id", ~known_user),
         _Check("before_upload", "ts", pl.col("ts") < pl.col("__uploaded__")),
@@ -286,6 +282,36 @@ def _validate_events(
         .alias(_CHECK)
     )
     return _split(df, checks, "events", source)
+
+
+def _event_row_checks(df: pl.DataFrame, cfg: ValidationConfig) -> list[_Check]:
+    """The checks one event row passes on its own (types, kind, seconds, time range)."""
+    is_watch = pl.col("event") == "watch"
+    secs = pl.col("watch_seconds")
+    return _type_checks(df, "events") + [
+        _Check("unknown_event", "event", ~pl.col("event").is_in(list(EVENT_KINDS))),
+        _Check("missing_watch_seconds", "watch_seconds", is_watch & secs.is_null()),
+        _Check("unexpected_watch_seconds", "watch_seconds", ~is_watch & secs.is_not_null()),
+        _Check("invalid_watch_seconds", "watch_seconds",
+               is_watch & (~secs.is_finite() | (secs < 0) | (secs > MAX_WATCH_SECONDS))),
+        _ts_range("ts", cfg),
+    ]  # fmt: skip
+
+
+def check_new_events(events: pl.DataFrame, source: str = "events", config: ValidationConfig | None = None) -> None:
+    """Refuse a batch of new events (what a running recommender is told) unless every row passes
+    the row checks ingestion applies: a :class:`DataError` naming the first rows at fault.
+
+    Users may be new and videos are checked against the live catalogue by the caller, so the
+    reference checks of :func:`validate` do not apply here."""
+    cfg = config or ValidationConfig()
+    df = _prepare(events, "events", source)
+    checks = _event_row_checks(df, cfg)
+    _, bad = _split(_apply(df, checks), checks, "events", source)
+    if bad.height:
+        listing = "; ".join(describe(bad, 3))
+        raise DataError(f"{bad.height:,} of {events.height:,} events are invalid, so none was taken: {listing}",
+                        "fix those events and send the batch again")  # fmt: skip
 
 
 def validate(
@@ -313,3 +339,23 @@ def validate(
 def validate_dataset(ds: Dataset, config: ValidationConfig | None = None) -> ValidationResult:
     """Validate a :class:`Dataset` read from a data directory."""
     return validate(ds.events, ds.videos, ds.users, config=config)
+
+
+def read_valid(data_dir: str | Path, strict: bool = False) -> ValidationResult:
+    """Read a data directory and validate it as ``vidrec ingest`` does: the valid rows to train
+    on and the quarantine. A :class:`DataError` when no valid event is left, or with ``strict``
+    when any row is invalid."""
+    from vidrec.data.dataset import read_dataset
+
+    result = validate_dataset(read_dataset(data_dir))
+    if result.dataset.events.height == 0:
+        listing = "\n".join("  " + e for e in result.errors(3))
+        empty = " (its events table is empty)"
+        found = f":\n{result.summary()}\nthe first ones:\n{listing}" if not result.ok else empty
+        raise DataError(f"{data_dir} holds no valid events to train on{found}",
+                        "fix the events (or the videos and users they refer to) and train again")  # fmt: skip
+    if strict and not result.ok:
+        listing = "\n".join("  " + e for e in result.errors(10))
+        raise DataError(f"{data_dir} holds {result.quarantine.height:,} invalid rows; the first ones:\n{listing}",
+                        "fix them, or train without --strict to use the valid rows only")  # fmt: skip
+    return result

@@ -1,0 +1,68 @@
+"""The Python API as a user meets it: ``from vidrec import Recommender``, train from a path,
+``observe`` refusing what ingestion refuses."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from datetime import UTC, datetime
+
+import polars as pl
+import pytest
+
+from tests.tiny_platform import small_config, two_audiences
+from vidrec import DataError, Recommender, __version__
+from vidrec.data.dataset import write_dataset
+
+
+def test_import_vidrec_is_light_and_names_the_api() -> None:
+    code = "import sys, vidrec; assert 'torch' not in sys.modules; print(vidrec.Recommender.__module__)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "vidrec.recommender"
+    version = subprocess.run([sys.executable, "-m", "vidrec", "--version"], capture_output=True, text=True)
+    assert version.returncode == 0 and version.stdout.strip() == f"vidrec {__version__}"
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    """Trained from a data directory holding one invalid event."""
+    ds = two_audiences()
+    bad = ds.events.head(1).with_columns(event=pl.lit("wtach"))
+    root = write_dataset(type(ds)(pl.concat([ds.events, bad]), ds.videos, ds.users), tmp_path_factory.mktemp("d"))
+    with pytest.warns(UserWarning, match="1 invalid rows set aside"):
+        rec = Recommender.train(root, small_config(), log=lambda m: None)
+    yield rec, ds
+    rec.close()
+
+
+def test_train_takes_a_data_directory_and_sets_invalid_rows_aside(trained) -> None:
+    rec, ds = trained
+    assert rec.training_events is not None and rec.training_events.height == ds.events.height
+    assert len(rec.recommend("u1", k=5)) == 5
+
+
+def test_train_on_a_directory_without_valid_events_is_one_data_error(tmp_path) -> None:
+    ds = two_audiences()
+    root = write_dataset(type(ds)(ds.events.with_columns(event=pl.lit("wtach")), ds.videos, ds.users), tmp_path)
+    with pytest.raises(DataError, match="no valid events to train on"):
+        Recommender.train(root, small_config(), log=lambda m: None)
+
+
+@pytest.mark.parametrize(
+    ("event", "seconds", "field", "reason"),
+    [("wtach", None, "event", "unknown_event"), ("watch", -3.0, "watch_seconds", "invalid_watch_seconds"),
+     ("watch", 1e308, "watch_seconds", "invalid_watch_seconds"), ("like", 5.0, "watch_seconds",
+     "unexpected_watch_seconds")],
+)  # fmt: skip
+def test_observe_refuses_what_ingestion_refuses_and_stores_nothing(trained, event, seconds, field, reason) -> None:
+    rec, _ = trained
+    before = rec.log.last() if rec.log is not None else None
+    good = {"user_id": "u1", "video_id": "v1", "ts": datetime(2025, 6, 1, tzinfo=UTC), "event": "like",
+            "watch_seconds": None}  # fmt: skip
+    bad = {**good, "event": event, "watch_seconds": seconds}
+    frame = pl.DataFrame([good, bad], schema_overrides={"watch_seconds": pl.Float64})
+    with pytest.raises(DataError) as caught:
+        rec.observe(frame)
+    assert f"row 2, field {field!r}" in caught.value.message and reason in caught.value.message
+    assert "none was taken" in caught.value.message
+    assert (rec.log.last() if rec.log is not None else None) == before
