@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import json
 import tomllib
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
 from vidrec.candidates.index import IndexConfig
 from vidrec.candidates.merge import DEFAULT_QUOTAS
 from vidrec.candidates.registry import GENERATORS as REGISTRY
+from vidrec.config_check import check_section, unknown_key
 from vidrec.errors import VidrecError
 from vidrec.reranking.config import ReRankConfig
 from vidrec.scoring.config import RankerConfig
@@ -106,9 +107,18 @@ class PipelineConfig:
         """Build from a (possibly partial) dict; missing settings take their defaults."""
         known = {"candidates", "index", "ranker", "rerank", "ranker_kind", "reranker_kind", "history_len",
                  "ranker_period", *REGISTRY}  # fmt: skip
-        unknown = set(data) - known
-        if unknown:
-            raise ValueError(f"unknown config section(s) {sorted(unknown)}; expected {sorted(known)}")
+        sections = {"candidates": CandidatesConfig, "index": IndexConfig, "ranker": RankerConfig,
+                    "rerank": ReRankConfig} | {name: entry.config for name, entry in REGISTRY.items()}  # fmt: skip
+        for key in data:
+            if key not in known:
+                owners = [name for name, c in sections.items() if key in {f.name for f in fields(c)}]
+                if owners:
+                    raise ValueError(f"{key!r} is a setting of [{'] and ['.join(owners)}]: put it in that section")
+                raise ValueError(unknown_key("config", key, sorted(known)))
+        for key, cls_ in sections.items():
+            if key in data:
+                check_section(key, cls_, data[key])
+        check_section("config", cls, {k: v for k, v in data.items() if k not in sections})
         kw: dict[str, Any] = {}
         if "candidates" in data:
             c = dict(data["candidates"])
