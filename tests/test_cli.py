@@ -93,3 +93,15 @@ def test_training_on_no_events_is_a_data_error() -> None:
     data = tiny_dataset()
     with pytest.raises(DataError, match="no events to train on"):
         Recommender.train(Dataset(data.events.clear(), data.videos, data.users))
+
+
+def test_out_into_a_missing_folder_is_made_and_a_bad_one_refused_before_work(tmp_path, capsys) -> None:
+    from vidrec.cli import main
+
+    (tmp_path / "afile").write_text("")
+    code = main(["simulate", "--out", str(tmp_path / "afile" / "data"), "--users", "10"])
+    err = capsys.readouterr().err
+    assert code == 2 and "cannot create the folder" in err and "Traceback" not in err
+    out = tmp_path / "deep" / "er" / "sim"
+    assert main(["simulate", "--out", str(out), "--users", "10", "--videos", "20", "--days", "2"]) == 0
+    assert (out / "events.parquet").exists()

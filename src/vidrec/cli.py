@@ -351,6 +351,22 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _prepare_output(out: str) -> None:
+    """Make the folder ``--out`` goes into, or refuse it readably, before any work starts."""
+    import os
+    from pathlib import Path
+
+    parent = Path(out).resolve().parent
+    try:
+        parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise VidrecError(f"--out {out}: cannot create the folder {parent} ({exc.strerror or exc})",
+                          "choose an --out under a folder you can write") from None  # fmt: skip
+    if not os.access(parent, os.W_OK):
+        raise VidrecError(f"--out {out}: the folder {parent} is not writable",
+                          "choose an --out under a folder you can write")  # fmt: skip
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point: run a subcommand, turning user errors into a message and exit code 2."""
     import logging
@@ -358,6 +374,8 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     args = build_parser().parse_args(argv)
     try:
+        if getattr(args, "out", None):
+            _prepare_output(args.out)
         return args.func(args)
     except VidrecError as err:
         print(f"error: {err.message}", file=sys.stderr)
