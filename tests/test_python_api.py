@@ -66,3 +66,12 @@ def test_observe_refuses_what_ingestion_refuses_and_stores_nothing(trained, even
     assert f"row 2, field {field!r}" in caught.value.message and reason in caught.value.message
     assert "none was taken" in caught.value.message
     assert (rec.log.last() if rec.log is not None else None) == before
+
+
+def test_unknown_users_are_flagged_and_warned_about(trained, caplog) -> None:
+    rec, _ = trained
+    with caplog.at_level("WARNING", logger="vidrec.recommender"):
+        out = rec.recommend_batch(["u1", "no-such-user"], k=3)
+    flags = dict(out.group_by("user_id").agg(pl.col("known_user").first()).rows())
+    assert flags == {"u1": True, "no-such-user": False}
+    assert "1 of 2 users are unknown" in caplog.text and "'no-such-user'" in caplog.text

@@ -429,11 +429,23 @@ class Recommender:
 
     def recommend_batch(self, user_ids: list[str], k: int = 10, stage: Stage = "final", now: datetime | None = None,
                         debug: bool = False) -> pl.DataFrame:  # fmt: skip
-        """Recommendations for many users: one pass per user, the frames stacked."""
+        """Recommendations for many users: one pass per user, the frames stacked. ``known_user`` says
+        whether the store held anything about the user (False: cold-start picks, for example an id
+        that is mistyped or from another system)."""
         if not user_ids:
             raise ValueError("no user ids given")
-        frames = [self.recommend(u, k, now, stage, debug) for u in dict.fromkeys(user_ids)]
-        return pl.concat(frames, how="diagonal_relaxed")
+        frames = []
+        for user in dict.fromkeys(user_ids):
+            result = self.run(user, k, now, "final" if debug else stage)
+            frame = result.frame(self.catalogue, stage, k, debug)
+            frames.append(frame.with_columns(known_user=pl.lit(result.request.known)))
+        out = pl.concat(frames, how="diagonal_relaxed")
+        unknown = out.filter(~pl.col("known_user"))["user_id"].unique()
+        if len(unknown):
+            log.warning("%d of %d users are unknown to this model and got cold-start picks (known_user "
+                        "is false), e.g. %s", len(unknown), out["user_id"].n_unique(),
+                        ", ".join(map(repr, unknown.sort().head(3).to_list())))  # fmt: skip
+        return out
 
     def slate(self, user_id: str, k: int = 10) -> list[dict]:
         """The user's slate as plain dicts (what the HTTP service answers)."""
