@@ -256,6 +256,9 @@ def build_parser() -> argparse.ArgumentParser:
     """The argument parser of the ``vidrec`` command."""
     parser = argparse.ArgumentParser(prog="vidrec", description=__doc__.splitlines()[0])
     parser.add_argument("--version", action="version", version=f"vidrec {__version__}")
+    loud = parser.add_mutually_exclusive_group()
+    loud.add_argument("-q", "--quiet", action="store_true", help="log warnings and errors only")
+    loud.add_argument("-v", "--verbose", action="store_true", help="log debug messages too")
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("ingest", help="validate a log and write a clean data directory")
@@ -371,8 +374,12 @@ def main(argv: list[str] | None = None) -> int:
     """Entry point: run a subcommand, turning user errors into a message and exit code 2."""
     import logging
 
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     args = build_parser().parse_args(argv)
+    level = logging.WARNING if args.quiet else logging.DEBUG if args.verbose else logging.INFO
+    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if not args.verbose:  # third-party chatter (FAISS's loader, HTTP clients) only when asked for
+        for name in ("faiss", "httpx", "urllib3"):
+            logging.getLogger(name).setLevel(max(level, logging.WARNING))
     try:
         if getattr(args, "out", None):
             _prepare_output(args.out)
