@@ -14,6 +14,7 @@ from vidrec.serving.batching import SlateBatcher
 from vidrec.serving.deps import RecommenderLike, SlateRecommender, SlateSource
 from vidrec.serving.errors import install_error_handlers
 from vidrec.serving.limits import DEFAULT_MAX_BODY, BodyLimit
+from vidrec.serving.metrics import Instrument, Metrics
 from vidrec.serving.routers import admin, events, health, recommendations, videos
 
 Lifespan = Callable[[FastAPI], AbstractAsyncContextManager[None]]
@@ -41,7 +42,10 @@ def create_app(recommender: RecommenderLike, slates: SlateSource | None = None, 
     app.state.reloader = None  # set by vidrec.serving.runtime.load_service
     app.state.keys = keys
     app.add_middleware(BodyLimit, max_bytes=max_body_bytes)
+    app.state.metrics = Metrics()
+    app.add_middleware(Instrument, metrics=app.state.metrics)  # outermost: 413s are counted too
     app.state.batcher = slates or SlateBatcher(cast(SlateRecommender, recommender))
+    app.state.batcher.on_batch = app.state.metrics.batch.observe
     install_error_handlers(app)
     for router in (health, recommendations, events, videos, admin):
         app.include_router(router)

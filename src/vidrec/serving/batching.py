@@ -67,6 +67,7 @@ class SlateBatcher:
         self._scheduled = False
         self.batches = 0  # served so far, and their requests: the mean batch size is requests / batches
         self.requests = 0
+        self.on_batch: Callable[[int], None] | None = None  # told each batch's size (metrics)
 
     async def slate(self, user_id: str, k: int) -> list[dict[str, Any]]:
         """The user's slate, computed with whatever other requests are waiting now."""
@@ -93,6 +94,8 @@ class SlateBatcher:
         self.batches += 1
         self.requests += len(batch)
         self._last = len(batch)
+        if self.on_batch is not None:
+            self.on_batch(len(batch))
         if self.batches % 200 == 0:
             log.info("served %d slate requests in %d batches", self.requests, self.batches)
         try:

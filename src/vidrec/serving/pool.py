@@ -225,6 +225,7 @@ class WorkerPool:
         self._load = LoadShare(max_batch)  # the batch a free worker takes
         self.batches = 0  # served so far, and their requests: the mean batch size is requests / batches
         self.requests = 0
+        self.on_batch: Callable[[int], None] | None = None  # told each batch's size (metrics)
         log.info("%d workers ready", workers)
 
     # ---- the batched slate path (on the event loop) ---------------------------------------------
@@ -281,6 +282,8 @@ class WorkerPool:
             self._in_flight += len(batch)
             self.batches += 1
             self.requests += len(batch)
+            if self.on_batch is not None:
+                self.on_batch(len(batch))
             if self.batches % 1000 == 0:
                 log.info("served %d slate requests in %d batches", self.requests, self.batches)
             asks = [(user, k) for user, k, _ in batch]

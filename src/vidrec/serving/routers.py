@@ -57,6 +57,14 @@ admin = APIRouter(tags=["admin"])
 _NOT_FOUND: _Responses = {404: {"model": ErrorResponse, "description": "no such video in the catalogue"}}
 
 
+@health.get("/metrics", response_class=Response, responses={200: {"content": {"text/plain": {}},
+            "description": "Prometheus text format"}})  # fmt: skip
+def get_metrics(request: Request) -> Response:
+    """Prometheus metrics: requests by route and status, latency histograms, slate batch sizes."""
+    body, content_type = request.app.state.metrics.exposition()
+    return Response(content=body, media_type=content_type)
+
+
 @health.get("/health", response_model=Health)
 def get_health() -> Health:
     """Liveness: the process answers."""
