@@ -53,8 +53,8 @@ def test_a_retried_post_stores_nothing_twice(model_dir, tmp_path) -> None:
 
 @pytest.mark.skipif(shutil.which(REDIS_BINARY) is None, reason="needs redis-server")
 @pytest.mark.parametrize("workers", [1, 2])
-def test_events_posted_while_redis_is_down_are_stored_and_applied_when_it_returns(model_dir, tmp_path,
-                                                                                  workers) -> None:  # fmt: skip
+def test_events_posted_while_redis_is_down_are_stored_and_applied_when_it_returns(model_dir, tmp_path, workers,
+                                                                                  caplog) -> None:  # fmt: skip
     server = RedisServer(tmp_path)
     db = tmp_path / "events.sqlite"
     try:
@@ -66,6 +66,7 @@ def test_events_posted_while_redis_is_down_are_stored_and_applied_when_it_return
             assert c.get("/ready").status_code == 503
             refused = c.get("/users/u0/recommendations")
             assert refused.status_code == 503 and refused.headers["retry-after"] == "1"
+            assert refused.headers["x-request-id"] in caplog.text  # the log line names the request
             retry = c.post("/events", json={"user_id": "u0", "video_id": top, "event": "dislike", "event_id": "d-1"})
             assert retry.json()["duplicates"] == 1  # the client's retry is a no-op: the log has it
             server = RedisServer(tmp_path, port=server.port)  # back, and empty

@@ -79,7 +79,8 @@ async def _on_refused(request: Request, exc: Refused) -> JSONResponse:
 
 
 async def _on_store_down(request: Request, exc: Exception) -> JSONResponse:
-    log.warning("request %s %s: the online store does not answer (%s)", request.method, request.url.path, exc)
+    log.warning("request %s %s %s: the online store does not answer (%s)", _request_id(request), request.method,
+                request.url.path, exc)  # fmt: skip
     body = ErrorResponse(detail="the online store does not answer; retry shortly (GET /ready says what is down)")
     return JSONResponse(status_code=503, content=body.model_dump(), headers={"Retry-After": "1"})
 
@@ -91,7 +92,7 @@ async def _on_worker_gone(request: Request, exc: WorkerGone) -> JSONResponse:
 
 
 async def _on_unexpected(request: Request, exc: Exception) -> JSONResponse:
-    log.exception("request %s %s failed", request.method, request.url.path)
+    log.exception("request %s %s %s failed", _request_id(request), request.method, request.url.path)
     body = ErrorResponse(
         detail=f"the service failed to answer ({type(exc).__name__}); it has been logged"
     )
@@ -107,3 +108,8 @@ def install_error_handlers(app: FastAPI) -> None:
         app.add_exception_handler(kind, _on_store_down)
     app.add_exception_handler(WorkerGone, _on_worker_gone)  # type: ignore[arg-type]
     app.add_exception_handler(Exception, _on_unexpected)
+
+
+def _request_id(request: Request) -> str:
+    """The answer's ``X-Request-ID`` (set by :class:`~vidrec.serving.metrics.Instrument`), for the log."""
+    return str(getattr(request.state, "request_id", "-"))
