@@ -33,6 +33,7 @@ import httpx
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 from serving_http import BIN, free_port, serve, stop  # noqa: E402
+from serving_latency import model_dir  # noqa: E402
 
 MB = 1_000_000
 CLIENTS = 8
@@ -129,12 +130,7 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=100, help="requests per kind of body")
     parser.add_argument("--workers", type=int, default=1)
     args = parser.parse_args()
-    if args.model:
-        model = Path(args.model)
-    else:
-        from serving_latency import build
-
-        model, _ = build("default")
+    model = model_dir(args.model)
     big = video(20 * MB)
     under = events_batch(int(3.9 * MB))
     rows = []

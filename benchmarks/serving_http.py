@@ -162,13 +162,10 @@ def main() -> None:
     args = parser.parse_args()
     if shutil.which("wrk") is None:
         raise SystemExit("wrk is not installed: apt-get install -y wrk")
-    if args.model:
-        model = Path(args.model)
-    else:
-        sys.path.insert(0, str(HERE))
-        from serving_latency import build
+    sys.path.insert(0, str(HERE))
+    from serving_latency import model_dir
 
-        model, _ = build("default")
+    model = model_dir(args.model)
     version = model / (model / "LATEST").read_text().strip()
     users = pl.read_parquet(version / "data" / "users.parquet")["user_id"].head(args.users).to_list()
     videos = pl.read_parquet(version / "data" / "videos.parquet")["video_id"].head(2000).to_list()

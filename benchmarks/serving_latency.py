@@ -39,6 +39,11 @@ MILLION = {
 }
 
 
+def model_dir(given: str | None) -> Path:
+    """The model directory a benchmark was given, else the default platform's (built if not there)."""
+    return Path(given) if given else build("default")[0]
+
+
 def build(kind: str) -> tuple[Path, Path]:
     """(model dir, data dir) of the platform, trained and simulated if not there yet."""
     from vidrec.config import PipelineConfig

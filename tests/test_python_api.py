@@ -75,3 +75,14 @@ def test_unknown_users_are_flagged_and_warned_about(trained, caplog) -> None:
     flags = dict(out.group_by("user_id").agg(pl.col("known_user").first()).rows())
     assert flags == {"u1": True, "no-such-user": False}
     assert "1 of 2 users are unknown" in caplog.text and "'no-such-user'" in caplog.text
+
+
+@pytest.mark.parametrize("stage", ["candidates", "scored", "final"])
+def test_a_batch_gives_each_user_what_they_get_alone(trained, stage) -> None:
+    rec, _ = trained
+    users = [f"u{i}" for i in range(0, 40, 3)] + ["cold-1"]
+    cols = ["user_id", "rank", "video_id", "score"]
+    together = rec.recommend_batch(users, k=6, stage=stage).select(cols)
+    alone = pl.concat([rec.recommend(u, k=6, stage=stage).select(cols) for u in users])
+    assert together.drop("score").equals(alone.drop("score"))  # the same videos in the same order
+    assert (together["score"] - alone["score"]).abs().max() < 1e-5  # float32 products batched differently
