@@ -7,6 +7,7 @@ readable message and a non-zero exit, never a traceback.
 from __future__ import annotations
 
 import argparse
+import shutil
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
@@ -14,6 +15,8 @@ from typing import TYPE_CHECKING
 
 from vidrec import __version__
 from vidrec.errors import VidrecError
+
+CHECKPOINTS = "checkpoints"
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -119,8 +122,11 @@ def _train(args: argparse.Namespace) -> int:
     config = load_config(args.config)
     data, result = _load_training_data(args.data_dir, args.strict)
     start = time.perf_counter()
-    rec = Recommender.train(data, config, log=lambda msg: print(msg, flush=True))
+    checkpoints = None if args.no_checkpoints else Path(args.out) / CHECKPOINTS
+    rec = Recommender.train(data, config, log=lambda msg: print(msg, flush=True), checkpoints=checkpoints)
     path = rec.save(args.out)
+    if checkpoints is not None:
+        shutil.rmtree(checkpoints, ignore_errors=True)  # the model is saved: nothing left to resume
     if not result.ok:
         result.quarantine.write_parquet(path / "quarantine.parquet")
     print(f"trained in {time.perf_counter() - start:.1f} s -> {path}")
@@ -294,6 +300,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, help="model directory (a new version is added)")
     p.add_argument("--config", help="TOML file overriding the default settings")
     p.add_argument("--strict", action="store_true", help="refuse data with invalid rows")
+    p.add_argument("--no-checkpoints", action="store_true",
+                   help=f"keep no training checkpoints (by default each epoch is saved under OUT/{CHECKPOINTS}/ "
+                   "and the same command resumes an interrupted run; they are removed once the model is saved)")
     p.set_defaults(func=_train)
 
     p = sub.add_parser("train-two-tower", help="train the two-tower retriever alone; run under torchrun to scale out")

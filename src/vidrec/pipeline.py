@@ -77,8 +77,13 @@ class Pipeline:
         self.live: LiveCounts | None = None
 
     @classmethod
-    def fit(cls, train: Dataset, config: PipelineConfig | None = None, log: Logger = log.info) -> Pipeline:
-        """Train every stage on ``train``; the clock is the end of its events."""
+    def fit(cls, train: Dataset, config: PipelineConfig | None = None, log: Logger = log.info,
+            checkpoints: str | Path | None = None) -> Pipeline:  # fmt: skip
+        """Train every stage on ``train``; the clock is the end of its events.
+
+        ``checkpoints``: a directory where the training loops keep their checkpoints, one
+        folder per stage; fitting again with the same data and config resumes from them."""
+        stage_dir = (lambda name: None) if checkpoints is None else (lambda name: Path(checkpoints) / name)
         config = config or PipelineConfig()
         if train.events.height == 0:
             raise DataError("no events to train on", "train on a dataset with watch or like events "
@@ -91,17 +96,22 @@ class Pipeline:
             t0 = time.perf_counter()
             log(f"[candidates] training {name}")
             entry = GENERATORS[name]
-            gen = entry.build(getattr(config, name), config.index, log).fit(train, now, catalogue)
+            gen = entry.build(getattr(config, name), config.index, log)
+            gen.checkpoints = stage_dir(f"candidates.{name}")
+            gen.fit(train, now, catalogue)
             generators.append(gen)
             timings[f"candidates.{name}"] = time.perf_counter() - t0
         t0 = time.perf_counter()
         cut = ranker_cut(train.events, config.ranker_period)
         log(f"[scoring] two-tower for ranking features on events before {cut:%Y-%m-%d %H:%M}")
         early = train.events.filter(pl.col("ts") < cut)
-        feature_model, _ = fit_two_tower(early, train.videos, _feature_config(config, generators), log)
+        feature_model, _ = fit_two_tower(early, train.videos, _feature_config(config, generators), log,
+                                         checkpoints=stage_dir("scoring.two_tower_features"))  # fmt: skip
         embeddings = TwoTowerEmbeddings(feature_model, catalogue)
         log(f"[scoring] training the ranker on examples from {cut:%Y-%m-%d %H:%M}")
-        ranker = RANKERS[config.ranker_kind](replace(config.ranker, examples_since=cut)).fit(train, embeddings)
+        ranker = RANKERS[config.ranker_kind](replace(config.ranker, examples_since=cut)).fit(
+            train, embeddings, checkpoints=stage_dir("scoring.ranker"), log=log
+        )
         timings["scoring"] = time.perf_counter() - t0
         pipe = cls(config, generators, ranker, RERANKERS[config.reranker_kind](config.rerank), feature_model)
         pipe.timings = timings

@@ -54,6 +54,7 @@ class CandidateGenerator(ABC):
 
     name: str
     catalogue: Catalogue | None = None
+    checkpoints: Path | None = None  # where a generator with a long training loop keeps its checkpoints
 
     @abstractmethod
     def fit(self, train: Dataset, now: datetime, catalogue: Catalogue | None = None) -> Self:

@@ -68,7 +68,9 @@ class TwoTowerGenerator(CandidateGenerator):
 
     def fit(self, train: Dataset, now: datetime, catalogue: Catalogue | None = None) -> Self:
         events = train.events.filter(pl.col("ts") < _ts(now))
-        self.model, self.report = fit_two_tower(events, train.videos, self.config, self.log, users=train.users)
+        self.model, self.report = fit_two_tower(
+            events, train.videos, self.config, self.log, users=train.users, checkpoints=self.checkpoints
+        )
         self._demographics = _demographic_table(self.model, train.users)
         self.catalogue_keys = None
         self.index_videos(train.videos)

@@ -24,6 +24,7 @@ table of the similarity features is counted on the same pre-cut events for the s
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import datetime
 from pathlib import Path
@@ -150,11 +151,15 @@ class MultiTaskRanker(Ranker):
         self.config = replace(self.config, value=value)
         return self
 
-    def fit(self, train: Dataset, embeddings: EmbeddingSource | None = None) -> Self:
-        """Build examples and features from ``train``, train, calibrate and report validation metrics."""
+    def fit(self, train: Dataset, embeddings: EmbeddingSource | None = None,
+            checkpoints: str | Path | None = None, log: Callable[[str], None] | None = None) -> Self:  # fmt: skip
+        """Build examples and features from ``train``, train, calibrate and report validation metrics.
+
+        ``checkpoints``: a directory for each network's training checkpoints (a rerun resumes);
+        ``log`` gets one line per epoch."""
         with _threads(self.config.threads):
             data, tables = self.prepare(train, embeddings)
-            self.fit_arrays(data.x, data.y, data.ts)
+            self.fit_arrays(data.x, data.y, data.ts, checkpoints, log)
         self.tables = tables.compact()
         self.n_categories = tables.n_categories
         self.report["examples"] = data.examples.height
@@ -172,14 +177,17 @@ class MultiTaskRanker(Ranker):
         y = examples.select(LABELS).to_numpy().astype(np.float32)  # (n, labels)
         return TrainingData(x, y, examples["ts"].to_numpy(), examples), tables
 
-    def fit_arrays(self, x: np.ndarray, y: np.ndarray, ts: np.ndarray) -> Self:
+    def fit_arrays(self, x: np.ndarray, y: np.ndarray, ts: np.ndarray, checkpoints: str | Path | None = None,
+                   log: Callable[[str], None] | None = None) -> Self:  # fmt: skip
         """Standardise, train on all but the latest ``val_fraction``, calibrate each head on the rest."""
         cfg = self.config
         cut = time_split(ts, cfg.val_fraction)
         self.scaler = Standardizer().fit(x[:cut])
         xs = self.scaler(x)
         heads = [LABELS.index(t) for t in cfg.tasks]
-        results = [train_classifier(xs[:cut], y[:cut, heads], xs[cut:], y[cut:, heads], c) for c in member_configs(cfg)]
+        where = (lambda i: None) if checkpoints is None else (lambda i: Path(checkpoints) / f"member{i}.pt")
+        results = [train_classifier(xs[:cut], y[:cut, heads], xs[cut:], y[cut:, heads], c, where(i), log)
+                   for i, c in enumerate(member_configs(cfg))]  # fmt: skip
         result = results[0]
         self.model = result.model if len(results) == 1 else Ensemble([r.model for r in results])
         raw = self.model.predict_proba(torch.from_numpy(xs[cut:])).numpy()  # (n_val, tasks)

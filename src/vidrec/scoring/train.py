@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import copy
-from dataclasses import dataclass, field, replace
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
 
 import numpy as np
 import torch
 from torch import nn
 
+from vidrec.checkpoint import Checkpoint, input_key
+from vidrec.progress import EpochClock, bar
 from vidrec.scoring.config import RankerConfig
 from vidrec.scoring.model import Ensemble, MultiTaskNet
 
@@ -59,12 +63,14 @@ def member_configs(config: RankerConfig) -> list[RankerConfig]:
 
 
 def train_classifier(
-    x_train: np.ndarray, y_train: np.ndarray, x_val: np.ndarray, y_val: np.ndarray, config: RankerConfig
+    x_train: np.ndarray, y_train: np.ndarray, x_val: np.ndarray, y_val: np.ndarray, config: RankerConfig,
+    checkpoint: str | Path | None = None, log: Callable[[str], None] | None = None,
 ) -> TrainResult:
     """Fit the network on standardised float32 features and 0/1 labels ``(n, tasks)``.
 
     The loss is ``sum_t w_t * BCE_t`` with the positive ``config.loss_weights``; training
     stops when that loss on the validation rows stalls and keeps the best epoch.
+    ``checkpoint``: a file the loop saves its state to after every epoch and resumes from.
     """
     if len(x_train) == 0 or len(x_val) == 0:
         raise ValueError("training needs non-empty training and validation sets")
@@ -83,12 +89,27 @@ def train_classifier(
         return (bce(logits, y).mean(0) * weights).sum()
 
     result = TrainResult(model, 0)
-    best, best_state, stale = float("inf"), copy.deepcopy(model.state_dict()), 0
-    for epoch in range(config.max_epochs):
+    loop = {"epoch": 0, "best": float("inf"), "best_state": copy.deepcopy(model.state_dict()), "stale": 0,
+            "stopped": False}  # fmt: skip
+    saved = Checkpoint(checkpoint, input_key(asdict(config), x_train, y_train, x_val, y_val))
+    state = saved.load()
+    if state is not None:
+        loop = state["loop"]
+        model.load_state_dict(state["model"])
+        opt.load_state_dict(state["opt"])
+        gen.set_state(state["gen"])
+        torch.set_rng_state(state["torch_rng"])
+        result.train_loss, result.val_loss, result.best_epoch = state["train_loss"], state["val_loss"], state["best"]
+    clock = EpochClock(config.max_epochs)
+    steps = -(-len(xt) // config.batch_size)
+    for epoch in range(loop["epoch"], config.max_epochs):
+        if loop["stopped"]:
+            break
+        clock.start()
         model.train()
         order = torch.randperm(len(xt), generator=gen)
         total = 0.0
-        for s in range(0, len(xt), config.batch_size):
+        for s in bar(range(0, len(xt), config.batch_size), steps, f"ranker (seed {config.seed}) epoch {epoch + 1}"):
             idx = order[s : s + config.batch_size]
             loss = loss_fn(model(xt[idx]), yt[idx])
             opt.zero_grad(set_to_none=True)
@@ -100,12 +121,20 @@ def train_classifier(
             model.eval()
             val = float(loss_fn(torch.cat([model(xv[s : s + 65_536]) for s in range(0, len(xv), 65_536)]), yv))
         result.val_loss.append(val)
-        if val < best - 1e-5:
-            best, best_state, stale, result.best_epoch = val, copy.deepcopy(model.state_dict()), 0, epoch
+        clock.stop(epoch + 1)
+        if val < loop["best"] - 1e-5:
+            loop |= {"best": val, "best_state": copy.deepcopy(model.state_dict()), "stale": 0}
+            result.best_epoch = epoch
         else:
-            stale += 1
-            if stale > config.patience:
-                break
-    model.load_state_dict(best_state)
+            loop["stale"] += 1
+            loop["stopped"] = loop["stale"] > config.patience
+        loop["epoch"] = epoch + 1
+        if log is not None:
+            log(f"ranker (seed {config.seed}) epoch {epoch + 1:2d}/{config.max_epochs}  train loss "
+                f"{result.train_loss[-1]:.4f}  validation loss {val:.4f}" + clock.left())  # fmt: skip
+        saved.save({"loop": loop, "model": model.state_dict(), "opt": opt.state_dict(), "gen": gen.get_state(),
+                    "torch_rng": torch.get_rng_state(), "train_loss": result.train_loss,
+                    "val_loss": result.val_loss, "best": result.best_epoch})  # fmt: skip
+    model.load_state_dict(loop["best_state"])
     model.eval()
     return result

@@ -3,6 +3,8 @@ how they are masked and corrected. The training loop only calls ``task.loss(mode
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import torch
 
@@ -45,6 +47,16 @@ class Task:
         """(mean loss of the step, number of terms it averages)."""
         raise NotImplementedError
 
+    def state_dict(self) -> dict[str, Any]:
+        """What the task learnt while training (a checkpoint saves it; the rng is the loop's)."""
+        miner = self.miner
+        return {"miner": None if miner is None else (miner.pool, miner.refreshes)}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Continue from :meth:`state_dict`."""
+        if self.miner is not None and state["miner"] is not None:
+            self.miner.pool, self.miner.refreshes = state["miner"]
+
 
 class BinaryTask(Task):
     """Sigmoid cross-entropy: the positive vs the epoch's sampled negatives (+ hard negatives)."""
@@ -76,6 +88,14 @@ class SoftmaxTask(Task):
             self.frequency = CountFrequency(examples.video.numpy(), n_videos, config.batch_size)
         else:
             self.frequency = None
+
+    def state_dict(self) -> dict[str, Any]:
+        return super().state_dict() | {"frequency": vars(self.frequency) if self.frequency is not None else None}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        super().load_state_dict(state)
+        if self.frequency is not None and state["frequency"] is not None:
+            vars(self.frequency).update(state["frequency"])
 
     def log_q(self, videos: torch.Tensor) -> torch.Tensor:
         """log expected count of each candidate per batch under the mixed sampler

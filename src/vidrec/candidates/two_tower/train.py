@@ -9,7 +9,8 @@ import copy
 import logging
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
 
 import numpy as np
 import polars as pl
@@ -18,6 +19,7 @@ import torch
 from vidrec.candidates.index import ExactIndex, Exclusions
 from vidrec.candidates.two_tower.config import TwoTowerConfig
 from vidrec.candidates.two_tower.data import (
+    Examples,
     NegativeSampler,
     Vocabulary,
     build_examples,
@@ -30,8 +32,10 @@ from vidrec.candidates.two_tower.export import user_embeddings
 from vidrec.candidates.two_tower.inputs import join_demographics
 from vidrec.candidates.two_tower.model import TwoTowerModel
 from vidrec.candidates.two_tower.tasks import Batch, Task, make_task
+from vidrec.checkpoint import Checkpoint, input_key, rng_state, set_rng_state
 from vidrec.errors import DataError
 from vidrec.features.user_state import build_user_state
+from vidrec.progress import EpochClock, bar
 
 Logger = Callable[[str], None]
 
@@ -151,10 +155,13 @@ def _train(
     parallel: Parallel,
     users: pl.DataFrame | None = None,
     catalogue: dict[str, torch.Tensor] | None = None,
+    checkpoint: str | Path | None = None,
 ) -> tuple[TwoTowerModel, list[dict[str, float]], int]:
     """Train from a fresh seeded initialisation; keep the best epoch when ``evaluate`` is given.
 
     ``catalogue`` holds the videos' tower inputs (``catalogue_features``), computed once per fit.
+    ``checkpoint``: a file the loop's state is saved to after every epoch and resumed from
+    (one per rank under torchrun); a resumed run ends with the model of an uninterrupted one.
     """
     torch.manual_seed(config.seed)
     rng = np.random.default_rng(config.seed)
@@ -172,23 +179,37 @@ def _train(
     )
     task = make_task(config, ex, len(vocab.videos), rng)
     opt = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+    loop = _Loop(epochs=epochs)
+    saved = _checkpoint(checkpoint, parallel, config, epochs, ex)
+    state = saved.load()
+    if state is not None:
+        loop = state["loop"]
+        model.load_state_dict(state["model"])
+        opt.load_state_dict(state["opt"])
+        task.load_state_dict(state["task"])
+        set_rng_state(rng, state["rng"])
     step_loss = parallel.step(model, task)
-    stats: list[dict[str, float]] = []
-    best, best_epoch, best_state, stale, step = -1.0, epochs, None, 0, 0
-    for epoch in range(1, epochs + 1):
+    if state is not None:
+        torch.set_rng_state(state["torch_rng"])  # after ``step``: under DDP it reseeds each rank
+    clock = EpochClock(epochs)
+    global_batch = config.batch_size * parallel.world_size
+    for epoch in range(loop.epoch + 1, epochs + 1):
+        if loop.stopped:
+            break
         model.train()
-        t0 = time.perf_counter()
+        clock.start()
         per_positive = config.negatives_per_positive if config.objective == "binary" else 0
         neg, valid = sampler.sample(ex.user, per_positive)
         total, weight = 0.0, 0.0
         order_rng = parallel.order_rng(rng, epoch)
-        batches = iterate_batches(ex, neg, valid, config.batch_size * parallel.world_size, order_rng)
+        batches = iterate_batches(ex, neg, valid, global_batch, order_rng)
         outer_threads = torch.get_num_threads()
         if config.deterministic:  # parallel reductions in backward would change the float sums run to run
             torch.set_num_threads(1)
         try:
-            for i, batch in enumerate(parallel.shard(batches)):
-                if _mine_now(config, task, epoch, i, step):
+            steps = bar(parallel.shard(batches), -(-len(ex) // global_batch), f"two-tower epoch {epoch}")
+            for i, batch in enumerate(steps):
+                if _mine_now(config, task, epoch, i, loop.step):
                     task.miner.refresh(model)
                 loss, w = step_loss(batch)
                 opt.zero_grad(set_to_none=True)
@@ -196,32 +217,66 @@ def _train(
                 opt.step()
                 total += float(loss.detach()) * w
                 weight += w
-                step += 1
+                loop.step += 1
         finally:
             torch.set_num_threads(outer_threads)
         total, weight = parallel.total(total, weight)
-        secs = time.perf_counter() - t0
+        secs = clock.stop(epoch)
         row = {"epoch": epoch, "loss": total / weight, "seconds": secs, "examples_per_s": len(ex) / secs}
         if evaluate is not None:
             row["val_recall"] = evaluate(model)
-        stats.append(row)
+        loop.stats.append(row)
         log(
-            f"epoch {epoch:3d}  loss {row['loss']:.4f}  {row['examples_per_s']:,.0f} examples/s"
-            + (f"  val recall@{config.eval_k} {row['val_recall']:.4f}" if evaluate else "")
+            f"epoch {epoch:3d}/{epochs}  loss {row['loss']:.4f}  {row['examples_per_s']:,.0f} examples/s"
+            + (f"  val recall@{config.eval_k} {row['val_recall']:.4f}" if evaluate else "") + clock.left()
         )
-        if evaluate is None:
-            continue
-        if row["val_recall"] > best:
-            best, best_epoch, best_state, stale = row["val_recall"], epoch, copy.deepcopy(model.state_dict()), 0
-        else:
-            stale += 1
-            if stale >= config.patience:
-                log(f"early stop: no improvement for {config.patience} epochs (best epoch {best_epoch})")
-                break
-    if best_state is not None:
-        model.load_state_dict(best_state)
+        loop.epoch = epoch
+        if evaluate is not None:
+            if row["val_recall"] > loop.best:
+                loop.best, loop.best_epoch, loop.stale = row["val_recall"], epoch, 0
+                loop.best_state = copy.deepcopy(model.state_dict())
+            else:
+                loop.stale += 1
+                if loop.stale >= config.patience:
+                    log(f"early stop: no improvement for {config.patience} epochs (best epoch {loop.best_epoch})")
+                    loop.stopped = True
+        saved.save({"loop": loop, "model": model.state_dict(), "opt": opt.state_dict(), "task": task.state_dict(),
+                    "rng": rng_state(rng), "torch_rng": torch.get_rng_state()})  # fmt: skip
+    if loop.best_state is not None:
+        model.load_state_dict(loop.best_state)
     model.eval()
-    return model, stats, best_epoch
+    return model, loop.stats, loop.best_epoch
+
+
+@dataclass
+class _Loop:
+    """The training loop's own progress: what a checkpoint needs besides the model and optimizer."""
+
+    epochs: int
+    epoch: int = 0  # epochs finished
+    step: int = 0
+    stats: list[dict[str, float]] = field(default_factory=list)
+    best: float = -1.0
+    best_epoch: int = 0
+    best_state: dict[str, torch.Tensor] | None = None
+    stale: int = 0
+    stopped: bool = False
+
+    def __post_init__(self) -> None:
+        self.best_epoch = self.epochs  # without validation the last epoch is the model
+
+
+def _checkpoint(
+    path: str | Path | None, parallel: Parallel, config: TwoTowerConfig, epochs: int, ex: Examples
+) -> Checkpoint:
+    """The loop's checkpoint: keyed by the config, the epoch budget and the examples; one file per rank."""
+    key = input_key(asdict(config) | {"epochs": epochs, "world_size": parallel.world_size},
+                    ex.user, ex.video, ex.history, ex.interacted_keys)  # fmt: skip
+    if path is None:
+        return Checkpoint(None, key)
+    path = Path(path)
+    rank = getattr(parallel, "rank", 0)
+    return Checkpoint(path if parallel.world_size == 1 else path.with_suffix(f".rank{rank}.pt"), key)
 
 
 def fit_two_tower(
@@ -231,6 +286,7 @@ def fit_two_tower(
     log: Logger = _log.info,
     parallel: Parallel | None = None,
     users: pl.DataFrame | None = None,
+    checkpoints: str | Path | None = None,
 ) -> tuple[TwoTowerModel, TrainReport]:
     """Train a two-tower model on an event log and the videos table.
 
@@ -239,13 +295,14 @@ def fit_two_tower(
     that many epochs, so the most recent interactions are not lost to validation.
     ``parallel`` runs one shard per process under torchrun (see ``distributed.py``).
     ``users`` (the users table) feeds the demographics when ``config.user_demographics``.
+    ``checkpoints``: a directory for the loops' checkpoints; a rerun with the same inputs resumes.
     """
     config = config or TwoTowerConfig()
     previous_threads = torch.get_num_threads()
     if config.threads:
         torch.set_num_threads(config.threads)
     try:
-        return _fit(events, videos, config, log, parallel or Parallel(), users)
+        return _fit(events, videos, config, log, parallel or Parallel(), users, checkpoints)
     finally:
         torch.set_num_threads(previous_threads)
 
@@ -263,8 +320,9 @@ def _sample_users(truth: pl.DataFrame, most: int, seed: int) -> pl.DataFrame:
 
 def _fit(
     events: pl.DataFrame, videos: pl.DataFrame, config: TwoTowerConfig, log: Logger, parallel: Parallel,
-    users: pl.DataFrame | None = None,
+    users: pl.DataFrame | None = None, checkpoints: str | Path | None = None,
 ) -> tuple[TwoTowerModel, TrainReport]:
+    where = (lambda name: None) if checkpoints is None else (lambda name: Path(checkpoints) / f"{name}.pt")
     vocab = Vocabulary.from_videos(videos, users if config.user_demographics else None)
     catalogue = catalogue_features(vocab, videos, config)  # title vectors (if any) computed once here
     report = TrainReport()
@@ -278,7 +336,7 @@ def _fit(
         state = join_demographics(state, users, vocab.user_fields).with_columns(request_ts=fit["ts"].max())
         evaluate = lambda m: parallel.recall(m, state, truth, config.eval_k)  # noqa: E731
         model, report.epochs, report.best_epoch = _train(
-            fit, videos, vocab, config, config.epochs, evaluate, log, parallel, users, catalogue
+            fit, videos, vocab, config, config.epochs, evaluate, log, parallel, users, catalogue, where("search")
         )
         report.best_recall = max(r["val_recall"] for r in report.epochs)
         report.seconds = time.perf_counter() - t0
@@ -286,12 +344,13 @@ def _fit(
             t1 = time.perf_counter()
             log(f"refit on all events for {report.best_epoch} epochs")
             model, _, _ = _train(
-                events, videos, vocab, config, report.best_epoch, None, log, parallel, users, catalogue
+                events, videos, vocab, config, report.best_epoch, None, log, parallel, users, catalogue,
+                where("refit"),
             )
             report.refit_seconds = time.perf_counter() - t1
     else:
         model, report.epochs, report.best_epoch = _train(
-            events, videos, vocab, config, config.epochs, None, log, parallel, users, catalogue
+            events, videos, vocab, config, config.epochs, None, log, parallel, users, catalogue, where("train")
         )
         report.seconds = time.perf_counter() - t0
     return model, report
