@@ -40,6 +40,26 @@ def conform_table(df: pl.DataFrame, name: str) -> pl.DataFrame:
     return df.with_columns(casts) if casts else df
 
 
+def table_files(root: Path, table: str) -> list[Path]:
+    """The Parquet files of one table of a data directory: ``TABLE.parquet``, or every
+    ``*.parquet`` under a ``TABLE/`` folder (partitions such as one file per day, Hive-style
+    ``day=.../`` folders included), in path order."""
+    single, folder = root / f"{table}.parquet", root / table
+    if single.exists():
+        return [single]
+    if folder.is_dir():
+        files = sorted(p for p in folder.rglob("*.parquet") if p.is_file())
+        if files:
+            return files
+        raise DataError(f"{folder}: holds no .parquet file (the {table} table)",
+                        f"put the {table} table's Parquet files there, for example one per day")  # fmt: skip
+    raise DataError(
+        f"{single}: file not found (the {table} table)",
+        f"a data directory needs {', '.join(n + '.parquet' for n in TABLE_NAMES)} (or a folder of "
+        "Parquet files per table); create one with `vidrec ingest` or `vidrec simulate`",
+    )
+
+
 def read_table(path: Path, table: str) -> pl.DataFrame:
     """Read one Parquet table, turning a missing or unreadable file into a clear error."""
     if not path.exists():
@@ -57,15 +77,21 @@ def read_table(path: Path, table: str) -> pl.DataFrame:
         ) from None
 
 
+def read_tables(files: list[Path], table: str) -> pl.DataFrame:
+    """The rows of every file of one table, in file order (columns a file lacks are null)."""
+    frames = [read_table(path, table) for path in files]
+    return frames[0] if len(frames) == 1 else pl.concat(frames, how="diagonal_relaxed")
+
+
 def read_dataset(directory: str | Path) -> Dataset:
-    """Read ``events``, ``videos`` and ``users`` Parquet tables from ``directory``."""
+    """Read ``events``, ``videos`` and ``users`` Parquet tables (or folders of them) from ``directory``."""
     root = Path(directory)
     if not root.is_dir():
         raise DataError(
             f"{root}: not a directory",
             "pass a folder holding events.parquet, videos.parquet and users.parquet",
         )
-    tables = {name: read_table(root / f"{name}.parquet", name) for name in TABLE_NAMES}
+    tables = {name: read_tables(table_files(root, name), name) for name in TABLE_NAMES}
     return Dataset(**tables)
 
 

@@ -8,6 +8,7 @@ traced back and fixed.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -18,6 +19,7 @@ from vidrec.data import coerce
 from vidrec.data.dataset import TABLE_NAMES, Dataset
 from vidrec.data.schema import EARLIEST_TS, EARLIEST_UPLOAD, EVENT_KINDS, MAX_WATCH_SECONDS, TABLES
 from vidrec.errors import DataError
+from vidrec.progress import bar
 
 ROW = "__source_row__"
 """Optional column an adapter sets to the 1-based row number in its source file."""
@@ -258,9 +260,11 @@ def _validate_keyed(
 
 
 def _validate_events(
-    df: pl.DataFrame, videos: pl.DataFrame, users: pl.DataFrame, source: str, cfg: ValidationConfig
+    df: pl.DataFrame, videos: pl.DataFrame, users: pl.DataFrame, source: str, cfg: ValidationConfig,
+    seen: EventKeys | None = None,
 ) -> tuple[pl.DataFrame, pl.DataFrame]:
-    """Validate events: types, kinds, seconds, time range, references, duplicates."""
+    """Validate events: types, kinds, seconds, time range, references, duplicates (also of the
+    valid events of earlier files, when ``seen`` holds them; this file's are added to it)."""
     df = _prepare(df, "events", source)
     upload = videos.select("video_id", pl.col("uploaded_at").alias("__uploaded__"))
     df = df.join(upload, on="video_id", how="left", maintain_order="left")
@@ -271,17 +275,51 @@ def _validate_events(
         _Check("before_upload", "ts", pl.col("ts") < pl.col("__uploaded__")),
     ]
     df = _apply(df, checks).drop("__uploaded__")
-    keys = ["user_id", "video_id", "ts", "event", "watch_seconds"]
     valid = pl.col(_CHECK).is_null()
-    first_valid = pl.col(ROW).filter(valid).min().over(keys)
+    first_valid = pl.col(ROW).filter(valid).min().over(EVENT_KEYS)
     checks.append(_Check("duplicate_event", "ts", pl.lit(True)))
+    repeated = valid & (pl.col(ROW) != first_valid)
+    if seen is not None:
+        df = df.with_columns(seen.key().alias("__key__"))
+        repeated = repeated | (valid & seen.contains(pl.col("__key__")))
     df = df.with_columns(
-        pl.when(valid & (pl.col(ROW) != first_valid))
-        .then(pl.lit(len(checks) - 1, dtype=pl.Int32))
-        .otherwise(pl.col(_CHECK))
-        .alias(_CHECK)
+        pl.when(repeated).then(pl.lit(len(checks) - 1, dtype=pl.Int32)).otherwise(pl.col(_CHECK)).alias(_CHECK)
     )
+    if seen is not None:
+        seen.add(df.filter(pl.col(_CHECK).is_null())["__key__"])
     return _split(df, checks, "events", source)
+
+
+EVENT_KEYS = ["user_id", "video_id", "ts", "event", "watch_seconds"]
+"""An event's identity: a second event equal in all of these is a duplicate."""
+
+
+class EventKeys:
+    """The valid events of the files validated so far, as 128-bit digests of their keys, so a
+    data directory validated one file at a time finds duplicates across files while holding
+    16 bytes per event, not the events (a false match needs a 128-bit collision)."""
+
+    def __init__(self) -> None:
+        self._parts: list[pl.Series] = []
+        self._all: pl.Series | None = None
+
+    @staticmethod
+    def key() -> pl.Expr:
+        """The digest of a row's key columns, as one struct of two independent 64-bit hashes."""
+        row = pl.struct(EVENT_KEYS)
+        return pl.struct(a=row.hash(seed=1), b=row.hash(seed=2))
+
+    def contains(self, key: pl.Expr) -> pl.Expr:
+        """Whether a row's digest belongs to an event seen before."""
+        if self._all is None:
+            self._all = pl.concat(self._parts) if self._parts else pl.Series("k", [], pl.Struct({"a": pl.UInt64,
+                                                                                                 "b": pl.UInt64}))
+        return key.is_in(self._all.implode())
+
+    def add(self, keys: pl.Series) -> None:
+        """Remember ``keys`` (the digests of newly kept events)."""
+        self._parts.append(keys)
+        self._all = None
 
 
 def _event_row_checks(df: pl.DataFrame, cfg: ValidationConfig) -> list[_Check]:
@@ -326,14 +364,38 @@ def validate(
     Videos and users are validated first, so an event pointing at a quarantined video
     or user is itself quarantined as ``unknown_video`` / ``unknown_user``.
     """
+    src = {name: name + ".parquet" for name in TABLE_NAMES} | (sources or {})
+    return validate_parts([(src["events"], lambda: events)], videos, users, src, config)
+
+
+def validate_parts(
+    events: Iterable[tuple[str, Callable[[], pl.DataFrame]]],
+    videos: pl.DataFrame,
+    users: pl.DataFrame,
+    sources: dict[str, str] | None = None,
+    config: ValidationConfig | None = None,
+) -> ValidationResult:
+    """:func:`validate` of an events table in parts (source name, reader), read and checked one
+    at a time: only one part's raw rows and working columns are in memory at once. Duplicates
+    are found across parts too (see :class:`EventKeys`); row numbers count within each part."""
     cfg = config or ValidationConfig()
     src = {name: name + ".parquet" for name in TABLE_NAMES} | (sources or {})
-    rows_in = {"events": events.height, "videos": videos.height, "users": users.height}
     v_clean, v_bad = _validate_keyed(videos, "videos", src["videos"], cfg)
     u_clean, u_bad = _validate_keyed(users, "users", src["users"], cfg)
-    e_clean, e_bad = _validate_events(events, v_clean, u_clean, src["events"], cfg)
-    quarantine = pl.concat([v_bad, u_bad, e_bad], how="vertical")
-    return ValidationResult(Dataset(e_clean, v_clean, u_clean), quarantine, rows_in)
+    parts = list(events)
+    seen = EventKeys() if len(parts) > 1 else None
+    clean, bad, rows = [], [v_bad, u_bad], 0
+    for source, read in bar(parts, len(parts), "validating events", unit="file"):
+        frame = read()
+        rows += frame.height
+        e_clean, e_bad = _validate_events(frame, v_clean, u_clean, source, cfg, seen)
+        del frame
+        clean.append(e_clean)
+        bad.append(e_bad)
+    rows_in = {"events": rows, "videos": videos.height, "users": users.height}
+    events_clean = clean[0] if len(clean) == 1 else pl.concat(clean, how="diagonal_relaxed")
+    quarantine = pl.concat(bad, how="vertical")
+    return ValidationResult(Dataset(events_clean, v_clean, u_clean), quarantine, rows_in)
 
 
 def validate_dataset(ds: Dataset, config: ValidationConfig | None = None) -> ValidationResult:
@@ -345,9 +407,17 @@ def read_valid(data_dir: str | Path, strict: bool = False) -> ValidationResult:
     """Read a data directory and validate it as ``vidrec ingest`` does: the valid rows to train
     on and the quarantine. A :class:`DataError` when no valid event is left, or with ``strict``
     when any row is invalid."""
-    from vidrec.data.dataset import read_dataset
+    from vidrec.data.dataset import read_table, read_tables, table_files
 
-    result = validate_dataset(read_dataset(data_dir))
+    root = Path(data_dir)
+    if not root.is_dir():
+        raise DataError(f"{root}: not a directory", "pass a folder holding events.parquet, videos.parquet and "
+                        "users.parquet (or a folder of Parquet files per table)")  # fmt: skip
+    files = {name: table_files(root, name) for name in TABLE_NAMES}
+    parts = [(str(p.relative_to(root)), lambda p=p: read_table(p, "events")) for p in files["events"]]
+    keyed = {name: read_tables(files[name], name) for name in ("videos", "users")}
+    sources = {name: ", ".join(str(p.relative_to(root)) for p in files[name]) for name in ("videos", "users")}
+    result = validate_parts(parts, keyed["videos"], keyed["users"], sources)
     if result.dataset.events.height == 0:
         listing = "\n".join("  " + e for e in result.errors(3))
         empty = " (its events table is empty)"
