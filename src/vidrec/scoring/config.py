@@ -40,6 +40,8 @@ class RankerConfig:
     seed: int = 0  # weights, batch order and negative sampling
     # torch threads during fit, restored after (None: torch's default); a small MLP gains little from more
     threads: int | None = 1
+    # processes training the networks (DDP under torchrun, gloo on CPU); 1 trains in this process
+    processes: int = 1
     examples_since: datetime | None = None  # train only on examples at/after this: the two-tower cutoff (see ranker.py)
     max_examples: int | None = None  # keep only the latest this many examples (None: all)
     similarity: bool = True  # item-to-item features: candidate vs recent completions (similarity.py)
@@ -82,6 +84,8 @@ class RankerConfig:
             raise ValueError(f"RankerConfig.val_fraction must be in (0, 0.5), got {self.val_fraction}")
         if self.calibration not in CALIBRATIONS:
             raise ValueError(f"RankerConfig.calibration must be one of {CALIBRATIONS}, got {self.calibration!r}")
+        if not isinstance(self.processes, int) or isinstance(self.processes, bool) or self.processes < 1:
+            raise ValueError(f"RankerConfig.processes must be an integer >= 1, got {self.processes!r}")
         if self.threads is not None and self.threads < 1:
             raise ValueError(f"RankerConfig.threads must be None or >= 1, got {self.threads}")
         if self.max_examples is not None and self.max_examples < 10:

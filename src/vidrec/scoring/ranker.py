@@ -185,9 +185,16 @@ class MultiTaskRanker(Ranker):
         self.scaler = Standardizer().fit(x[:cut])
         xs = self.scaler(x)
         heads = [LABELS.index(t) for t in cfg.tasks]
-        where = (lambda i: None) if checkpoints is None else (lambda i: Path(checkpoints) / f"member{i}.pt")
-        results = [train_classifier(xs[:cut], y[:cut, heads], xs[cut:], y[cut:, heads], c, where(i), log)
-                   for i, c in enumerate(member_configs(cfg))]  # fmt: skip
+        if cfg.processes > 1:
+            from vidrec.scoring.distributed import train_processes
+
+            arrays = {"x_train": xs[:cut], "y_train": y[:cut, heads], "x_val": xs[cut:], "y_val": y[cut:, heads]}
+            results = train_processes(arrays, cfg, cfg.processes, None if checkpoints is None else Path(checkpoints),
+                                      log)  # fmt: skip
+        else:
+            where = (lambda i: None) if checkpoints is None else (lambda i: Path(checkpoints) / f"member{i}.pt")
+            results = [train_classifier(xs[:cut], y[:cut, heads], xs[cut:], y[cut:, heads], c, where(i), log)
+                       for i, c in enumerate(member_configs(cfg))]  # fmt: skip
         result = results[0]
         self.model = result.model if len(results) == 1 else Ensemble([r.model for r in results])
         raw = self.model.predict_proba(torch.from_numpy(xs[cut:])).numpy()  # (n_val, tasks)

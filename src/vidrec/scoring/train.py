@@ -62,16 +62,34 @@ def member_configs(config: RankerConfig) -> list[RankerConfig]:
     return [replace(config, seed=config.seed * n + i) for i in range(n)]
 
 
+class Shards:
+    """How the loop splits its work over processes; this default (one process) splits nothing.
+    ``vidrec.scoring.distributed`` overrides it for ranks under torchrun."""
+
+    rank, world_size = 0, 1
+
+    def wrap(self, model: nn.Module, seed: int) -> nn.Module:
+        """The module the steps call (under torchrun: wrapped for gradient averaging)."""
+        return model
+
+    def part(self, rows: torch.Tensor) -> torch.Tensor:
+        """This process's rows of a batch of ``world_size * batch_size``."""
+        return rows
+
+
 def train_classifier(
     x_train: np.ndarray, y_train: np.ndarray, x_val: np.ndarray, y_val: np.ndarray, config: RankerConfig,
-    checkpoint: str | Path | None = None, log: Callable[[str], None] | None = None,
+    checkpoint: str | Path | None = None, log: Callable[[str], None] | None = None, shards: Shards | None = None,
 ) -> TrainResult:
     """Fit the network on standardised float32 features and 0/1 labels ``(n, tasks)``.
 
     The loss is ``sum_t w_t * BCE_t`` with the positive ``config.loss_weights``; training
     stops when that loss on the validation rows stalls and keeps the best epoch.
     ``checkpoint``: a file the loop saves its state to after every epoch and resumes from.
+    ``shards``: under torchrun each rank steps on its part of every batch (same order on
+    every rank), gradients averaged; every rank computes the same validation loss.
     """
+    shards = shards or Shards()
     if len(x_train) == 0 or len(x_val) == 0:
         raise ValueError("training needs non-empty training and validation sets")
     torch.manual_seed(config.seed)
@@ -91,17 +109,23 @@ def train_classifier(
     result = TrainResult(model, 0)
     loop = {"epoch": 0, "best": float("inf"), "best_state": copy.deepcopy(model.state_dict()), "stale": 0,
             "stopped": False}  # fmt: skip
-    saved = Checkpoint(checkpoint, input_key(asdict(config), x_train, y_train, x_val, y_val))
+    key = input_key(asdict(config) | {"world_size": shards.world_size}, x_train, y_train, x_val, y_val)
+    if checkpoint is not None and shards.world_size > 1:
+        checkpoint = Path(checkpoint).with_suffix(f".rank{shards.rank}.pt")
+    saved = Checkpoint(checkpoint, key)
     state = saved.load()
     if state is not None:
         loop = state["loop"]
         model.load_state_dict(state["model"])
         opt.load_state_dict(state["opt"])
         gen.set_state(state["gen"])
-        torch.set_rng_state(state["torch_rng"])
         result.train_loss, result.val_loss, result.best_epoch = state["train_loss"], state["val_loss"], state["best"]
+    step_model = shards.wrap(model, config.seed)
+    if state is not None:
+        torch.set_rng_state(state["torch_rng"])  # after ``wrap``: under torchrun it reseeds each rank
     clock = EpochClock(config.max_epochs)
-    steps = -(-len(xt) // config.batch_size)
+    batch = config.batch_size * shards.world_size
+    steps = -(-len(xt) // batch)
     for epoch in range(loop["epoch"], config.max_epochs):
         if loop["stopped"]:
             break
@@ -109,9 +133,12 @@ def train_classifier(
         model.train()
         order = torch.randperm(len(xt), generator=gen)
         total = 0.0
-        for s in bar(range(0, len(xt), config.batch_size), steps, f"ranker (seed {config.seed}) epoch {epoch + 1}"):
-            idx = order[s : s + config.batch_size]
-            loss = loss_fn(model(xt[idx]), yt[idx])
+        for s in bar(range(0, len(xt), batch), steps, f"ranker (seed {config.seed}) epoch {epoch + 1}"):
+            rows = order[s : s + batch]
+            if len(rows) < shards.world_size:  # the same on every rank: all skip it
+                continue
+            idx = shards.part(rows)
+            loss = loss_fn(step_model(xt[idx]), yt[idx])
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
