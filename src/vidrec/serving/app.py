@@ -15,7 +15,7 @@ from vidrec.serving.deps import RecommenderLike, SlateRecommender, SlateSource
 from vidrec.serving.errors import install_error_handlers
 from vidrec.serving.limits import DEFAULT_MAX_BODY, BodyLimit
 from vidrec.serving.metrics import Instrument, Metrics
-from vidrec.serving.routers import admin, events, health, recommendations, videos
+from vidrec.serving.routers import admin, browse, events, health, recommendations, videos
 
 Lifespan = Callable[[FastAPI], AbstractAsyncContextManager[None]]
 
@@ -47,6 +47,6 @@ def create_app(recommender: RecommenderLike, slates: SlateSource | None = None, 
     app.state.batcher = slates or SlateBatcher(cast(SlateRecommender, recommender))
     app.state.batcher.on_batch = app.state.metrics.batch.observe
     install_error_handlers(app)
-    for router in (health, recommendations, events, videos, admin):
+    for router in (health, recommendations, events, videos, admin, browse):
         app.include_router(router)
     return app
