@@ -114,5 +114,17 @@ def test_listings_need_a_key_when_the_ring_protects_reads(model_dir, tmp_path) -
         for path in ("/users", "/users/u1/history", "/videos"):
             assert c.get(path).status_code == 401
             assert c.get(path, headers={"X-API-Key": secret}).status_code == 200
+        assert c.get("/").status_code == 200  # the page itself holds no data
     app.state.recommender.close()
 
+
+def test_the_page_and_its_files_are_served_from_the_package(client) -> None:
+    page = client.get("/")
+    assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
+    assert "default-src 'self'" in page.headers["content-security-policy"]
+    assert '<script src="/ui/app.js"' in page.text and "http" not in page.text.split("<body>")[0]
+    assert client.get("/ui/app.js").headers["content-type"].startswith("text/javascript")
+    assert client.get("/ui/style.css").headers["content-type"].startswith("text/css")
+    assert "innerHTML" not in client.get("/ui/app.js").text
+    assert client.get("/nope").status_code == 404
+    assert "/" not in client.get("/openapi.json").json()["paths"]

@@ -1,15 +1,16 @@
-"""The HTTP routes: health, a user's recommendations, incoming events, uploads and removals, and
-read-only listings (users, a user's history, the catalogue)."""
+"""The HTTP routes: health, a user's recommendations, incoming events, uploads and removals, the
+read-only listings the browser UI shows (users, a user's history, the catalogue) and the UI itself."""
 
 from __future__ import annotations
 
 import json
 from datetime import UTC, datetime
+from pathlib import Path as FilePath
 from typing import Annotated, Any, Literal, cast
 
 import polars as pl
 from fastapi import APIRouter, Body, Depends, Path, Query, Request
-from fastapi.responses import JSONResponse, Response
+from fastapi.responses import FileResponse, JSONResponse, Response
 
 from vidrec import __version__
 from vidrec.data.schema import EVENTS_REQUIRED, VIDEOS_OPTIONAL, VIDEOS_REQUIRED
@@ -61,6 +62,9 @@ events = APIRouter(tags=["events"])
 videos = APIRouter(tags=["videos"])
 admin = APIRouter(tags=["admin"])
 browse = APIRouter(tags=["browse"])
+ui = APIRouter(include_in_schema=False)
+UI_DIR = FilePath(__file__).parent / "ui"
+"""The browser UI's files (HTML, JavaScript, CSS), shipped with the package."""
 _NOT_FOUND: _Responses = {404: {"model": ErrorResponse, "description": "no such video in the catalogue"}}
 
 
@@ -324,3 +328,10 @@ def get_videos(
         return VideosPage.model_validate(recommender.videos_by_id(video_id))
     return VideosPage.model_validate(recommender.videos_page(offset, limit, order))
 
+
+@ui.get("/")
+def get_ui() -> FileResponse:
+    """The browser UI: one page, its script and style under ``/ui/`` (no other origin is loaded)."""
+    policy = "default-src 'self'; img-src 'self' data:; frame-ancestors 'none'; base-uri 'none'; form-action 'self'"
+    return FileResponse(UI_DIR / "index.html", media_type="text/html",
+                        headers={"Content-Security-Policy": policy, "X-Content-Type-Options": "nosniff"})  # fmt: skip
