@@ -73,10 +73,13 @@ def use_key(driver, secret: str) -> None:
     wait(driver, lambda d: "key is set" in d.find_element("id", "key-state").text, "the key to be taken")
 
 
-def click_in_row(driver, table: str, video_id: str, button: str) -> None:
-    """Click ``button`` (a class) in ``video_id``'s row and wait for the table to render again."""
+def click_in_row(driver, table: str, video_id: str, button: str, confirm: bool = False) -> None:
+    """Click ``button`` (a class) in ``video_id``'s row (``confirm``: and accept the question it asks),
+    then wait for the table to render again."""
     before = renders(driver, table)
     driver.find_element("css selector", f'#{table} tr[data-video-id="{video_id}"] button.{button}').click()
+    if confirm:
+        driver.switch_to.alert.accept()
     wait(driver, lambda d: renders(d, table) > before and idle(d), f"{table} after {button} of {video_id}")
 
 
@@ -179,7 +182,11 @@ def test_an_upload_is_listed_and_then_removed(browser, service) -> None:
     assert not browser.find_elements("css selector", "#videos img") and not browser.execute_script(
         "return window.pwned")  # fmt: skip
     assert [c.text for c in row.find_elements("css selector", ".chip")][:2] == ["even", "new"]
-    click_in_row(browser, "videos", "ui-upload", "remove")
+    before = renders(browser, "videos")
+    browser.find_element("css selector", '#videos tr[data-video-id="ui-upload"] button.remove').click()
+    browser.switch_to.alert.dismiss()  # asked first; nothing removed
+    assert renders(browser, "videos") == before and idle(browser)
+    click_in_row(browser, "videos", "ui-upload", "remove", confirm=True)
     row = browser.find_element("css selector", '#videos tr[data-video-id="ui-upload"]')
     assert "removed" in row.text and not row.find_element("css selector", "button.remove").is_enabled()
     api = httpx.get(f"{live.base}/videos", params={"id": "ui-upload"}, timeout=30).json()

@@ -300,6 +300,7 @@ async function loadVideos() {
 }
 
 async function removeVideo(videoId) {
+  if (!window.confirm("Take " + videoId + " off the platform? No slate returns it again.")) return;
   await guarded(async () => {
     const done = await api("DELETE", "/videos/" + encodeURIComponent(videoId));
     await loadVideos();
