@@ -15,8 +15,10 @@ const ADJUSTMENTS = {  // re-ranking codes (prefix before ':') and what they mea
   mmr: "moved by MMR diversity (positions)",
   calibration: "moved by calibration to the user's categories (positions)",
   slate: "moved by the slate objective (positions)",
-  min_fresh: "placed to meet the fresh-video minimum",
-  fair: "placed to meet the small-creator minimum",
+  "dpp+calibration": "moved by DPP diversity and calibration (positions)",
+  "mmr+calibration": "moved by MMR diversity and calibration (positions)",
+  fresh_slot: "placed to meet the fresh-video minimum",
+  fair_slot: "placed to meet the small or new creators' minimum",
 };
 const REASONS = {  // why re-ranking left a candidate out
   seen: "the user watched, liked or disliked it already",
