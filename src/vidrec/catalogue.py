@@ -264,6 +264,12 @@ class Catalogue:
         with self._lock:
             return self._frame.with_columns(available=pl.Series(self.available.copy()))
 
+    def videos_at(self, rows: np.ndarray) -> pl.DataFrame:
+        """The videos table's ``rows`` (in that order), availability current: a page costs its length."""
+        rows = np.asarray(rows, dtype=np.int64)
+        with self._lock:
+            return self._frame[rows].with_columns(available=pl.Series("available", self.available[rows], pl.Boolean))
+
     # ---- changing ---------------------------------------------------------------------------
 
     def subscribe(self, listener: Listener) -> None:

@@ -29,7 +29,7 @@ from typing import Any, cast
 import polars as pl
 import redis.exceptions
 
-from vidrec import __version__
+from vidrec import __version__, browse
 from vidrec.catalogue import Catalogue
 from vidrec.config import PipelineConfig
 from vidrec.data.dataset import Dataset, read_table
@@ -38,7 +38,7 @@ from vidrec.data.validation import check_new_events, read_valid
 from vidrec.errors import DataError, VidrecError
 from vidrec.features.live import LiveCounts
 from vidrec.features.store import EventLog, FeedEntry, OnlineStore, StoreConfig, is_redis, open_store
-from vidrec.features.store.base import Applied, CountDeltas, StoreOutdated, frame_bytes
+from vidrec.features.store.base import Applied, CountDeltas, StoreOutdated, UserRecord, frame_bytes
 from vidrec.features.store.deltas import compute_deltas
 from vidrec.features.store.log import Batch
 from vidrec.features.store.snapshot import VersionState
@@ -399,17 +399,21 @@ class Recommender:
 
     def requests(self, asks: list[tuple[str, int]], now: datetime | None = None) -> list[Request]:
         """Hydrate requests together: one store round trip for all their users and the feed."""
+        records = self._records([user for user, _ in asks])
+        now_us = self.now_us if now is None else epoch_us(now)
+        history = self.pipeline.config.history_len
+        return [hydrate(record, self.catalogue, now_us, k, history) for record, (_, k) in zip(records, asks)]
+
+    def _records(self, users: list[str]) -> list[UserRecord]:
+        """The users' records and the feed since the last read in one round trip (the feed applied)."""
         store = self._require_store()
-        users = [user for user, _ in asks]
         records, entries, generation = store.read_many(users, self._position)
         if entries or generation != self._generation:
             known = self._generation
             self._sync(entries, generation)
             if generation is None or generation != known:  # the store was (re)built meanwhile: read it again
                 records, _, _ = store.read_many(users, self._position)
-        now_us = self.now_us if now is None else epoch_us(now)
-        history = self.pipeline.config.history_len
-        return [hydrate(record, self.catalogue, now_us, k, history) for record, (_, k) in zip(records, asks)]
+        return records
 
     def run(self, user_id: str, k: int = 10, now: datetime | None = None, until: Stage = "final") -> Result:
         """Every stage's output for one user in one pass."""
@@ -502,6 +506,30 @@ class Recommender:
                 out[name].append(self.catalogue.ids_of(getattr(r, name)))
         schema: dict[str, Any] = {"user_id": pl.String, **{c: pl.List(pl.String) for c in list(out)[1:]}}
         return pl.DataFrame(out, schema=schema)
+
+    # ---- browsing (vidrec.browse: each read costs what it returns) ----------------------------
+
+    def history(self, user_id: str, limit: int = 50) -> dict[str, Any]:
+        """The user's latest ``limit`` videos watched, liked or disliked, with the times (from the store)."""
+        with self._lock:
+            record = self._records([user_id])[0]
+            return browse.history(record, self.catalogue, limit)
+
+    def videos_page(self, offset: int = 0, limit: int = 50, order: browse.Order = "newest") -> dict[str, Any]:
+        """A page of the catalogue, current with every replica's uploads and removals."""
+        with self._lock:
+            self._sync()
+            return browse.videos_page(self.catalogue, offset, limit, order)
+
+    def videos_by_id(self, video_ids: list[str]) -> dict[str, Any]:
+        """The catalogue's rows of ``video_ids`` (``missing``: the ids it does not hold)."""
+        with self._lock:
+            self._sync()
+            return browse.videos_by_id(self.catalogue, video_ids)
+
+    def users_page(self, offset: int = 0, limit: int = 50) -> dict[str, Any]:
+        """A page of the users table the model was trained with."""
+        return browse.users_page(self.users, offset, limit)
 
     def known_video(self, video_id: str) -> bool:
         """Whether ``video_id`` is in the catalogue; an id this process has not seen is looked up

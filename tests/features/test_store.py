@@ -119,6 +119,7 @@ def test_tiny_log_exact_state_and_counts(make_store: MakeStore):
     assert (creator, views, dislikes) == ("x", 3, 1) and last == int((T0.timestamp() + 4 * 3600) * 1e6)
     u2, _, _ = store.read("u2", store.FEED_START)
     assert [v for v, _ in u2.lists["seen"]] == ["c", "a"]  # c liked; impressions do not count
+    assert [v for v, _ in u2.lists["liked"]] == ["c"] and [v for v, _ in r.lists["liked"]] == []
     nobody, _, _ = store.read("nobody", store.FEED_START)
     assert not nobody.known and nobody.counts["views"] == 0 and feed == [] and gen == "g1"
     assert_matches_batch(store, TINY, VIDEOS, history_len=50)

@@ -40,7 +40,8 @@ def operations(app) -> list:
 def test_every_operation_is_fuzzed(served) -> None:
     names = {op.label for op in operations(served[0])}
     assert {"GET /users/{user_id}/recommendations", "POST /events", "POST /videos", "DELETE /videos/{video_id}",
-            "GET /ready", "GET /health", "GET /metrics", "POST /admin/reload"} <= names  # fmt: skip
+            "GET /ready", "GET /health", "GET /metrics", "POST /admin/reload", "GET /users",
+            "GET /users/{user_id}/history", "GET /videos"} <= names  # fmt: skip
 
 
 @pytest.mark.parametrize("mode", list(GenerationMode))

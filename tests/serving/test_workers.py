@@ -58,9 +58,14 @@ def test_every_worker_sees_every_write(served):
         first = c.get("/users/u0/recommendations", params={"k": 5}).json()["items"][0]["video_id"]
         assert c.post("/events", json={"user_id": "u0", "video_id": first, "event": "dislike"}).status_code == 200
         assert c.post("/videos", json=MUSIC).status_code == 200
+        for _ in range(2):  # straight after the upload, on either worker: the listing reads the store's feed first
+            assert c.get("/videos", params={"limit": 1}).json()["items"][0]["video_id"] == "up-music"
         for _ in range(20):  # new connections, and batches on either worker
             with httpx.Client(base_url=base, timeout=30, headers=auth) as fresh:
                 items = fresh.get("/users/u0/recommendations", params={"k": 10}).json()["items"]
                 assert first not in [i["video_id"] for i in items]
                 ok = fresh.post("/events", json={"user_id": "u2", "video_id": "up-music", "event": "impression"})
                 assert ok.status_code == 200, ok.text
+                assert fresh.get("/videos", params={"limit": 1}).json()["items"][0]["video_id"] == "up-music"
+                history = {h["video_id"]: h for h in fresh.get("/users/u0/history").json()["items"]}
+                assert history[first]["disliked_at"] is not None

@@ -7,6 +7,7 @@ from contextlib import AbstractAsyncContextManager
 from typing import cast
 
 from fastapi import FastAPI
+from fastapi.staticfiles import StaticFiles
 
 from vidrec import __version__
 from vidrec.serving.auth import KeyRing
@@ -15,7 +16,7 @@ from vidrec.serving.deps import RecommenderLike, SlateRecommender, SlateSource
 from vidrec.serving.errors import install_error_handlers
 from vidrec.serving.limits import DEFAULT_MAX_BODY, BodyLimit
 from vidrec.serving.metrics import Instrument, Metrics
-from vidrec.serving.routers import admin, events, health, recommendations, videos
+from vidrec.serving.routers import UI_DIR, admin, browse, events, health, recommendations, ui, videos
 
 Lifespan = Callable[[FastAPI], AbstractAsyncContextManager[None]]
 
@@ -47,6 +48,7 @@ def create_app(recommender: RecommenderLike, slates: SlateSource | None = None, 
     app.state.batcher = slates or SlateBatcher(cast(SlateRecommender, recommender))
     app.state.batcher.on_batch = app.state.metrics.batch.observe
     install_error_handlers(app)
-    for router in (health, recommendations, events, videos, admin):
+    for router in (health, recommendations, events, videos, admin, browse, ui):
         app.include_router(router)
+    app.mount("/ui", StaticFiles(directory=UI_DIR), name="ui")  # the browser UI's script and style
     return app

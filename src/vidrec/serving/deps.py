@@ -15,6 +15,7 @@ import polars as pl
 from fastapi import Depends, Request
 
 if TYPE_CHECKING:
+    from vidrec.browse import Order
     from vidrec.recommender import Observed
 
 
@@ -49,6 +50,22 @@ class RecommenderLike(Protocol):
 
     def ready(self) -> dict[str, str]:
         """Each dependency's state (``ok`` or what is wrong): the store, the event log."""
+        ...
+
+    def history(self, user_id: str, limit: int = 50) -> dict[str, Any]:
+        """The user's latest videos watched, liked or disliked (:func:`vidrec.browse.history`)."""
+        ...
+
+    def videos_page(self, offset: int = 0, limit: int = 50, order: Order = "newest") -> dict[str, Any]:
+        """A page of the catalogue (:func:`vidrec.browse.videos_page`)."""
+        ...
+
+    def videos_by_id(self, video_ids: list[str]) -> dict[str, Any]:
+        """The named videos of the catalogue (:func:`vidrec.browse.videos_by_id`)."""
+        ...
+
+    def users_page(self, offset: int = 0, limit: int = 50) -> dict[str, Any]:
+        """A page of the model's users table (:func:`vidrec.browse.users_page`)."""
         ...
 
 

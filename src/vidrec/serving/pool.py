@@ -36,13 +36,15 @@ from vidrec.serving.batching import LoadShare
 from vidrec.versions import ArtifactError, resolve_version
 
 if TYPE_CHECKING:
+    from vidrec.browse import Order
     from vidrec.recommender import Observed
 
 log = logging.getLogger(__name__)
 
 _ERRORS: dict[str, type[VidrecError]] = {"DataError": DataError, "VidrecError": VidrecError,
                                           "ArtifactError": ArtifactError}
-_CALLS = frozenset({"explain", "observe", "known_video", "add_videos", "remove_videos", "ready", "now"})
+_CALLS = frozenset({"explain", "observe", "known_video", "add_videos", "remove_videos", "ready", "now", "history",
+                    "videos_page", "videos_by_id", "users_page"})
 _READY_S = 600.0  # how long a worker may take to load its model
 
 
@@ -363,6 +365,18 @@ class WorkerPool:
 
     def remove_videos(self, video_ids: list[str]) -> int:
         return int(self._sync("remove_videos", video_ids))
+
+    def history(self, user_id: str, limit: int = 50) -> dict[str, Any]:
+        return self._sync("history", user_id, limit)
+
+    def videos_page(self, offset: int = 0, limit: int = 50, order: Order = "newest") -> dict[str, Any]:
+        return self._sync("videos_page", offset, limit, order)
+
+    def videos_by_id(self, video_ids: list[str]) -> dict[str, Any]:
+        return self._sync("videos_by_id", video_ids)
+
+    def users_page(self, offset: int = 0, limit: int = 50) -> dict[str, Any]:
+        return self._sync("users_page", offset, limit)
 
     def ready(self) -> dict[str, str]:
         """The store and the log as a worker sees them, and each worker's process."""

@@ -1,14 +1,16 @@
-"""The HTTP routes: health, a user's recommendations, incoming events, uploads and removals."""
+"""The HTTP routes: health, a user's recommendations, incoming events, uploads and removals, the
+read-only listings the browser UI shows (users, a user's history, the catalogue) and the UI itself."""
 
 from __future__ import annotations
 
 import json
 from datetime import UTC, datetime
-from typing import Annotated, Any, cast
+from pathlib import Path as FilePath
+from typing import Annotated, Any, Literal, cast
 
 import polars as pl
 from fastapi import APIRouter, Body, Depends, Path, Query, Request
-from fastapi.responses import JSONResponse, Response
+from fastapi.responses import FileResponse, JSONResponse, Response
 
 from vidrec import __version__
 from vidrec.data.schema import EVENTS_REQUIRED, VIDEOS_OPTIONAL, VIDEOS_REQUIRED
@@ -17,20 +19,25 @@ from vidrec.serving.auth import requires
 from vidrec.serving.deps import Batcher, Recommender
 from vidrec.serving.errors import RequestProblem
 from vidrec.serving.schemas import (
+    ID,
     MAX_K,
+    MAX_PAGE,
     ErrorResponse,
     EventIn,
     EventsAccepted,
     EventsBody,
     Health,
+    History,
     Problem,
     Readiness,
     RecommendationsResponse,
     ReloadAnswer,
     ReloadRequest,
+    UsersPage,
     VideoIn,
     VideosAccepted,
     VideosBody,
+    VideosPage,
     VideosRemoved,
 )
 from vidrec.uploads import upload_error, validate_uploads
@@ -54,6 +61,10 @@ recommendations = APIRouter(tags=["recommendations"])
 events = APIRouter(tags=["events"])
 videos = APIRouter(tags=["videos"])
 admin = APIRouter(tags=["admin"])
+browse = APIRouter(tags=["browse"])
+ui = APIRouter(include_in_schema=False)
+UI_DIR = FilePath(__file__).parent / "ui"
+"""The browser UI's files (HTML, JavaScript, CSS), shipped with the package."""
 _NOT_FOUND: _Responses = {404: {"model": ErrorResponse, "description": "no such video in the catalogue"}}
 
 
@@ -273,3 +284,54 @@ async def post_reload(request: Request, body: Annotated[ReloadRequest | None, Bo
         raise RequestProblem([Problem(field="body.version" if body and body.version else "version",
                                       message=why)], 409) from None  # fmt: skip
     return ReloadAnswer(version=done.version, previous=done.previous, changed=done.changed, keys=done.keys)
+
+
+Offset = Annotated[int, Query(ge=0, le=2**31 - 1, description="rows to skip")]
+Limit = Annotated[int, Query(ge=1, le=MAX_PAGE, description=f"rows to return, 1..{MAX_PAGE}")]
+
+
+@browse.get("/users", response_model=UsersPage, responses=_REFUSED | _AUTH, dependencies=_READ,
+            summary="A page of the users the model was trained with")  # fmt: skip
+def get_users(recommender: Recommender, offset: Offset = 0, limit: Limit = 50) -> UsersPage:
+    """Users of the model's users table, in its order, with their profiles. Users first seen in
+    events since training are not listed; their history and slates are found by id."""
+    return UsersPage.model_validate(recommender.users_page(offset, limit))
+
+
+@browse.get("/users/{user_id}/history", response_model=History, responses=_REFUSED | _AUTH, dependencies=_READ,
+            summary="The videos a user watched, liked or disliked, and when")  # fmt: skip
+def get_history(
+    user_id: Annotated[str, Path(min_length=1, max_length=256)],
+    recommender: Recommender,
+    limit: Annotated[int, Query(ge=1, le=MAX_PAGE, description="videos to return, the latest first")] = 50,
+) -> History:
+    """The user's record in the online store (what their slate is computed from): per video the
+    first and last watch, the first completion, like and dislike. Unknown users get ``known: false``
+    and no items. Costs the user's own record, whatever the size of the log."""
+    return History.model_validate(recommender.history(user_id, limit))
+
+
+@browse.get("/videos", response_model=VideosPage, responses=_REFUSED | _AUTH, dependencies=_READ,
+            summary="A page of the catalogue, or videos by id")  # fmt: skip
+def get_videos(
+    recommender: Recommender,
+    offset: Offset = 0,
+    limit: Limit = 50,
+    order: Annotated[Literal["newest", "oldest"], Query(description="newest: the latest added first")] = "newest",
+    video_id: Annotated[list[ID] | None, Query(alias="id", max_length=MAX_PAGE,
+                                              description="these videos instead of a page (repeat: id=a&id=b)")] = None,
+) -> VideosPage:
+    """Videos as the catalogue holds them now, uploads and removals of every worker and replica
+    included (removed videos stay listed with ``available: false``). With ``id``, the videos
+    named (``missing``: ids not in the catalogue) and paging does not apply."""
+    if video_id:
+        return VideosPage.model_validate(recommender.videos_by_id(video_id))
+    return VideosPage.model_validate(recommender.videos_page(offset, limit, order))
+
+
+@ui.get("/")
+def get_ui() -> FileResponse:
+    """The browser UI: one page, its script and style under ``/ui/`` (no other origin is loaded)."""
+    policy = "default-src 'self'; img-src 'self' data:; frame-ancestors 'none'; base-uri 'none'; form-action 'self'"
+    return FileResponse(UI_DIR / "index.html", media_type="text/html",
+                        headers={"Content-Security-Policy": policy, "X-Content-Type-Options": "nosniff"})  # fmt: skip

@@ -212,6 +212,76 @@ class RecommendationsResponse(BaseModel):
     removed: list[RemovedCandidate] | None = Field(default=None, description="with debug=true only")
 
 
+MAX_PAGE = 500
+"""Most rows one page of a listing (videos, users, history) returns."""
+
+
+class VideoOut(BaseModel):
+    """One video of the catalogue as it is now."""
+
+    video_id: str
+    title: str | None
+    creator_id: str
+    category: str
+    tags: list[str]
+    language: str | None
+    duration_seconds: float
+    uploaded_at: datetime
+    available: bool = Field(description="false once the video was removed (it stays listed, never recommended)")
+
+
+class VideosPage(BaseModel):
+    """A page of the catalogue, or the videos asked for by id."""
+
+    total: int = Field(description="videos in the catalogue, removed ones included")
+    offset: int
+    limit: int
+    items: list[VideoOut]
+    missing: list[str] = Field(default_factory=list, description="ids asked for that the catalogue does not hold")
+
+
+class HistoryItem(BaseModel):
+    """One video a user acted on, and when (null: never)."""
+
+    video_id: str
+    title: str | None
+    creator_id: str | None
+    category: str | None
+    available: bool | None
+    first_at: datetime | None = Field(description="the user's first watch, like or dislike of it")
+    last_at: datetime | None = Field(description="the latest of the times below")
+    watched_at: datetime | None = Field(description="first watch")
+    last_watched_at: datetime | None
+    completed_at: datetime | None = Field(description="first watch past the completion threshold")
+    liked_at: datetime | None
+    disliked_at: datetime | None
+
+
+class History(BaseModel):
+    """A user's latest activity, from the online store (the record a slate reads)."""
+
+    user_id: str
+    known: bool = Field(description="whether the store holds anything about the user")
+    total: int = Field(description="videos the user acted on, all of them")
+    items: list[HistoryItem] = Field(description="the most recent activity first")
+
+
+class UserOut(BaseModel):
+    """One user of the model's users table."""
+
+    user_id: str
+    profile: dict[str, str] = Field(description="the table's other columns, as text")
+
+
+class UsersPage(BaseModel):
+    """A page of the users table the model was trained with (later users are found by id)."""
+
+    total: int
+    offset: int
+    limit: int
+    items: list[UserOut]
+
+
 class Health(BaseModel):
     """Liveness answer."""
 

@@ -17,11 +17,12 @@ from vidrec.data.schema import COMPLETION_THRESHOLD, TIMESTAMP
 from vidrec.features.derive import COUNTS
 from vidrec.features.video_stats import count_aggs
 
-FIRST_KINDS: tuple[str, ...] = ("seen", "watched", "completed", "disliked")
+FIRST_KINDS: tuple[str, ...] = ("seen", "watched", "completed", "disliked", "liked")
 """Per-user video sets ordered by the first time the user entered them (merged with min)."""
 LAST_KINDS: tuple[str, ...] = ("last_watched",)
 """Per-user video times merged with max (the re-watch policy reads the last watch)."""
-KINDS: tuple[str, ...] = FIRST_KINDS + LAST_KINDS
+KINDS: tuple[str, ...] = ("seen", "watched", "completed", "disliked", "last_watched", "liked")
+"""Every per-user video set; a store keeps a kind's position as its code, so new kinds go at the end."""
 
 USER_COUNTS: tuple[str, ...] = (*COUNTS, "completion_sum")
 """Per-user (and platform) totals over every event; ``completion_sum`` is a float."""
@@ -150,6 +151,7 @@ def _firsts(ev: pl.DataFrame) -> pl.DataFrame:
         .group_by("user_id", "video_id")
         .agg(ts_us=pl.col("ts_us").min()),
         "disliked": acted.filter(e == "dislike").group_by("user_id", "video_id").agg(ts_us=pl.col("ts_us").min()),
+        "liked": acted.filter(e == "like").group_by("user_id", "video_id").agg(ts_us=pl.col("ts_us").min()),
         "last_watched": watches.group_by("user_id", "video_id").agg(ts_us=pl.col("ts_us").max()),
     }
     return pl.concat(
