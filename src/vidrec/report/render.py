@@ -95,7 +95,7 @@ def _labels(ax: Axes, plot: Plot) -> None:
 def _percent(ax: Axes, axis: str) -> None:
     from matplotlib.ticker import PercentFormatter
 
-    (ax.yaxis if axis == "y" else ax.xaxis).set_major_formatter(PercentFormatter(1.0, decimals=0))
+    (ax.yaxis if axis == "y" else ax.xaxis).set_major_formatter(PercentFormatter(1.0))
 
 
 def _legend(fig: Figure, ax: Axes, columns: int = 3) -> None:
