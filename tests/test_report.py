@@ -10,9 +10,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tests.tiny_platform import small_config
+from tests.tiny_platform import small_config, two_audiences
 from vidrec.cli import main
-from vidrec.data.dataset import read_dataset
+from vidrec.data.dataset import read_dataset, write_dataset
 from vidrec.data.simulator import SimulatorConfig, simulate
 from vidrec.data.splits import SplitConfig, write_split
 from vidrec.recommender import Recommender
@@ -131,3 +131,18 @@ def test_bad_inputs_are_one_readable_error(platform: Path, tmp_path: Path, capsy
         err = capsys.readouterr().err
         assert err.startswith("error: ") and message in err and "Traceback" not in err
     assert not Path(out).exists()
+
+
+def test_a_log_without_impressions_or_ground_truth(tmp_path: Path) -> None:
+    """MovieLens-like data (watches only) passed as the split itself: no oracle, every other figure."""
+    write_dataset(two_audiences(), tmp_path / "data")
+    write_split(read_dataset(tmp_path / "data"), tmp_path / "split", SplitConfig())
+    Recommender.train(read_dataset(tmp_path / "split" / "train"), small_config(), log=lambda m: None).save(tmp_path / "m")
+    out = tmp_path / "r.html"
+    assert main(["report", "--model", str(tmp_path / "m"), "--data", str(tmp_path / "split"), "--out", str(out),
+                 "--no-baselines"]) == 0  # fmt: skip
+    page = _Page()
+    page.feed(out.read_text(encoding="utf-8"))
+    assert page.errors == [] and list(page.images) == list(SECTIONS)
+    assert {key: len(srcs) for key, srcs in page.images.items()} == {**FIGURES, "oracle": 0}
+    assert "no ground truth" in out.read_text(encoding="utf-8")
