@@ -8,7 +8,7 @@ metric the evaluation defines.
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 
 import numpy as np
@@ -73,6 +73,8 @@ class TradeoffPoint:
 
 @dataclass(frozen=True)
 class Tradeoffs:
+    """Every re-ranking config's point, and what they were measured on."""
+
     points: list[TradeoffPoint]
     users: int
     diversity_by: str  # what the similarity is measured on
@@ -250,11 +252,12 @@ def fresh_share(rows: np.ndarray, uploaded_us: np.ndarray, now_us: int, fresh_da
     return float(fresh.mean())
 
 
-def intra_list_diversity(rows: np.ndarray, rec: Recommender, vectors: object | None) -> float:
+def intra_list_diversity(rows: np.ndarray, rec: Recommender, vectors: Callable[[np.ndarray], np.ndarray] | None
+                         ) -> float:  # fmt: skip
     """Mean over slates of 1 - mean pairwise cosine similarity (categories: 1 - share of same-category pairs)."""
     filled = rows >= 0
     safe = np.maximum(rows, 0)
-    if callable(vectors):
+    if vectors is not None:
         v = np.asarray(vectors(safe.ravel()), dtype=np.float64).reshape(*rows.shape, -1)  # (users, k, d)
         v /= np.maximum(np.linalg.norm(v, axis=2, keepdims=True), 1e-12)
         sim = np.einsum("ukd,ujd->ukj", v, v)  # (users, k, k)

@@ -32,6 +32,8 @@ SECTIONS = ("stages", "funnel", "calibration", "reranking", "coverage", "oracle"
 
 @dataclass
 class Section:
+    """One part of the page: a heading, a line saying what it is for, its figures and an optional table."""
+
     key: str
     heading: str
     intro: str
