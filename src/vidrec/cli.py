@@ -1,4 +1,4 @@
-"""The command line: ``vidrec ingest | simulate | split | stats | train | recommend | evaluate | serve | keys | demo``.
+"""The command line: ``vidrec ingest|simulate|split|stats|train|recommend|evaluate|report|serve|keys|demo``.
 
 Each subcommand is a thin shell over a library function; user mistakes surface as one
 readable message and a non-zero exit, never a traceback.
@@ -174,6 +174,17 @@ def _evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _report(args: argparse.Namespace) -> int:
+    from vidrec.report import evaluate, load_inputs, write_report
+
+    inputs = load_inputs(args.model, args.data, args.split)
+    if args.no_baselines:
+        inputs.evaluation = evaluate(inputs.rec, inputs.data, baselines=False)
+    path = write_report(inputs, args.out)
+    print(f"wrote {path}")
+    return 0
+
+
 def _serve(args: argparse.Namespace) -> int:
     import uvicorn
 
@@ -326,6 +337,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", help="JSON file for the results (default: in the model version)")
     p.add_argument("--no-baselines", action="store_true", help="skip most-popular, iALS and EASE")
     p.set_defaults(func=_evaluate)
+
+    p = sub.add_parser("report", help="one self-contained HTML file of plots judging a model on a split",
+                       description="Evaluate a trained model as `vidrec evaluate` does and write one HTML file "
+                       "(no external links) with every stage beside the baselines, the funnel, calibration, "
+                       "re-ranking trade-offs, coverage and popularity, and, on a simulated platform, the oracle.")
+    p.add_argument("--model", required=True, help="model directory (from `vidrec train`) or one version folder")
+    p.add_argument("--data", required=True, help="the split directory (from `vidrec split`), or the data directory "
+                   "the split was made from; a simulated platform's ground_truth/ in it adds the oracle section")
+    p.add_argument("--split", help="the split directory, when --data is the data directory (default: --data)")
+    p.add_argument("--out", default="report.html", help="the HTML file to write (default: report.html)")
+    p.add_argument("--no-baselines", action="store_true", help="skip most-popular, iALS and EASE (default: "
+                   "tune and include them)")
+    p.set_defaults(func=_report)
 
     p = sub.add_parser("serve", help="run the HTTP service")
     p.add_argument("model_dir")

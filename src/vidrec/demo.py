@@ -18,8 +18,10 @@ from vidrec.data.stats import describe, format_summary
 from vidrec.evaluation.oracle import oracle_ratio
 from vidrec.evaluation.protocol import EvaluationData
 from vidrec.evaluation.report import print_report, write_json
-from vidrec.evaluation.system import evaluate_all
+from vidrec.evaluation.system import evaluate_all, run_stages
 from vidrec.recommender import Recommender
+from vidrec.report import Evaluation, ReportInputs, write_report
+from vidrec.report.inputs import read_test_events
 
 
 def _step(title: str) -> float:
@@ -75,7 +77,8 @@ def run_demo(out: Path, users: int = 3000, videos: int = 2000, days: int = 28, s
 
     _step("5. evaluate each stage beside most-popular, iALS and EASE")
     data = EvaluationData.from_split(out / "split")
-    table, per_user = evaluate_all(rec, data)
+    run, lists = run_stages(rec, data), {}  # kept for the report, which reads this pass and these lists
+    table, per_user = evaluate_all(rec, data, run=run, recommendations=lists)
     print_report(table, data.summary())
     truth = GroundTruth.load(out / "platform")
     judged = data.users.ids.to_list()
@@ -89,5 +92,12 @@ def run_demo(out: Path, users: int = 3000, videos: int = 2000, days: int = 28, s
     active = train.events.filter(pl.col("event") == "watch").group_by("user_id").len().sort("len", descending=True)
     picks = [active["user_id"][i] for i in (0, active.height // 2, active.height - 1)]
     show_users(rec, train.events, picks)
-    print(f"\ndemo finished in {time.perf_counter() - start:.0f} s; artifacts in {out}")
+
+    t = _step("7. the report: every figure in one HTML file")
+    sources = {"split": str(out / "split"), "ground truth": str(out / "platform" / "ground_truth")}
+    inputs = ReportInputs(rec, path, data, read_test_events(out / "split"), sources, truth,
+                          Evaluation(table, run, lists))  # fmt: skip
+    report = write_report(inputs, out / "report.html")
+    print(f"wrote {report} in {time.perf_counter() - t:.1f} s (open it in a browser; it needs no network)")
+    print(f"\ndemo finished in {time.perf_counter() - start:.0f} s; artifacts in {out}, the report in {report}")
     return {"oracle": oracle, "table": table.to_dicts()}

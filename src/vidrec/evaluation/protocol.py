@@ -253,12 +253,14 @@ def evaluate_baselines(
     valid_fraction: float = 0.15,
     metric: str = "ndcg@10",
     tuning_tables: dict[str, pl.DataFrame] | None = None,
+    recommendations: dict[str, np.ndarray] | None = None,
 ) -> pl.DataFrame:
     """Tune (on a training-period carve), refit on all training data, and judge each baseline.
 
     Returns one row per model with candidate recall@ks, final NDCG/recall/precision at
     ``final_k``, the chosen parameters, fit and tuning times. Pass a dict as
-    ``tuning_tables`` to receive each model's grid results.
+    ``tuning_tables`` to receive each model's grid results, and one as ``recommendations``
+    to receive each model's judged ``(n_users, depth)`` index matrix (for reports).
     """
     specs = default_baselines() if baselines is None else list(baselines)
     depth = max(max(ks), final_k)
@@ -278,6 +280,8 @@ def evaluate_baselines(
         fit_seconds = time.perf_counter() - start
         recs = np.full((len(data.users), depth), NO_ITEM, dtype=np.int64)
         recs[users] = model.recommend(users, depth, exclude=data.exclude)
+        if recommendations is not None:
+            recommendations[spec.name] = recs
         row = evaluate_recommendations(
             data, recs, spec.name, ks=ks, final_k=final_k, fit_seconds=fit_seconds, params=params
         )
