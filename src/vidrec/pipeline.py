@@ -105,8 +105,10 @@ class Pipeline:
         cut = ranker_cut(train.events, config.ranker_period)
         log(f"[scoring] two-tower for ranking features on events before {cut:%Y-%m-%d %H:%M}")
         early = train.events.filter(pl.col("ts") < cut)
-        feature_model, _ = fit_two_tower(early, train.videos, _feature_config(config, generators), log,
-                                         checkpoints=stage_dir("scoring.two_tower_features"))  # fmt: skip
+        feature_config, length = _feature_config(config, generators)
+        feature_model, _ = fit_two_tower(
+            early, train.videos, feature_config, log, checkpoints=stage_dir("scoring.two_tower_features"), epochs=length
+        )
         embeddings = TwoTowerEmbeddings(feature_model, catalogue)
         log(f"[scoring] training the ranker on examples from {cut:%Y-%m-%d %H:%M}")
         ranker = RANKERS[config.ranker_kind](replace(config.ranker, examples_since=cut)).fit(
@@ -207,13 +209,16 @@ class Pipeline:
         return cls(config, generators, ranker, RERANKERS[config.reranker_kind](rerank_cfg), feature_model)
 
 
-def _feature_config(config: PipelineConfig, generators: list[CandidateGenerator]) -> TwoTowerConfig:
-    """The ranker's feature two-tower reuses the epoch count early stopping chose for retrieval."""
+def _feature_config(
+    config: PipelineConfig, generators: list[CandidateGenerator]
+) -> tuple[TwoTowerConfig, float | None]:
+    """The ranker's feature two-tower trains as long as early stopping chose for retrieval
+    (None: the retrieval model did not validate, so the configured epochs)."""
     for gen in generators:
         report = getattr(gen, "report", None)
         if gen.name == "two_tower" and report is not None and report.best_epoch:
-            return replace(config.two_tower, val_fraction=0.0, epochs=report.best_epoch)
-    return config.two_tower
+            return config.two_tower, float(report.best_epoch)
+    return config.two_tower, None
 
 
 def _mkdir(path: Path) -> Path:

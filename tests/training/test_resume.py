@@ -12,6 +12,7 @@ from tests.candidates.conftest import make_clustered
 from tests.tiny_platform import small_config, two_audiences
 from vidrec.candidates.two_tower import TwoTowerConfig, fit_two_tower
 from vidrec.candidates.two_tower.distributed import parameter_checksum
+from vidrec.candidates.two_tower.train import _round_ends
 from vidrec.pipeline import Pipeline
 from vidrec.scoring.config import RankerConfig
 from vidrec.scoring.train import train_classifier
@@ -42,12 +43,14 @@ def _stop_after(lines: int, prefix: str = "epoch"):
     return log
 
 
-@pytest.mark.parametrize("during", ["search", "refit"])
+@pytest.mark.parametrize("during", ["search", "refit", "inside an epoch"])
 def test_two_tower_resumes_to_the_same_model(data, tmp_path: Path, during: str) -> None:
-    config = TwoTowerConfig(**SETTINGS)
-    whole, whole_report = fit_two_tower(data.events, data.videos, config, log=lambda m: None)
-    assert whole_report.best_epoch >= 2 and len(whole_report.epochs) >= 3
-    interrupt_at = 2 if during == "search" else len(whole_report.epochs) + 2
+    # "inside an epoch": three validation rounds per epoch, stopped after the second
+    config = TwoTowerConfig(**SETTINGS | ({"eval_every": 600} if during == "inside an epoch" else {}))
+    whole_lines: list[str] = []
+    whole, whole_report = fit_two_tower(data.events, data.videos, config, log=whole_lines.append)
+    assert whole_report.best_epoch > 1 and len(whole_report.epochs) >= 3  # a refit after the first round
+    interrupt_at = len(whole_report.epochs) + 2 if during == "refit" else 2
     with pytest.raises(Interrupted):
         fit_two_tower(data.events, data.videos, config, log=_stop_after(interrupt_at), checkpoints=tmp_path)
     assert list(tmp_path.glob("*.pt"))
@@ -56,7 +59,8 @@ def test_two_tower_resumes_to_the_same_model(data, tmp_path: Path, during: str) 
     assert parameter_checksum(resumed) == parameter_checksum(whole)
     assert report.best_epoch == whole_report.best_epoch
     assert [r["val_recall"] for r in report.epochs] == [r["val_recall"] for r in whole_report.epochs]
-    assert sum(line.startswith("epoch") for line in lines) < len(whole_report.epochs) + whole_report.best_epoch
+    rounds = [sum(line.startswith("epoch") for line in ls) for ls in (lines, whole_lines)]
+    assert rounds[0] < rounds[1]  # the resumed run did not train the finished rounds again
 
 
 def test_a_checkpoint_of_other_settings_is_not_resumed(data, tmp_path: Path) -> None:
@@ -68,7 +72,7 @@ def test_a_checkpoint_of_other_settings_is_not_resumed(data, tmp_path: Path) -> 
     lines: list[str] = []
     model, _ = fit_two_tower(data.events, data.videos, other, log=lines.append, checkpoints=tmp_path)
     assert parameter_checksum(model) == parameter_checksum(fresh)
-    assert lines[0].startswith("epoch   1/")
+    assert lines[0].split()[:2] == ["epoch", "1/6"]
 
 
 def test_ranker_network_resumes_to_the_same_model(tmp_path: Path) -> None:
@@ -100,3 +104,22 @@ def test_pipeline_resumes_to_the_same_recommendations(tmp_path: Path) -> None:
         model_a, model_b = getattr(a, "model", a), getattr(b, "model", b)
         assert parameter_checksum(model_a) == parameter_checksum(model_b)
     assert parameter_checksum(resumed.ranker.model) == parameter_checksum(whole.ranker.model)
+
+
+def test_rounds_split_epochs_evenly() -> None:
+    assert _round_ends(29, 1800, 600) == [10, 19, 29]
+    assert _round_ends(29, 1800, 200_000) == [29]  # at least one round per epoch, at its end
+    assert _round_ends(3, 1800, 100) == [1, 2, 3]  # never more rounds than batches
+    assert _round_ends(29, 1800, 0) == [29]
+
+
+def test_rounds_choose_a_fraction_of_an_epoch_and_the_refit_trains_that_long(data) -> None:
+    lines: list[str] = []
+    config = TwoTowerConfig(**SETTINGS | {"eval_every": 600})
+    _, report = fit_two_tower(data.events, data.videos, config, log=lines.append)
+    fractions = [r["epoch"] for r in report.epochs]
+    assert fractions == sorted(set(fractions)) and any(not float(f).is_integer() for f in fractions)
+    assert round(report.best_epoch, 4) in fractions
+    refit = lines[next(i for i, line in enumerate(lines) if line.startswith("refit")) + 1 :]
+    last = float(refit[-1].split()[1].split("/")[0])  # "epoch 1.33/2 ..."
+    assert last == pytest.approx(report.best_epoch, abs=0.05)

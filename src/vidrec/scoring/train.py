@@ -100,7 +100,7 @@ def train_classifier(
     if yt.shape[1] != len(weights):
         raise ValueError(f"labels have {yt.shape[1]} tasks, the config {len(weights)}")
     model = build_net(x_train.shape[1], config)
-    opt = torch.optim.Adam(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+    opt = torch.optim.Adam(model.parameters(), lr=config.lr, weight_decay=config.weight_decay, fused=True)
     bce = nn.BCEWithLogitsLoss(reduction="none")
 
     def loss_fn(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:

@@ -70,7 +70,10 @@ class TwoTowerConfig:
     val_min_interactions: int = 5  # users with fewer interactions are not carved
     eval_k: int = 100  # recall@eval_k drives early stopping
     val_max_users: int = 20_000  # recall measured on at most this many carved users (a seeded sample)
-    patience: int = 3  # epochs without improvement before stopping
+    patience: int = 3  # validation rounds without improvement before stopping
+    # a validation round (recall, early stopping, checkpoint) ends every this many training examples, spread
+    # evenly over an epoch and at least one per epoch: a large log stops after a few rounds, not a few epochs
+    eval_every: int = 200_000
     refit_full: bool = True  # retrain on all data for the best number of epochs
     threads: int = 0  # torch intra-op threads; 0 leaves torch's default
     deterministic: bool = True  # gradient steps on one thread, so a seed always gives the same model

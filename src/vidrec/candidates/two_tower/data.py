@@ -385,15 +385,21 @@ def iterate_batches(
     negatives: np.ndarray,
     valid: np.ndarray,
     batch_size: int,
-    rng: np.random.Generator,
+    rng: np.random.Generator | None = None,
+    order: torch.Tensor | None = None,
+    start: int = 0,
 ) -> Iterator[dict[str, torch.Tensor]]:
     """Shuffled tensor batches: user (B,) dense index, user_buckets, history, the enabled
-    user inputs, video (B,), negatives and neg_valid (B, n)."""
-    order = torch.from_numpy(rng.permutation(len(examples)))
+    user inputs, video (B,), negatives and neg_valid (B, n). The order is ``order`` or a
+    permutation drawn from ``rng``; ``start`` skips that many batches (a resumed epoch)."""
+    if order is None:
+        if rng is None:
+            raise ValueError("iterate_batches needs an order or a generator to draw one")
+        order = torch.from_numpy(rng.permutation(len(examples)))
     neg_t, valid_t = torch.from_numpy(negatives), torch.from_numpy(valid)
     user_t = torch.tensor(examples.user, dtype=torch.long)
-    for start in range(0, len(examples), batch_size):
-        idx = order[start : start + batch_size]
+    for first in range(start * batch_size, len(examples), batch_size):
+        idx = order[first : first + batch_size]
         yield examples.user_batch(idx) | {
             "user": user_t[idx],
             "video": examples.video[idx],
