@@ -6,6 +6,7 @@ from datetime import UTC, datetime, timedelta
 
 import numpy as np
 import polars as pl
+from polars.testing import assert_frame_equal
 import pytest
 
 from vidrec.data.schema import TIMESTAMP
@@ -196,3 +197,23 @@ def test_tables_round_trip_through_disk(tmp_path) -> None:
 def test_config_rejects_bad_values(kwargs: dict) -> None:
     with pytest.raises(ValueError, match="PointInTimeConfig"):
         PointInTimeConfig(**kwargs)
+
+
+@pytest.mark.parametrize("seed", [5, 6, 7])
+def test_tables_built_since_a_time_answer_as_the_full_tables_from_then_on(seed: int) -> None:
+    """Oracle: tables holding one row per key for the events before ``since`` give every row at
+    or after ``since`` the features the full tables give, and are smaller."""
+    events, videos = random_log(seed)
+    cfg = PointInTimeConfig(history_len=3)
+    since = events["ts"].sort().gather(events.height // 2).item()
+    rows = sample_rows(events, seed).filter(pl.col("ts") >= since)
+    full_tables, cut_tables = EventTables.build(events, videos, cfg), EventTables.build(events, videos, cfg, since)
+    full = point_in_time_features(rows, full_tables, videos, with_history=True)
+    cut = point_in_time_features(rows, cut_tables, videos, with_history=True)
+    assert_same_features(full, cut)
+    assert sum(t.height for t in cut_tables.tables.values()) < sum(t.height for t in full_tables.tables.values())
+    for name, table in full_tables.compact().tables.items():  # serving reads the same (sums to float rounding)
+        keys = [c for c in table.columns if table.schema[c] == pl.String or c in ("ts", "rank")]
+        assert_frame_equal(table.sort(keys), cut_tables.compact().tables[name].sort(keys), check_exact=False)
+    with pytest.raises(ValueError, match="answer only for ts from"):
+        point_in_time_features(sample_rows(events, seed).filter(pl.col("ts") < since), cut_tables, videos)

@@ -7,12 +7,36 @@ tables and read them with these, so "strictly before ts" is written once.
 
 from __future__ import annotations
 
+from datetime import datetime
+
 import polars as pl
 
+from vidrec.data.schema import TIMESTAMP
 
-def cumulate(ev: pl.DataFrame, keys: list[str], aggs: dict[str, pl.Expr]) -> pl.DataFrame:
-    """Per (keys, ts): running totals of ``aggs`` up to and including ts, sorted by ts."""
-    per_ts = ev.group_by(*keys, "ts").agg(**aggs).sort(*keys, "ts")
+
+def cumulate(
+    ev: pl.DataFrame | pl.LazyFrame, keys: list[str], aggs: dict[str, pl.Expr], since: datetime | None = None
+) -> pl.DataFrame:
+    """Per (keys, ts): running totals of ``aggs`` up to and including ts, sorted by ts.
+
+    With ``since`` the table answers only for times at or after it: the events before it
+    are summed into one row per key (at that key's last earlier ts), so the table grows with
+    the events from ``since`` on, not with the whole log. The sums run on Polars' streaming
+    engine, so the events before ``since`` (a lazy join, for example) are never all held.
+    """
+    lazy = ev.lazy()
+    if since is None:
+        per_ts = lazy.group_by(*keys, "ts").agg(**aggs).collect()
+    else:
+        at = pl.lit(since).cast(TIMESTAMP)
+        head = lazy.filter(pl.col("ts") < at)
+        summed = {**aggs, "ts": pl.col("ts").max()}
+        head = head.group_by(*keys).agg(**summed) if keys else head.select(**summed)
+        tail = lazy.filter(pl.col("ts") >= at).group_by(*keys, "ts").agg(**aggs)
+        cols = [*keys, "ts", *aggs]
+        parts = [q.select(cols).collect(engine="streaming") for q in (head, tail)]
+        per_ts = pl.concat(parts).filter(pl.col("ts").is_not_null())
+    per_ts = per_ts.sort(*keys, "ts")
     running = [pl.col(c).cum_sum().over(keys) if keys else pl.col(c).cum_sum() for c in aggs]
     return per_ts.with_columns(running).sort("ts")
 

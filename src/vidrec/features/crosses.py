@@ -13,6 +13,8 @@ a passion.
 
 from __future__ import annotations
 
+from datetime import datetime
+
 import numpy as np
 import polars as pl
 
@@ -64,13 +66,14 @@ def cross_tags(videos: pl.DataFrame, title_words: bool = False) -> pl.DataFrame:
     return videos.select("video_id", tags=pl.concat_list(tags.fill_null([]), words))
 
 
-def build_cross_tables(events: pl.DataFrame, videos: pl.DataFrame,
-                       title_words: bool = False) -> dict[str, pl.DataFrame]:
+def build_cross_tables(events: pl.DataFrame, videos: pl.DataFrame, title_words: bool = False,
+                       since: datetime | None = None) -> dict[str, pl.DataFrame]:  # fmt: skip
     """Cumulative impressions, views and completions per (user, tag), tag, (user, language), language.
 
     ``events`` (impressions and watches are used) with a boolean ``completed``
     column and ``ts`` in the canonical timestamp type. Videos without tags or language
-    simply add no rows.
+    simply add no rows. ``since``: answer only from then on (see :func:`cumulate`); the
+    events x tags join is then never held whole.
     """
     base = events.filter(pl.col("event").is_in(["impression", "watch"])).select(
         "user_id", "video_id", "ts", "event", "completed"
@@ -82,17 +85,17 @@ def build_cross_tables(events: pl.DataFrame, videos: pl.DataFrame,
         "completions": pl.col("completed").fill_null(False).sum().cast(pl.Int64),
     }
     tags = cross_tags(videos, title_words).select("video_id", tag=pl.col("tags")).explode("tag").drop_nulls("tag")
-    tagged = base.join(tags, on="video_id", how="inner")
+    tagged = base.lazy().join(tags.lazy(), on="video_id", how="inner")
     if "language" in videos.columns:
         langs = videos.select("video_id", "language").drop_nulls("language")
     else:
         langs = pl.DataFrame(schema={"video_id": pl.String, "language": pl.String})
-    spoken = base.join(langs, on="video_id", how="inner")
+    spoken = base.lazy().join(langs.lazy(), on="video_id", how="inner")
     return {
-        "user_tag": cumulate(tagged, ["user_id", "tag"], counts),
-        "tag": cumulate(tagged, ["tag"], {"views": counts["views"]}),
-        "user_lang": cumulate(spoken, ["user_id", "language"], counts),
-        "lang": cumulate(spoken, ["language"], {"views": counts["views"]}),
+        "user_tag": cumulate(tagged, ["user_id", "tag"], counts, since),
+        "tag": cumulate(tagged, ["tag"], {"views": counts["views"]}, since),
+        "user_lang": cumulate(spoken, ["user_id", "language"], counts, since),
+        "lang": cumulate(spoken, ["language"], {"views": counts["views"]}, since),
     }
 
 

@@ -98,10 +98,16 @@ class EventTables:
     tables: dict[str, pl.DataFrame]
     n_categories: int
     compacted_at: datetime | None = None  # set by compact(): valid only for ts after this
+    since: datetime | None = None  # set by build(since=...): valid only for ts at or after this
 
     @classmethod
-    def build(cls, events: pl.DataFrame, videos: pl.DataFrame, config: PointInTimeConfig | None = None) -> EventTables:
-        """Index ``events`` (canonical schema) using ``videos`` for durations, categories, creators."""
+    def build(cls, events: pl.DataFrame, videos: pl.DataFrame, config: PointInTimeConfig | None = None,
+              since: datetime | None = None) -> EventTables:  # fmt: skip
+        """Index ``events`` (canonical schema) using ``videos`` for durations, categories, creators.
+
+        ``since``: the tables answer only for times at or after it (what the ranker's examples
+        need), holding one row per key for everything earlier: memory grows with the events
+        from ``since`` on, not with the whole log."""
         cfg = config or PointInTimeConfig()
         ev = with_derived(events, videos, cfg.threshold).with_columns(pl.col("ts").cast(TIMESTAMP))
         meta = videos.select("video_id", "category", "creator_id")
@@ -112,20 +118,21 @@ class EventTables:
         watch = ev.filter(e == "watch")
         pairs = completed_pairs(events, videos, None, cfg.threshold).with_columns(pl.col("ts").cast(TIMESTAMP))
         tables = {
-            "glob": cumulate(ev, [], {**counts, "completion_sum": capped.sum()}),
-            "video": cumulate(ev, ["video_id"], counts),
-            "user": cumulate(ev, ["user_id"], {**counts, "completion_sum": capped.sum()}),
-            "user_cat": cumulate(watch, ["user_id", "category"], {k: counts[k] for k in ("views", "completions")}),
-            "cat": cumulate(watch, ["category"], {"views": counts["views"]}),
+            "glob": cumulate(ev, [], {**counts, "completion_sum": capped.sum()}, since),
+            "video": cumulate(ev, ["video_id"], counts, since),
+            "user": cumulate(ev, ["user_id"], {**counts, "completion_sum": capped.sum()}, since),
+            "user_cat": cumulate(watch, ["user_id", "category"], {k: counts[k] for k in ("views", "completions")},
+                                 since),  # fmt: skip
+            "cat": cumulate(watch, ["category"], {"views": counts["views"]}, since),
             "user_creator": cumulate(
                 ev.filter(e.is_in(["watch", "dislike"])), ["user_id", "creator_id"],
-                {k: counts[k] for k in ("views", "dislikes")},
+                {k: counts[k] for k in ("views", "dislikes")}, since,
             ),
         }
         tables["history"], tables["completions"] = _history_tables(pairs)
-        tables.update(build_cross_tables(ev, videos, cfg.title_words))
+        tables.update(build_cross_tables(ev, videos, cfg.title_words, since))
         n_cat = max(int(videos["category"].n_unique()), 1)
-        return cls(cfg, tables, n_cat)
+        return cls(cfg, tables, n_cat, since=since)
 
     def compact(self) -> EventTables:
         """Keep the last row per key: the same answers for every ts after the last event."""
@@ -139,7 +146,7 @@ class EventTables:
         comp = self.tables["completions"]
         top = pl.col("rank").max().over("user_id")
         out["completions"] = comp.filter(pl.col("rank") > top - self.config.history_len)
-        return EventTables(self.config, out, self.n_categories, last)
+        return EventTables(self.config, out, self.n_categories, last, self.since)
 
     def save(self, directory: str | Path) -> Path:
         """Write every table as Parquet plus ``tables.json`` (config, categories, compaction time)."""
@@ -232,6 +239,9 @@ def point_in_time_features(
     most recent last) is added too. The row order of ``rows`` is kept.
     """
     cfg = tables.config
+    if tables.since is not None and rows.height and rows["ts"].min() < tables.since:  # type: ignore[operator]
+        raise ValueError(f"these feature tables answer only for ts from {tables.since}; got a row at "
+                         f"{rows['ts'].min()}: build EventTables without since for earlier timestamps")  # fmt: skip
     if tables.compacted_at is not None and rows.height:
         earliest = rows["ts"].min()
         if earliest <= tables.compacted_at:  # type: ignore[operator]

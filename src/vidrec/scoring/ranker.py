@@ -168,7 +168,7 @@ class MultiTaskRanker(Ranker):
     def prepare(self, train: Dataset, embeddings: EmbeddingSource | None = None) -> tuple[TrainingData, EventTables]:
         """Examples and their feature matrix (sets the embedding source and co-occurrence table)."""
         cfg = self.config
-        tables = EventTables.build(train.events, train.videos, cfg.features)
+        tables = EventTables.build(train.events, train.videos, cfg.features, since=cfg.examples_since)
         examples = self._examples(train, tables, embeddings)
         self.embeddings, self.embedding_dim = embeddings, 0 if embeddings is None else int(embeddings.dim)
         self.cooc = self._cooccurrence(train) if cfg.similarity else None
