@@ -110,6 +110,7 @@ def test_rounds_split_epochs_evenly() -> None:
     assert _round_ends(29, 1800, 600) == [10, 19, 29]
     assert _round_ends(29, 1800, 200_000) == [29]  # at least one round per epoch, at its end
     assert _round_ends(3, 1800, 100) == [1, 2, 3]  # never more rounds than batches
+    assert _round_ends(100, 10_000, 100) == [25, 50, 75, 100]  # nor more than four
     assert _round_ends(29, 1800, 0) == [29]
 
 

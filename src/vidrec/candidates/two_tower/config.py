@@ -72,7 +72,8 @@ class TwoTowerConfig:
     val_max_users: int = 20_000  # recall measured on at most this many carved users (a seeded sample)
     patience: int = 3  # validation rounds without improvement before stopping
     # a validation round (recall, early stopping, checkpoint) ends every this many training examples, spread
-    # evenly over an epoch and at least one per epoch: a large log stops after a few rounds, not a few epochs
+    # evenly over an epoch, at least one and at most four per epoch: a large log stops after a few rounds, not a
+    # few epochs
     eval_every: int = 200_000
     refit_full: bool = True  # retrain on all data for the best number of epochs
     threads: int = 0  # torch intra-op threads; 0 leaves torch's default

@@ -257,10 +257,16 @@ def _train(
     return model, loop.stats, loop.best_epoch
 
 
+MAX_ROUNDS_PER_EPOCH = 4
+"""Validation measures recall against the whole catalogue for up to ``val_max_users`` users,
+a cost that grows with the catalogue, not with the examples: at most this many per epoch
+keeps it a small share of a large log's training time."""
+
+
 def _round_ends(n_batches: int, n_examples: int, every: int) -> list[int]:
     """Batch counts at which an epoch's rounds end: evenly spaced, one per ``every`` examples
-    (at least one per epoch, at its end)."""
-    rounds = max(1, min(n_batches, -(-n_examples // every))) if every > 0 else 1
+    (at least one per epoch, at its end; at most :data:`MAX_ROUNDS_PER_EPOCH`)."""
+    rounds = max(1, min(n_batches, MAX_ROUNDS_PER_EPOCH, -(-n_examples // every))) if every > 0 else 1
     return [round(n_batches * j / rounds) for j in range(1, rounds + 1)]
 
 
