@@ -109,12 +109,14 @@ class Pipeline:
         feature_model, _ = fit_two_tower(
             early, train.videos, feature_config, log, checkpoints=stage_dir("scoring.two_tower_features"), epochs=length
         )
+        timings["scoring.two_tower_features"] = time.perf_counter() - t0
         embeddings = TwoTowerEmbeddings(feature_model, catalogue)
         log(f"[scoring] training the ranker on examples from {cut:%Y-%m-%d %H:%M}")
         ranker = RANKERS[config.ranker_kind](replace(config.ranker, examples_since=cut)).fit(
             train, embeddings, checkpoints=stage_dir("scoring.ranker"), log=log
         )
         timings["scoring"] = time.perf_counter() - t0
+        timings["scoring.ranker"] = timings["scoring"] - timings["scoring.two_tower_features"]
         pipe = cls(config, generators, ranker, RERANKERS[config.reranker_kind](config.rerank), feature_model)
         pipe.timings = timings
         pipe.catalogue = catalogue

@@ -15,6 +15,7 @@ import pytest
 import torch
 
 from vidrec.candidates.two_tower.distributed import parameter_checksum
+from vidrec.errors import VidrecError
 from vidrec.scoring.config import RankerConfig
 from vidrec.scoring.distributed import REPORT_FILE, load_results, train_processes, write_arrays
 from vidrec.scoring.train import train_classifier
@@ -60,3 +61,27 @@ def test_two_processes_fit_as_well_as_one(arrays) -> None:
     # within 0.02 of the 1-process fit with the same global batch, far below chance (0.69).
     assert abs(_bce(two[0].model, arrays) - _bce(one.model, arrays)) < 0.02
     assert _bce(two[0].model, arrays) < 0.45
+
+
+def test_the_cpu_is_the_default_device_without_a_gpu_and_cuda_is_a_clear_error(arrays) -> None:
+    config = replace(CONFIG, ensemble=1, max_epochs=2)
+    auto = train_classifier(arrays["x_train"], arrays["y_train"], arrays["x_val"], arrays["y_val"], config)
+    cpu = train_classifier(arrays["x_train"], arrays["y_train"], arrays["x_val"], arrays["y_val"],
+                           replace(config, device="cpu"))  # fmt: skip
+    assert parameter_checksum(auto.model) == parameter_checksum(cpu.model) or torch.cuda.is_available()
+    if not torch.cuda.is_available():
+        with pytest.raises(VidrecError, match="no CUDA GPU"):
+            train_classifier(arrays["x_train"], arrays["y_train"], arrays["x_val"], arrays["y_val"],
+                             replace(config, device="cuda"))  # fmt: skip
+    with pytest.raises(ValueError, match="device must be"):
+        RankerConfig(device="gpu")
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_a_gpu_fits_as_well_as_the_cpu(arrays) -> None:
+    gpu = train_classifier(arrays["x_train"], arrays["y_train"], arrays["x_val"], arrays["y_val"],
+                           replace(CONFIG, ensemble=1, device="cuda"))  # fmt: skip
+    cpu = train_classifier(arrays["x_train"], arrays["y_train"], arrays["x_val"], arrays["y_val"],
+                           replace(CONFIG, ensemble=1, device="cpu"))  # fmt: skip
+    assert next(gpu.model.parameters()).device.type == "cpu"  # handed back for serving
+    assert abs(_bce(gpu.model, arrays) - _bce(cpu.model, arrays)) < 0.02

@@ -42,6 +42,7 @@ class RankerConfig:
     threads: int | None = 1
     # processes training the networks (DDP under torchrun, gloo on CPU); 1 trains in this process
     processes: int = 1
+    device: str = "auto"  # where the networks train: "auto" (a CUDA GPU when present, else the CPU), "cpu", "cuda"
     examples_since: datetime | None = None  # train only on examples at/after this: the two-tower cutoff (see ranker.py)
     max_examples: int | None = None  # keep only the latest this many examples (None: all)
     similarity: bool = True  # item-to-item features: candidate vs recent completions (similarity.py)
@@ -86,6 +87,8 @@ class RankerConfig:
             raise ValueError(f"RankerConfig.calibration must be one of {CALIBRATIONS}, got {self.calibration!r}")
         if not isinstance(self.processes, int) or isinstance(self.processes, bool) or self.processes < 1:
             raise ValueError(f"RankerConfig.processes must be an integer >= 1, got {self.processes!r}")
+        if self.device not in ("auto", "cpu", "cuda") and not str(self.device).startswith("cuda:"):
+            raise ValueError(f"RankerConfig.device must be 'auto', 'cpu', 'cuda' or 'cuda:N', got {self.device!r}")
         if self.threads is not None and self.threads < 1:
             raise ValueError(f"RankerConfig.threads must be None or >= 1, got {self.threads}")
         if self.max_examples is not None and self.max_examples < 10:

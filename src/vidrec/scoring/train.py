@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import os
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
@@ -12,6 +13,7 @@ import torch
 from torch import nn
 
 from vidrec.checkpoint import Checkpoint, input_key
+from vidrec.errors import VidrecError
 from vidrec.progress import EpochClock, bar
 from vidrec.scoring.config import RankerConfig
 from vidrec.scoring.model import Ensemble, MultiTaskNet
@@ -90,6 +92,7 @@ def train_classifier(
     every rank), gradients averaged; every rank computes the same validation loss.
     """
     shards = shards or Shards()
+    device = training_device(config.device, shards.rank)
     if len(x_train) == 0 or len(x_val) == 0:
         raise ValueError("training needs non-empty training and validation sets")
     torch.manual_seed(config.seed)
@@ -99,7 +102,8 @@ def train_classifier(
     weights = torch.tensor([w for w in config.loss_weights if w > 0], dtype=torch.float32)  # (tasks,)
     if yt.shape[1] != len(weights):
         raise ValueError(f"labels have {yt.shape[1]} tasks, the config {len(weights)}")
-    model = build_net(x_train.shape[1], config)
+    model = build_net(x_train.shape[1], config).to(device)
+    xt, yt, xv, yv, weights = (t.to(device) for t in (xt, yt, xv, yv, weights))
     opt = torch.optim.Adam(model.parameters(), lr=config.lr, weight_decay=config.weight_decay, fused=True)
     bce = nn.BCEWithLogitsLoss(reduction="none")
 
@@ -123,6 +127,8 @@ def train_classifier(
     step_model = shards.wrap(model, config.seed)
     if state is not None:
         torch.set_rng_state(state["torch_rng"])  # after ``wrap``: under torchrun it reseeds each rank
+        if state.get("cuda_rng") is not None and device.type == "cuda":
+            torch.cuda.set_rng_state(state["cuda_rng"], device)
     clock = EpochClock(config.max_epochs)
     batch = config.batch_size * shards.world_size
     steps = -(-len(xt) // batch)
@@ -137,7 +143,7 @@ def train_classifier(
             rows = order[s : s + batch]
             if len(rows) < shards.world_size:  # the same on every rank: all skip it
                 continue
-            idx = shards.part(rows)
+            idx = shards.part(rows).to(device)
             loss = loss_fn(step_model(xt[idx]), yt[idx])
             opt.zero_grad(set_to_none=True)
             loss.backward()
@@ -161,7 +167,22 @@ def train_classifier(
                 f"{result.train_loss[-1]:.4f}  validation loss {val:.4f}" + clock.left())  # fmt: skip
         saved.save({"loop": loop, "model": model.state_dict(), "opt": opt.state_dict(), "gen": gen.get_state(),
                     "torch_rng": torch.get_rng_state(), "train_loss": result.train_loss,
+                    "cuda_rng": torch.cuda.get_rng_state(device) if device.type == "cuda" else None,
                     "val_loss": result.val_loss, "best": result.best_epoch})  # fmt: skip
     model.load_state_dict(loop["best_state"])
-    model.eval()
+    model.cpu().eval()  # served on the CPU
     return result
+
+
+def training_device(name: str, rank: int = 0) -> torch.device:
+    """The device ``name`` means here: "auto" is a CUDA GPU when present (one per local rank
+    under torchrun), else the CPU; asking for CUDA without one is a clear error."""
+    if name == "cpu" or (name == "auto" and not torch.cuda.is_available()):
+        return torch.device("cpu")
+    if not torch.cuda.is_available():
+        raise VidrecError(f"device {name!r} asked for, but torch sees no CUDA GPU here",
+                          "set device = \"auto\" or \"cpu\", or install a CUDA build of torch on a GPU machine")
+    if name.startswith("cuda:"):
+        return torch.device(name)
+    local = int(os.environ.get("LOCAL_RANK", rank))
+    return torch.device("cuda", local % torch.cuda.device_count())
