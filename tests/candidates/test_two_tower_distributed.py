@@ -160,3 +160,19 @@ def test_two_processes_agree_and_match_one(data, tmp_path: Path) -> None:
     recall_2 = recall_at_k(model, state, truth, config.eval_k)
     assert min(recall_1, recall_2) >= 0.3
     assert abs(recall_2 - recall_1) <= 0.1
+
+
+def test_processes_setting_trains_under_torchrun_from_one_call(data, tmp_path: Path) -> None:
+    """``processes = 2`` runs the 2 ranks itself (what ``vidrec train`` does with that setting):
+    the model comes back with its report, and a rerun with the checkpoints resumes to it."""
+    config = TwoTowerConfig(**SETTINGS, processes=2)
+    lines: list[str] = []
+    model, report = fit_two_tower(data.events, data.videos, config, lines.append, checkpoints=tmp_path / "ck")
+    assert report.best_epoch >= 1 and any(line.startswith("epoch") for line in lines)
+    assert list((tmp_path / "ck").glob("*.rank1.pt"))  # each rank kept its own checkpoint
+    again, _ = fit_two_tower(data.events, data.videos, config, quiet, checkpoints=tmp_path / "ck")
+    assert parameter_checksum(again) == parameter_checksum(model)
+    fit, truth = carve_validation(data.events, config.val_fraction, config.val_min_interactions)
+    state = validation_state(fit, data.videos, truth, config.history_len)
+    single, _ = fit_two_tower(data.events, data.videos, TwoTowerConfig(**SETTINGS), quiet)
+    assert recall_at_k(model, state, truth, config.eval_k) > recall_at_k(single, state, truth, config.eval_k) - 0.1

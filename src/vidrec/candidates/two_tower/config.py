@@ -77,6 +77,7 @@ class TwoTowerConfig:
     eval_every: int = 200_000
     refit_full: bool = True  # retrain on all data for the best number of epochs
     threads: int = 0  # torch intra-op threads; 0 leaves torch's default
+    processes: int = 1  # training processes (DDP under torchrun, see distributed.py); 1 trains in this process
     deterministic: bool = True  # gradient steps on one thread, so a seed always gives the same model
     # (threaded backward kernels sum floats in a varying order); validation and export keep `threads`
     extra: dict[str, Any] = field(default_factory=dict)  # free-form notes saved with the model
@@ -118,6 +119,8 @@ class TwoTowerConfig:
             raise ValueError(f"TwoTowerConfig.dislike_len must be >= 0 (0 = off), got {self.dislike_len}")
         if self.weight_decay < 0 or self.popularity_exponent < 0:
             raise ValueError("TwoTowerConfig.weight_decay and popularity_exponent must be >= 0")
+        if not isinstance(self.processes, int) or isinstance(self.processes, bool) or self.processes < 1:
+            raise ValueError(f"TwoTowerConfig.processes must be an integer >= 1, got {self.processes!r}")
         if self.val_min_interactions < 2 or self.threads < 0:
             raise ValueError("TwoTowerConfig.val_min_interactions must be >= 2 and threads >= 0")
 

@@ -33,9 +33,12 @@ import hashlib
 import json
 import logging
 import os
+import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Callable, Iterator, Sequence
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -49,7 +52,7 @@ from vidrec.candidates.two_tower.config import TwoTowerConfig
 from vidrec.candidates.two_tower.model import TwoTowerModel
 from vidrec.candidates.two_tower.tasks import Batch, Task
 from vidrec.candidates.two_tower.train import Parallel, TrainReport, fit_two_tower, recall_at_k
-from vidrec.data.dataset import read_dataset
+from vidrec.data.dataset import Dataset, read_dataset, write_dataset
 from vidrec.errors import VidrecError
 
 REPORT_FILE = "train_report.json"
@@ -174,19 +177,69 @@ def fit_distributed(
     log: Callable[[str], None] = _log.info,
     find_unused_parameters: bool = False,
     users: pl.DataFrame | None = None,
+    checkpoints: str | Path | None = None,
+    epochs: float | None = None,
 ) -> tuple[TwoTowerModel, TrainReport, list[str]]:
     """``fit_two_tower`` on this rank's shard; also returns every rank's parameter checksum.
 
     Without torchrun it is the single-process ``fit_two_tower`` (one checksum).
     """
     if not under_torchrun():
-        model, report = fit_two_tower(events, videos, config, log, users=users)
+        model, report = fit_two_tower(events, videos, config, log, users=users, checkpoints=checkpoints,
+                                      epochs=epochs)  # fmt: skip
         return model, report, [parameter_checksum(model)]
     init_from_env()
     parallel = DistributedParallel(config.seed, find_unused_parameters)
     quiet = log if parallel.rank == 0 else (lambda _: None)
-    model, report = fit_two_tower(events, videos, config, quiet, parallel, users=users)
+    model, report = fit_two_tower(events, videos, config, quiet, parallel, users=users, checkpoints=checkpoints,
+                                  epochs=epochs)  # fmt: skip
     return model, report, gather(parameter_checksum(model))
+
+
+def fit_processes(
+    events: pl.DataFrame,
+    videos: pl.DataFrame,
+    config: TwoTowerConfig,
+    log: Callable[[str], None] = _log.info,
+    users: pl.DataFrame | None = None,
+    checkpoints: str | Path | None = None,
+    epochs: float | None = None,
+) -> tuple[TwoTowerModel, TrainReport]:
+    """``fit_two_tower`` on ``config.processes`` local ranks under ``torchrun``: the tables go to
+    a temporary data directory the ranks read, rank 0's model and report come back. What
+    ``fit_two_tower`` calls when ``config.processes > 1`` outside torchrun."""
+    with tempfile.TemporaryDirectory(prefix="vidrec-two-tower-") as tmp:
+        root = Path(tmp)
+        users = users if users is not None else pl.DataFrame({"user_id": events["user_id"].unique()})
+        write_dataset(Dataset(events, videos, users), root / "data")
+        config.save(root / "config.json")
+        env = {k: v for k, v in os.environ.items() if k not in ("RANK", "WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT")}
+        env.setdefault("OMP_NUM_THREADS", "1")
+        cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={config.processes}",
+               "-m", __name__, "--data", str(root / "data"), "--out", str(root / "model"),
+               "--config", str(root / "config.json")]  # fmt: skip
+        cmd += [] if checkpoints is None else ["--checkpoints", str(checkpoints)]
+        cmd += [] if epochs is None else ["--epochs", repr(float(epochs))]
+        with subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True) as proc:
+            assert proc.stdout is not None
+            tail: list[str] = []
+            for line in proc.stdout:  # rank 0's epoch lines, as they come
+                line = line.rstrip("\n")
+                tail = (tail + [line])[-40:]
+                if line.startswith(("epoch", "early stop", "refit")):
+                    log(line)
+        if proc.returncode != 0:
+            raise VidrecError(f"two-tower training on {config.processes} processes failed:\n" + "\n".join(tail),
+                              "set two_tower.processes = 1 to train in this process")  # fmt: skip
+        model = TwoTowerModel.load(root / "model")
+        return model, read_report(root / "model")
+
+
+def read_report(directory: Path) -> TrainReport:
+    """The :class:`TrainReport` a ``train-two-tower`` run wrote beside its model."""
+    saved = json.loads((directory / REPORT_FILE).read_text())
+    return TrainReport(saved["epochs"], saved["best_epoch"], saved["best_recall"], saved["train_seconds"],
+                       saved["refit_seconds"])  # fmt: skip
 
 
 def parse_overrides(pairs: Sequence[str]) -> dict[str, object]:
@@ -232,13 +285,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--out", type=Path, required=True, help="where rank 0 writes the model and train_report.json")
     ap.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE", help="TwoTowerConfig overrides")
     ap.add_argument("--find-unused-parameters", action="store_true", help="see DistributedParallel")
+    ap.add_argument("--config", type=Path, help="a TwoTowerConfig JSON file (the --set overrides apply on top)")
+    ap.add_argument("--checkpoints", type=Path, help="a folder for per-round checkpoints; a rerun resumes from them")
+    ap.add_argument("--epochs", type=float, help="train exactly this many epochs (fractions allowed), no validation")
     args = ap.parse_args(argv)
     start = time.perf_counter()
     try:
-        config = TwoTowerConfig.from_dict(parse_overrides(args.set))
+        base = json.loads(args.config.read_text()) if args.config else {}
+        config = TwoTowerConfig.from_dict(base | parse_overrides(args.set))
+        config = replace(config, processes=1)  # each rank trains in its own process
         ds = read_dataset(args.data)
         model, report, checksums = fit_distributed(
-            ds.events, ds.videos, config, find_unused_parameters=args.find_unused_parameters, users=ds.users
+            ds.events, ds.videos, config, lambda m: print(m, flush=True),
+            find_unused_parameters=args.find_unused_parameters, users=ds.users,
+            checkpoints=args.checkpoints, epochs=args.epochs,
         )
     except (ValueError, VidrecError) as exc:
         print(f"error: {exc}", file=sys.stderr)

@@ -362,6 +362,11 @@ def fit_two_tower(
     if epochs is not None:
         config = replace(config or TwoTowerConfig(), val_fraction=0.0, epochs=max(1, int(np.ceil(epochs))))
     config = config or TwoTowerConfig()
+    if config.processes > 1 and parallel is None:
+        from vidrec.candidates.two_tower.distributed import fit_processes
+
+        return fit_processes(events, videos, config, log, users, checkpoints, epochs)
+    config = config or TwoTowerConfig()
     previous_threads = torch.get_num_threads()
     if config.threads:
         torch.set_num_threads(config.threads)
