@@ -1,7 +1,7 @@
 """End-to-end figures of BENCHMARKS.md: vidrec's stages beside most-popular, iALS and EASE.
 
     .venv/bin/python benchmarks/end_to_end.py ml100k [--ml100k ../shared/data/ml-100k]
-    .venv/bin/python benchmarks/end_to_end.py sim
+    .venv/bin/python benchmarks/end_to_end.py sim [--creators 10]   # 10 creators: coarse, 200 videos each
 
 Per-user temporal split (each user's last 20% of watches by time are the test set);
 baselines tuned on a carve of the training period; vidrec with its default config.
@@ -33,13 +33,13 @@ from vidrec.evaluation.system import evaluate_all
 from vidrec.recommender import Recommender
 
 
-def prepare(dataset: str, root: Path, ml100k: Path) -> Path:
-    """Write the validated data directory and return it."""
+def prepare(dataset: str, root: Path, ml100k: Path, creators: int | None = None) -> Path:
+    """Write the validated data directory and return it (``creators``: the simulated platform's, None: default)."""
     if dataset == "ml100k":
         raw = load_source("movielens", ml100k)
         ingest_tables(raw.events, raw.videos, raw.users, root / "data", sources=raw.sources)
     else:
-        simulate(SimulatorConfig(), root / "platform")
+        simulate(SimulatorConfig(creators=creators), root / "platform")
         ds = read_dataset(root / "platform")
         ingest_tables(ds.events, ds.videos, ds.users, root / "data")
     return root / "data"
@@ -50,9 +50,11 @@ def main() -> None:
     parser.add_argument("dataset", choices=["ml100k", "sim"])
     parser.add_argument("--ml100k", type=Path, default=Path(__file__).resolve().parents[2] / "shared/data/ml-100k")
     parser.add_argument("--out", type=Path, default=None, help="keep the artifacts here")
+    parser.add_argument("--creators", type=int, default=None,
+                        help="sim only: creators on the platform (default videos / 20; few = coarse creators)")
     args = parser.parse_args()
     root = args.out or Path(tempfile.mkdtemp(prefix=f"vidrec-{args.dataset}-"))
-    data_dir = prepare(args.dataset, root, args.ml100k)
+    data_dir = prepare(args.dataset, root, args.ml100k, args.creators)
     write_split(read_dataset(data_dir), root / "split", SplitConfig())
     train = read_dataset(root / "split" / "train")
     start = time.perf_counter()

@@ -3,6 +3,7 @@
     .venv/bin/python benchmarks/reranking.py sim --phase val --out /tmp/rr/sim --plan budget ablation   # choose here
     .venv/bin/python benchmarks/reranking.py sim --phase test --out /tmp/rr/sim --plan sweep ablation   # report
     .venv/bin/python benchmarks/reranking.py ml100k --phase test --out /tmp/rr/ml [--defaults '{"diversity_weight": 0.05}']
+    .venv/bin/python benchmarks/reranking.py sim --creators 10 --phase test --out /tmp/rr/sim10 --plan ablation  # coarse
 
 The ``sweep`` plan also draws NDCG@10 against intra-list diversity and against the share
 of fresh videos (docs/figures/reranking-tradeoffs-DATA-PHASE.png; needs the optional
@@ -46,6 +47,8 @@ from vidrec.reranking.objectives import kl_divergence
 
 K = 10
 FATIGUE_OFF: dict = {"fatigue_filter_days": 0.0, "fatigue_recover_days": 0.0}
+FATIGUE_ANY_DISLIKE: dict = {"fatigue_hide_confidence": 0.0}
+"""The fatigue rule before the evidence: one dislike hides the creator for the filter period."""
 OFF = ReRankConfig(fresh_boost=0.0, creator_cap=None, diversity="none", calibration_weight=0.0, min_fresh=0,
                    fair_min_share=0.0)
 """Re-ranking off: the hard rules only (creator fatigue is one of them), in final-score order."""
@@ -65,7 +68,9 @@ SWEEPS: dict[str, list[tuple[object, dict]]] = {  # each knob moved alone from t
     "calibration": _one("calibration_weight", (0.0, 0.3, 0.8)),
     "creator_cap": _one("creator_cap", (None, 2, 3)),
     "fatigue": [("off", FATIGUE_OFF), ("7d/70d", {"fatigue_filter_days": 7.0, "fatigue_recover_days": 70.0}),
-                ("14d/140d", {"fatigue_filter_days": 14.0, "fatigue_recover_days": 140.0})],
+                ("14d/140d", {"fatigue_filter_days": 14.0, "fatigue_recover_days": 140.0}),
+                ("14d/140d, any dislike hides", FATIGUE_ANY_DISLIKE),
+                ("hide at 0.8 confidence", {"fatigue_hide_confidence": 0.8})],
 }
 ABLATION: dict[str, dict] = {  # what each default knob costs: drop it from the defaults, or add it alone to off
     "defaults - diversity": {"diversity": "none"},
@@ -73,6 +78,7 @@ ABLATION: dict[str, dict] = {  # what each default knob costs: drop it from the 
     "defaults - fresh_boost": {"fresh_boost": 0.0},
     "defaults - creator_cap": {"creator_cap": None},
     "defaults - fatigue": FATIGUE_OFF,
+    "defaults, fatigue: any dislike hides (before)": FATIGUE_ANY_DISLIKE,
 }
 ALONE: dict[str, tuple[str, ...]] = {"diversity": ("diversity", "diversity_weight"), "min_fresh": ("min_fresh",),
                                      "fresh_boost": ("fresh_boost",), "creator_cap": ("creator_cap",)}
@@ -249,6 +255,8 @@ def main() -> None:
     parser.add_argument("--phase", choices=["val", "test"], default="test")
     parser.add_argument("--ml100k", type=Path, default=Path(__file__).resolve().parents[2] / "shared/data/ml-100k")
     parser.add_argument("--out", type=Path, default=None, help="keep the data and model here")
+    parser.add_argument("--creators", type=int, default=None,
+                        help="sim only: creators on the platform (default videos / 20; few = coarse creators)")
     parser.add_argument("--model", type=Path, default=None, help="a saved model trained on this phase's training data")
     parser.add_argument("--plan", nargs="+", choices=["sweep", "quick", "combined", "budget", "ablation"], default=["sweep"],
                         help="one or more of: each knob swept from the defaults (and the trade-off figure), off and "
@@ -265,7 +273,7 @@ def main() -> None:
     root = args.out or Path(tempfile.mkdtemp(prefix=f"vidrec-rerank-{args.dataset}-"))
     split = root / "split"
     if not (split / "split.json").exists():
-        write_split(read_dataset(prepare(args.dataset, root, args.ml100k)), split, SplitConfig())
+        write_split(read_dataset(prepare(args.dataset, root, args.ml100k, args.creators)), split, SplitConfig())
     if args.phase == "val":  # a carve of the training period only: the test split is never read
         if not (root / "val" / "split.json").exists():
             write_split(read_dataset(split / "train"), root / "val", SplitConfig())

@@ -113,8 +113,11 @@ VARIANTS = {
 
 
 def head_metrics(name: str, p: dict[str, np.ndarray], y: np.ndarray) -> list[dict]:
+    """AUC, log loss and ECE of each head the model reports (a head without a network reports nothing)."""
     rows = []
     for j, column in enumerate(HEADS.values()):
+        if column not in p:
+            continue
         yt = y[:, j]
         rows.append({"model": name, "head": column, "auc": roc_auc(p[column], yt), "log_loss": log_loss(p[column], yt),
                      "ece": expected_calibration_error(p[column], yt), "positive_rate": float(yt.mean())})  # fmt: skip

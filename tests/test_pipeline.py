@@ -4,12 +4,14 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+import numpy as np
 import polars as pl
 import pytest
 
 from tests.tiny_platform import small_config, two_audiences
 from vidrec.pipeline import STAGES
 from vidrec.recommender import Recommender
+from vidrec.reranking import DefaultReRanker, ReRankConfig
 
 
 @pytest.fixture(scope="module")
@@ -88,3 +90,31 @@ def test_save_load_round_trip(trained) -> None:
     a = rec.recommend_batch(users, k=5).select("user_id", "video_id", "score")
     b = again.recommend_batch(users, k=5).select("user_id", "video_id", "score")
     assert a.equals(b)
+
+
+def test_only_the_trained_heads_are_reported(trained) -> None:
+    rec, ds, _ = trained
+    assert rec.pipeline.ranker.config.tasks == ("label",)
+    users = ds.users["user_id"].head(4).to_list()
+    for stage in ("scored", "final"):
+        out = rec.recommend_batch(users, k=5, stage=stage)
+        assert [c for c in out.columns if c.startswith("p_")] == ["p_complete", "p_raw"], stage
+    items = rec.slate(users[0], k=5)
+    assert all(i["probabilities"] == {"p_complete": i["p_complete"]} for i in items)
+
+
+def test_with_no_re_ranking_rule_firing_the_slate_follows_the_raw_score(trained) -> None:
+    rec, ds, root = trained
+    plain = Recommender.load(root)
+    rules_off = ReRankConfig(fresh_boost=0.0, creator_cap=None, diversity="none", min_fresh=0,
+                             fatigue_filter_days=0.0, fatigue_recover_days=0.0)
+    plain.pipeline.reranker = DefaultReRanker(rules_off)
+    plain.pipeline.bind(plain.catalogue, plain.live)
+    for user in ds.users["user_id"].head(6).to_list():
+        result = plain.run(user, k=15)
+        assert result.scored is not None and result.slate is not None
+        raw, score = result.scored["p_raw"], result.scored["score"]
+        assert np.unique(score).size == np.unique(raw).size  # calibration ties none of them
+        kept = result.slate.allowed
+        expected = np.flatnonzero(kept)[np.argsort(-raw[kept], kind="stable")][:15]
+        np.testing.assert_array_equal(result.slate.order, expected)

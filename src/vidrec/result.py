@@ -19,6 +19,8 @@ from vidrec.reranking.select import Slate
 from vidrec.scoring.value import PROBABILITY_COLUMNS
 
 PROBABILITIES = (*PROBABILITY_COLUMNS.values(), "p_raw")
+"""The probability columns a scored view may carry, in order; a result carries those its ranker
+reports (the trained heads' and ``p_raw``), never a constant for a head that was not trained."""
 OUTPUT_LEAD = ["user_id", "rank", "video_id", "score", "source"]
 
 
@@ -28,7 +30,7 @@ class Result:
 
     request: Request
     candidates: Candidates
-    scored: dict[str, np.ndarray] | None = None  # PROBABILITIES and the ranker's ``score``, per candidate
+    scored: dict[str, np.ndarray] | None = None  # the ranker's PROBABILITIES and ``score``, per candidate
     slate: Slate | None = None
     times: dict[str, float] = field(default_factory=dict)  # seconds per stage
 
@@ -49,7 +51,7 @@ class Result:
         if self.scored is None:
             raise ValueError("this result stopped before scoring")
         scored = base.with_columns(
-            *(pl.Series(c, self.scored[c], dtype=pl.Float64) for c in PROBABILITIES),
+            *(pl.Series(c, self.scored[c], dtype=pl.Float64) for c in self.probability_columns(with_raw=True)),
             candidate_rank=pl.Series(np.arange(1, len(self.candidates) + 1), dtype=pl.Int64),
             score=pl.Series(self.scored["score"], dtype=pl.Float64),
         )
@@ -82,6 +84,11 @@ class Result:
                                                                 dtype=pl.String))  # fmt: skip
         return _lead(final)
 
+    def probability_columns(self, with_raw: bool = False) -> list[str]:
+        """The PROBABILITIES this result's ranker reported (``p_raw`` only ``with_raw``)."""
+        scored = self.scored or {}
+        return [c for c in PROBABILITIES if c in scored and (with_raw or c != "p_raw")]
+
     def _candidate_columns(self, catalogue: Catalogue) -> pl.DataFrame:
         c = self.candidates
         sources = c.source_lists()
@@ -99,7 +106,7 @@ class Result:
 
     def items(self, catalogue: Catalogue) -> list[dict[str, Any]]:
         """The slate as plain dicts (the HTTP response): rank, video_id, score, sources,
-        retrieval_score, p_complete, adjustments."""
+        retrieval_score, p_complete, probabilities (each trained head's), adjustments."""
         if self.slate is None or self.scored is None:
             raise ValueError("this result stopped before re-ranking")
         c, slate = self.candidates, self.slate
@@ -107,15 +114,23 @@ class Result:
         at = slate.order
         ids, names = catalogue.ids, c.sources
         columns = zip(c.rows[at].tolist(), slate.final_score[at].tolist(), (c.ranks[at] > 0).tolist(),
-                      c.retrieval_score[at].tolist(), self.scored["p_complete"][at].tolist(), slate.codes_of(order))
+                      c.retrieval_score[at].tolist(), self._probabilities(at), slate.codes_of(order))
         return [{
             "rank": rank, "video_id": ids[row], "score": final, "sources": [s for s, h in zip(names, hit) if h],
-            "retrieval_score": None if r != r else r, "p_complete": p, "adjustments": codes,  # r != r: NaN
+            "retrieval_score": None if r != r else r, "p_complete": p.get("p_complete"), "probabilities": p,
+            "adjustments": codes,  # r != r: NaN
         } for rank, (row, final, hit, r, p, codes) in enumerate(columns, 1)]  # fmt: skip
+
+    def _probabilities(self, at: np.ndarray) -> list[dict[str, float]]:
+        """Each trained head's probability of the candidates at ``at``, one dict per candidate."""
+        assert self.scored is not None
+        names = self.probability_columns()
+        values = [self.scored[name][at].tolist() for name in names]
+        return [dict(zip(names, row)) for row in zip(*values)] if names else [{} for _ in range(len(at))]
 
     def removed_items(self, catalogue: Catalogue) -> list[dict[str, Any]]:
         """The candidates re-ranking left out, best first: video_id, reason, sources,
-        p_complete and score (the ranker's)."""
+        p_complete, probabilities (each trained head's) and score (the ranker's)."""
         if self.slate is None or self.scored is None:
             raise ValueError("this result stopped before re-ranking")
         c, slate, score = self.candidates, self.slate, self.scored["score"]
@@ -123,11 +138,12 @@ class Result:
         removed = removed[np.lexsort((removed, -score[removed]))]
         hit = c.ranks > 0
         reasons = slate.reasons
+        probs = self._probabilities(removed)
         return [{
             "video_id": catalogue.ids[int(c.rows[i])], "reason": reasons[i],
             "sources": [s for s, h in zip(c.sources, hit[i]) if h],
-            "p_complete": float(self.scored["p_complete"][i]), "score": float(score[i]),
-        } for i in removed.tolist()]  # fmt: skip
+            "p_complete": p.get("p_complete"), "probabilities": p, "score": float(score[i]),
+        } for i, p in zip(removed.tolist(), probs)]  # fmt: skip
 
 
 def _first_score(frame: pl.DataFrame) -> pl.Expr:

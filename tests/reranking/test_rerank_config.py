@@ -17,6 +17,8 @@ def test_defaults_match_the_documented_values() -> None:
     assert cfg.greedy_pool == 100
     assert (cfg.calibration_weight, cfg.fair_min_share, cfg.rewatch_after_days) == (0.0, 0.0, None)
     assert (cfg.fatigue_filter_days, cfg.fatigue_recover_days, cfg.fatigue_floor) == (14.0, 140.0, 0.2)
+    assert (cfg.fatigue_prior_dislikes, cfg.fatigue_prior_completions) == (0.5, 2.0)
+    assert (cfg.fatigue_hide_share, cfg.fatigue_hide_confidence) == (0.5, 0.9)
 
 
 @pytest.mark.parametrize(
@@ -32,6 +34,10 @@ def test_defaults_match_the_documented_values() -> None:
         ({"creator_cap": 11}, "creator_cap"),
         ({"creator_cap": True}, "creator_cap"),
         ({"creator_backfill": "yes"}, "creator_backfill"),
+        ({"fatigue_prior_dislikes": 0.0}, "fatigue_prior_dislikes"),
+        ({"fatigue_prior_completions": float("inf")}, "fatigue_prior_completions"),
+        ({"fatigue_hide_share": 1.0}, "fatigue_hide_share"),
+        ({"fatigue_hide_confidence": 1.5}, "fatigue_hide_confidence"),
     ],
 )
 def test_invalid_values_are_refused_with_the_field_named(kwargs: dict, message: str) -> None:

@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 from tests.reranking.rerank_frames import NOW, scored_frame, users_frame, videos_frame
 from tests.reranking.test_history import events_frame
 from vidrec.reranking import REMOVED_REASONS, DefaultReRanker, ReRankConfig
-from vidrec.reranking.history import fatigue_factor
+from vidrec.reranking.fatigue import fatigue_factor
 
 N_VIDEOS = 16
 
@@ -36,7 +36,7 @@ def worlds(draw):
     for u in range(draw(st.integers(1, 3))):
         uid = f"u{u}"
         watched = draw(st.lists(st.sampled_from(ids[:-1]), max_size=5, unique=True))
-        disliked = draw(st.lists(st.sampled_from(ids[:-1]), max_size=3, unique=True))
+        disliked = draw(st.lists(st.sampled_from(ids[:-1]), max_size=6, unique=True))
         for v in watched:
             events.append((uid, v, draw(st.floats(0.5, 60)), "watch", draw(st.sampled_from([10.0, 60.0]))))
         for v in disliked:
@@ -58,6 +58,7 @@ def worlds(draw):
         fair_min_share=draw(st.sampled_from([0.0, 0.3])),
         fatigue_filter_days=draw(st.sampled_from([0.0, 14.0])),
         fatigue_recover_days=draw(st.sampled_from([0.0, 140.0])),
+        fatigue_hide_confidence=draw(st.sampled_from([0.0, 0.5, 0.9])),
         rewatch_after_days=draw(st.sampled_from([None, None, 10.0])),
         greedy_pool=draw(st.sampled_from([3, 100])),
     )
@@ -69,15 +70,24 @@ def worlds(draw):
 
 
 def _fatigued(events: pl.DataFrame, videos: pl.DataFrame, cfg: ReRankConfig) -> set:
-    """(user, creator) pairs inside the fatigue filter period."""
-    latest = (
-        events.filter(pl.col("event") == "dislike")
-        .join(videos.select("video_id", "creator_id"), on="video_id")
+    """(user, creator) pairs the fatigue rule hides: their dislikes against completions, the latest dislike's age."""
+    creators = videos.select("video_id", "creator_id", "duration_seconds")
+    mine = events.join(creators, on="video_id")
+    done = (
+        mine.filter((pl.col("event") == "watch") & (pl.col("watch_seconds") / pl.col("duration_seconds") >= 0.8))
         .group_by("user_id", "creator_id")
-        .agg(pl.col("ts").max())
-        .with_columns(days=(pl.lit(NOW) - pl.col("ts")).dt.total_microseconds() / 86_400e6)
+        .agg(completions=pl.col("video_id").n_unique())
     )
-    factor = fatigue_factor(latest["days"].to_numpy(), cfg.fatigue_filter_days, cfg.fatigue_recover_days, 0.2)
+    latest = (
+        mine.filter(pl.col("event") == "dislike")
+        .group_by("user_id", "creator_id")
+        .agg(pl.col("ts").max(), dislikes=pl.len())
+        .join(done, on=["user_id", "creator_id"], how="left")
+        .with_columns(pl.col("completions").fill_null(0),
+                      days=(pl.lit(NOW) - pl.col("ts")).dt.total_microseconds() / 86_400e6)  # fmt: skip
+    )
+    factor = fatigue_factor(latest["days"].to_numpy(), latest["dislikes"].to_numpy(),
+                            latest["completions"].to_numpy(), cfg)  # fmt: skip
     latest = latest.filter(pl.Series(factor <= 0))
     return set(latest.select("user_id", "creator_id").iter_rows())
 

@@ -27,7 +27,8 @@ class CatalogueRecommender:
         hidden = self.hidden.get(user_id, set())
         ranked = sorted((v for v in self.scores if v not in hidden), key=lambda v: (-self.scores[v], v))[:k]
         return [{"rank": i, "video_id": v, "score": self.scores[v], "sources": ["popular"], "retrieval_score": None,
-                 "p_complete": 0.5, "adjustments": []} for i, v in enumerate(ranked, 1)]  # fmt: skip
+                 "p_complete": 0.5, "probabilities": {"p_complete": 0.5}, "adjustments": []}
+                for i, v in enumerate(ranked, 1)]  # fmt: skip
 
     def slates(self, asks: list[tuple[str, int]]) -> list[list[dict[str, Any]]]:
         return [self.slate(user, k) for user, k in asks]
@@ -35,7 +36,7 @@ class CatalogueRecommender:
     def explain(self, user_id: str, k: int = 10) -> dict[str, list[dict[str, Any]]]:
         hidden = sorted(v for v in self.hidden.get(user_id, set()) if v in self.scores)
         removed = [{"video_id": v, "reason": "seen", "sources": ["popular"], "p_complete": 0.5,
-                    "score": self.scores[v]} for v in hidden]  # fmt: skip
+                    "probabilities": {"p_complete": 0.5}, "score": self.scores[v]} for v in hidden]  # fmt: skip
         return {"items": self.slate(user_id, k), "removed": removed}
 
     def observe(self, events: pl.DataFrame) -> Observed:

@@ -61,7 +61,7 @@ def test_recommendations_body_follows_the_contract(client) -> None:
     first = body["items"][0]
     assert first == {
         "rank": 1, "video_id": "v00", "score": 1.0, "sources": ["popular"], "retrieval_score": None,
-        "p_complete": 0.5, "adjustments": [],
+        "p_complete": 0.5, "probabilities": {"p_complete": 0.5}, "adjustments": [],
     }
     assert [i["rank"] for i in body["items"]] == list(range(1, 11))
     assert top(client, "alice", k=3) == ["v00", "v01", "v02"]

@@ -27,8 +27,11 @@ class ReRankConfig:
     and one a half-life old gains half of that. The creator cap lets at most
     ``creator_cap`` videos of one creator into each block of ``creator_window`` slots.
 
-    Hard rules with a schedule: re-watch (off by default) and creator fatigue after a
-    dislike (filtered 14 days, then x0.2 recovering linearly to x1 over 140 days).
+    Hard rules with a schedule: re-watch (off by default) and creator fatigue after
+    dislikes, by the evidence (:mod:`vidrec.reranking.fatigue`): a creator's videos are
+    scaled by the posterior chance the user does not dislike the next one (their dislikes
+    of it against their completions of it, with a prior), hidden 14 days only when the
+    posterior is sure most are disliked, then recover linearly to x1 over 140 days.
     Slate objectives (diversity by MMR or DPP, calibration to the user's categories,
     minimums of fresh videos and of small/new creators) run in a per-user greedy; with
     all of them off the slate is the final-score order under the creator cap.
@@ -55,10 +58,15 @@ class ReRankConfig:
     # hard rules with a schedule
     rewatch_after_days: float | None = None  # re-show a *completed* video this long after; None: never
     rewatch_categories: tuple[str, ...] = ()  # categories the re-watch policy covers; () means all
-    # fatigue as in X's home mixer; it removes few candidates and cost nothing measurable on validation
-    fatigue_filter_days: float = 14.0  # a disliked creator's videos are filtered this long...
-    fatigue_recover_days: float = 140.0  # ...then scaled by a factor rising linearly over this long
-    fatigue_floor: float = 0.2  # the factor right after the filter period (1.0 turns recovery off)
+    # fatigue on X's home mixer's schedule, its depth set by the user's dislikes against completions of the
+    # creator: one dislike no longer hides a whole channel (a coarse creator) the user keeps completing
+    fatigue_filter_days: float = 14.0  # strong evidence hides a creator this long, weaker holds its factor...
+    fatigue_recover_days: float = 140.0  # ...then the factor rises linearly to 1 over this long
+    fatigue_floor: float = 0.2  # the lowest factor short of hiding (1.0 turns the soft factor off)
+    fatigue_prior_dislikes: float = 0.5  # Beta prior of the disliked share: pseudo-dislikes...
+    fatigue_prior_completions: float = 2.0  # ...and pseudo-completions (prior mean 0.2, worth 2.5 verdicts)
+    fatigue_hide_share: float = 0.5  # hide when the user surely dislikes more than this share of the creator...
+    fatigue_hide_confidence: float = 0.9  # ...with this posterior probability (0 hides on any dislike, as before)
     # soft objectives acting on the slate as a whole (a per-user greedy, see slate.py)
     # DPP (as YouTube 2018) beats MMR at equal cost; theta 0.02 keeps ML-100K within ~1 % on
     # validation while adding categories per slate (0.05 cost ~2-5 %, 0.1 cost 6-10 %)
@@ -116,8 +124,13 @@ class ReRankConfig:
         for name in ("fatigue_filter_days", "fatigue_recover_days", "fresh_days", "new_creator_days"):
             if not _nonneg(getattr(self, name)):
                 raise ValueError(f"{name} must be a finite number >= 0, got {getattr(self, name)}")
-        for name in ("fatigue_floor", "category_similarity", "calibration_weight", "calibration_alpha",
-                     "fair_min_share", "small_creator_quantile"):
+        for name in ("fatigue_prior_dislikes", "fatigue_prior_completions"):
+            if not (_nonneg(getattr(self, name)) and getattr(self, name) > 0):
+                raise ValueError(f"{name} must be a finite number > 0 (a Beta prior), got {getattr(self, name)}")
+        if not (_nonneg(self.fatigue_hide_share) and 0 < self.fatigue_hide_share < 1):
+            raise ValueError(f"fatigue_hide_share must lie in (0, 1), got {self.fatigue_hide_share}")
+        for name in ("fatigue_floor", "fatigue_hide_confidence", "category_similarity", "calibration_weight",
+                     "calibration_alpha", "fair_min_share", "small_creator_quantile"):
             value = getattr(self, name)
             if not (_nonneg(value) and value <= 1.0):
                 raise ValueError(f"{name} must lie in [0, 1], got {value}")

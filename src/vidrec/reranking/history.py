@@ -1,7 +1,7 @@
 """What a frame of past events says about the users of a frame of candidates (offline use).
 
-A request carries its user's history already (:class:`~vidrec.request.Request`: the latest
-dislike of each creator, completions and their last watch, from the online store). For
+A request carries its user's history already (:class:`~vidrec.request.Request`: the dislikes
+of each creator and the latest, completions and their last watch, from the online store). For
 frames of many users -- tests, batch tools -- these helpers derive the same from an
 events frame, reading only the requested users' events before ``now``: a request never
 sees its own future.
@@ -11,22 +11,11 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-import numpy as np
 import polars as pl
 
 from vidrec.data.schema import COMPLETION_THRESHOLD
 
 EVENT_COLUMNS: tuple[str, ...] = ("user_id", "video_id", "ts", "event")
-
-
-def fatigue_factor(days: np.ndarray, filter_days: float, recover_days: float, floor: float) -> np.ndarray:
-    """0 during the filter period, then ``floor`` rising linearly to 1 over ``recover_days``."""
-    days = np.asarray(days, dtype=np.float64)
-    if recover_days > 0:
-        ramp = np.minimum(floor + (1.0 - floor) * (days - filter_days) / recover_days, 1.0)
-    else:
-        ramp = np.ones_like(days)
-    return np.where(days < filter_days, 0.0, ramp)
 
 
 def _now(now: datetime) -> pl.Expr:
@@ -56,13 +45,14 @@ def user_events(events: pl.DataFrame, user_ids: pl.Series, now: datetime) -> pl.
 
 
 def last_dislikes(events: pl.DataFrame, videos: pl.DataFrame) -> pl.DataFrame:
-    """``user_id, creator_id, last_us``: each user's latest dislike per creator (``user_events`` rows)."""
+    """``user_id, creator_id, last_us, dislikes``: each user's latest dislike per creator and how many
+    (``user_events`` rows), as the store's user x creator table counts them."""
     creators = videos.select("video_id", "creator_id").unique(subset="video_id", keep="first")
     return (
         events.filter(pl.col("event") == "dislike")
         .join(creators, on="video_id", how="inner")
         .group_by("user_id", "creator_id")
-        .agg(last_us=pl.col("ts").cast(pl.Datetime("us", "UTC")).dt.epoch("us").max())
+        .agg(last_us=pl.col("ts").cast(pl.Datetime("us", "UTC")).dt.epoch("us").max(), dislikes=pl.len())
     )
 
 

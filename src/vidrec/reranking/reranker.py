@@ -26,7 +26,8 @@ class DefaultReRanker(ReRanker):
 
     Steps (per request, :mod:`vidrec.reranking.select`):
       1. hard rules: drop disliked, seen (unless the re-watch policy allows), unavailable
-         or unknown videos, and creators in their fatigue filter period;
+         or unknown videos, and creators the user's dislikes hide (strong evidence, in the
+         fatigue filter period: :mod:`vidrec.reranking.fatigue`);
       2. ``final_score`` = score x freshness boost x creator-fatigue factor;
       3. the slate: the greedy of :mod:`slate` (diversity, calibration, fresh and fair
          minimums, creator cap) when any of those objectives is on, else the creator cap
@@ -125,8 +126,8 @@ class DefaultReRanker(ReRanker):
         if events is not None:
             check_events(events)
             mine = user_events(events, ids, now)
-            for u, c, last in last_dislikes(mine, videos).rows():
-                dislikes.setdefault(u, []).append((c, last))
+            for u, c, last, n in last_dislikes(mine, videos).rows():
+                dislikes.setdefault(u, []).append((c, last, n))
             for u, v, last in completions(mine, videos).rows():
                 done.setdefault(u, []).append((v, last))
         elif "disliked_at" in users.columns:
@@ -134,7 +135,8 @@ class DefaultReRanker(ReRanker):
                 rows = catalogue.rows(vids or [])
                 for r, t in zip(rows, times or []):
                     if r >= 0 and t is not None and epoch_us(t) < now_us:
-                        dislikes.setdefault(u, []).append((catalogue.creators.names[catalogue.creator[r]], epoch_us(t)))
+                        name = catalogue.creators.names[catalogue.creator[r]]
+                        dislikes.setdefault(u, []).append((name, epoch_us(t), 1))
         out = {}
         for u in ids.to_list():
             lists = {c: (state.get(u) or {}).get(c) or [] for c in _LISTS}
@@ -158,16 +160,21 @@ class DefaultReRanker(ReRanker):
 
 
 def _creator_pairs(items: list[tuple], catalogue: Catalogue) -> Pairs:
-    """The creator table of a request carrying only the last dislike of each creator."""
+    """The creator table of a request from ``(creator, dislike time, dislikes)`` items: per creator the
+    dislikes (the store's second count) and the latest time; views are not needed here (0)."""
     if not items:
         return Pairs.empty()
     best: dict[int, int] = {}
-    for creator, last in items:
+    count: dict[int, int] = {}
+    for creator, last, n in items:
         code = int(catalogue.creators.lookup([creator])[0])
         if code >= 0:
             best[code] = max(best.get(code, last), last)
+            count[code] = count.get(code, 0) + int(n)
     codes = np.array(sorted(best), dtype=np.int32)
-    return Pairs(codes, np.zeros((len(codes), 3), np.int64), np.array([best[c] for c in codes], dtype=np.int64))
+    counts = np.zeros((len(codes), 3), np.int64)
+    counts[:, 1] = [count[c] for c in codes.tolist()]
+    return Pairs(codes, counts, np.array([best[c] for c in codes], dtype=np.int64))
 
 
 def _completed(items: list[tuple], catalogue: Catalogue) -> dict[str, np.ndarray]:

@@ -1,8 +1,8 @@
 """Stage 3 for one request: hard rules, score adjustments, the slate and its explanations.
 
 Everything here is numpy over the request's few hundred candidates: the user's history
-comes from the hydrated :class:`~vidrec.request.Request` (seen, disliked, the last
-dislike of each creator, completions and their last watch), the videos' from the
+comes from the hydrated :class:`~vidrec.request.Request` (seen, disliked, the dislikes
+of each creator and the latest, completions and their last watch), the videos' from the
 :class:`~vidrec.catalogue.Catalogue`. :class:`~vidrec.reranking.reranker.DefaultReRanker`
 runs it per request and, for frames of many users, per user.
 """
@@ -19,6 +19,7 @@ from vidrec.catalogue import Catalogue
 from vidrec.features.live import LiveCounts
 from vidrec.request import Request
 from vidrec.reranking.config import ReRankConfig
+from vidrec.reranking.fatigue import request_fatigue
 from vidrec.reranking.objectives import similarity_features
 from vidrec.reranking.slate import _User, greedy_slates
 
@@ -79,26 +80,6 @@ class Slate:
     def removed(self) -> np.ndarray:
         """Positions of the candidates left out."""
         return np.flatnonzero(self.reason > 0)
-
-
-def fatigue(request: Request, creators: np.ndarray, cfg: ReRankConfig) -> np.ndarray:
-    """(n,) factor of each candidate's creator after the user's latest dislike of it (1: none).
-
-    0 during the filter period, then ``floor`` rising linearly to 1 over ``recover_days``.
-    """
-    pairs = request.pair("creator")
-    _, found = pairs.lookup(creators)
-    pos = np.minimum(np.searchsorted(pairs.codes, creators), max(len(pairs.codes) - 1, 0))
-    last = np.where(found, pairs.last_us[pos] if len(pairs.codes) else -1, -1)
-    disliked = found & (last >= 0) & (last < request.now_us)
-    days = (request.now_us - last) / _US_PER_DAY
-    if cfg.fatigue_recover_days > 0:
-        ramp = np.minimum(cfg.fatigue_floor + (1.0 - cfg.fatigue_floor) * (days - cfg.fatigue_filter_days)
-                          / cfg.fatigue_recover_days, 1.0)  # fmt: skip
-    else:
-        ramp = np.ones(len(creators))
-    factor = np.where(days < cfg.fatigue_filter_days, 0.0, ramp)
-    return np.where(disliked, factor, 1.0)
 
 
 def rewatchable(request: Request, rows: np.ndarray, catalogue: Catalogue, cfg: ReRankConfig) -> np.ndarray:
@@ -222,7 +203,7 @@ class RequestReRanker:
         known = rows >= 0
         safe = np.where(known, rows, 0)
         creators = np.where(known, cat.creator[safe], -1)
-        factor = np.where(known, fatigue(request, creators, cfg), 1.0)
+        factor = np.where(known, request_fatigue(request, creators, cat.creator, cfg), 1.0)
         again = rewatchable(request, safe, cat, cfg) & known
         seen = in_sorted(rows, np.sort(request.seen)) & ~again
         reason = np.select(  # the most important rule first

@@ -3,6 +3,12 @@
 A ranker's ``p_complete`` feeds a value model that adds probabilities of different
 actions, so 0.3 must mean "three in ten". Isotonic regression (pool adjacent
 violators) or Platt scaling is fitted on held-out examples after training.
+
+Isotonic regression is a step function: whole ranges of raw scores share one value,
+so it cannot order the candidates inside a step. :meth:`Calibrator.ranking` is the
+strictly increasing companion the ranking score uses: the same fit with straight lines
+through the centres of its steps (centred isotonic regression, Oron & Flournoy 2017),
+so ranking by it is ranking by the raw score while its values stay probabilities.
 """
 
 from __future__ import annotations
@@ -14,6 +20,13 @@ import numpy as np
 
 CALIBRATIONS = ("isotonic", "platt", "none")
 _EPS = 1e-6
+STRICT = 1e-4
+"""Weight of the raw score in :meth:`Calibrator.ranking`: ``(1 - STRICT) * g(p) + STRICT * q(p)``,
+``g`` non-decreasing and ``q`` the log of ``p`` scaled to [0, 1], is strictly increasing in ``p``
+and within ``STRICT`` of ``g``: it orders where ``g`` is flat (beyond the clip at 0 and 1, a
+one-step fit) and nowhere else. On a log scale, two distinct float32 outputs of the network
+differ in ``q`` by at least ~1e-9, far above float64 rounding, even for tiny ``p``."""
+_TINY = float(np.finfo(np.float32).tiny)  # the smallest normal float32: the network's outputs are float32
 
 
 def pool_adjacent_violators(y: np.ndarray, w: np.ndarray | None = None) -> np.ndarray:
@@ -46,6 +59,8 @@ class Calibrator:
     method: str = "isotonic"
     x: list[float] = field(default_factory=list)  # isotonic knots (distinct raw scores)
     y: list[float] = field(default_factory=list)  # isotonic fitted values at the knots
+    cx: list[float] = field(default_factory=list)  # centre of each isotonic step (mean raw score in it)
+    cy: list[float] = field(default_factory=list)  # the step's value (strictly increasing)
     a: float = 1.0  # Platt slope on the logit
     b: float = 0.0  # Platt intercept
 
@@ -62,6 +77,7 @@ class Calibrator:
             knots, inverse, counts = np.unique(p, return_inverse=True, return_counts=True)
             mean_label = np.bincount(inverse, weights=labels) / counts
             fitted = pool_adjacent_violators(mean_label, counts)
+            self.cx, self.cy = _centres(knots, fitted, counts.astype(np.float64))
             # Only the ends of flat blocks matter to linear interpolation: drop the rest.
             edge = np.ones(fitted.size, dtype=bool)
             edge[1:-1] = (fitted[1:-1] != fitted[:-2]) | (fitted[1:-1] != fitted[2:])
@@ -79,12 +95,55 @@ class Calibrator:
             return _sigmoid(self.a * _logit(p) + self.b)
         return p
 
+    def ranking(self, p: np.ndarray) -> np.ndarray:
+        """A strictly increasing calibrated map of raw ``p``, for ranking (see :data:`STRICT`).
+
+        Isotonic: linear between the centres of the steps and, beyond the first and last
+        centre, along the end segments (clipped to [0, 1]). A step's examples are centred on
+        its centre, so a straight line through it keeps their mean: the values stay calibrated
+        like :meth:`__call__`'s, without its ties. Platt (with a positive slope) and identity are increasing already.
+        """
+        p = np.asarray(p, dtype=np.float64)
+        if self.method == "isotonic" and self.x:
+            cx, cy = (self.cx, self.cy) if self.cx else _midpoints(self.x, self.y)
+            g = _extrapolated(p, np.array(cx), np.array(cy))
+        else:
+            g = self(p)
+        q = np.clip(1.0 + np.log(np.clip(p, _TINY, 1.0)) / -np.log(_TINY), 0.0, 1.0)
+        return (1.0 - STRICT) * g + STRICT * q
+
     def to_dict(self) -> dict[str, Any]:
-        return {"method": self.method, "x": self.x, "y": self.y, "a": self.a, "b": self.b}
+        return {"method": self.method, "x": self.x, "y": self.y, "cx": self.cx, "cy": self.cy, "a": self.a, "b": self.b}
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Calibrator:
         return cls(**data)
+
+
+def _centres(knots: np.ndarray, fitted: np.ndarray, counts: np.ndarray) -> tuple[list[float], list[float]]:
+    """(centre, value) of each step of a PAV fit: the count-weighted mean raw score of its knots."""
+    starts = np.r_[0, np.flatnonzero(np.diff(fitted) != 0) + 1]
+    weight = np.add.reduceat(counts, starts)
+    centre = np.add.reduceat(knots * counts, starts) / weight
+    return centre.tolist(), fitted[starts].tolist()
+
+
+def _midpoints(x: list[float], y: list[float]) -> tuple[list[float], list[float]]:
+    """Step centres of a fit saved without them: the middle of each run of equal values."""
+    xs, ys = np.asarray(x), np.asarray(y)
+    starts = np.r_[0, np.flatnonzero(np.diff(ys) != 0) + 1]
+    ends = np.r_[starts[1:], len(ys)] - 1
+    return ((xs[starts] + xs[ends]) / 2.0).tolist(), ys[starts].tolist()
+
+
+def _extrapolated(p: np.ndarray, cx: np.ndarray, cy: np.ndarray) -> np.ndarray:
+    """Piecewise linear through (cx, cy), continued along the end segments, clipped to [0, 1]."""
+    if len(cx) < 2:
+        return np.full(p.shape, cy[0] if len(cy) else 0.0)
+    inner = np.interp(p, cx, cy)
+    low = cy[0] + (p - cx[0]) * (cy[1] - cy[0]) / (cx[1] - cx[0])
+    high = cy[-1] + (p - cx[-1]) * (cy[-1] - cy[-2]) / (cx[-1] - cx[-2])
+    return np.clip(np.where(p < cx[0], low, np.where(p > cx[-1], high, inner)), 0.0, 1.0)
 
 
 def _sigmoid(z: np.ndarray) -> np.ndarray:

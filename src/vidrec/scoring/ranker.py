@@ -11,7 +11,9 @@ the kind of candidate the ranker re-sorts at serving. Serving (:meth:`score_requ
 the same derived features (:mod:`vidrec.features.derive`) computed from the hydrated
 request and the live counts the event feed keeps current (:mod:`vidrec.features.online`),
 so a watch observed a moment ago counts; ``score`` is the value model
-(:mod:`vidrec.scoring.value`) of the heads. :meth:`score` is the frame view of the same
+(:mod:`vidrec.scoring.value`) of the heads' strictly increasing calibrations
+(:meth:`Calibrator.ranking`: isotonic steps would tie candidates the network tells apart),
+beside the calibrated probabilities of the heads that are trained. :meth:`score` is the frame view of the same
 model over the training-time event tables, for offline analysis.
 
 Leakage note: two-tower video vectors trained on the same period have seen every
@@ -53,14 +55,6 @@ from vidrec.scoring.model import Ensemble, MultiTaskNet, traced_split
 from vidrec.scoring.similarity import CoOccurrence, request_similarity
 from vidrec.scoring.train import build_model, member_configs, time_split, train_classifier
 from vidrec.scoring.value import PROBABILITY_COLUMNS, ValueModel
-
-TIE_BREAK = 1e-4
-"""``score = p_complete + TIE_BREAK * p_raw``. Isotonic calibration maps whole ranges of raw
-scores to one value, so many candidates share a ``p_complete``; the raw output orders
-them. Calibrators are non-decreasing, so a larger ``p_complete`` always has a raw
-output at least as large, and ``score`` can never reverse two distinct calibrated
-values: sorting by ``score`` is sorting by ``p_complete``, ties broken by ``p_raw``.
-``score`` stays within ``TIE_BREAK`` of the probability the value model adds up."""
 
 
 @dataclass
@@ -110,7 +104,8 @@ class TrainingData:
 
 
 class MultiTaskRanker(Ranker):
-    """Calibrated P(completed), P(interacted), P(liked), P(disliked); ``score`` from the value model."""
+    """Calibrated P(completed) and, where their heads are trained, P(interacted), P(liked), P(disliked);
+    ``score`` from the value model."""
 
     def __init__(self, config: RankerConfig | None = None) -> None:
         self.config = config or RankerConfig()
@@ -223,21 +218,42 @@ class MultiTaskRanker(Ranker):
         self.report["positive_rate"] = self.report["positive_rate_label"]
         return self
 
+    @property
+    def probability_columns(self) -> tuple[str, ...]:
+        """The ``PROBABILITY_COLUMNS`` this ranker reports: those of the tasks it has a head for."""
+        return tuple(c for t, c in PROBABILITY_COLUMNS.items() if t in self.config.tasks)
+
+    @property
+    def output_columns(self) -> tuple[str, ...]:
+        """What scoring adds per candidate: the trained heads' probabilities, ``p_raw`` and ``score``."""
+        return (*self.probability_columns, "p_raw", "score")
+
     def predict_matrix(self, x: np.ndarray) -> dict[str, np.ndarray]:
-        """Calibrated probability per task (``PROBABILITY_COLUMNS`` names) and ``p_raw`` of unstandardised ``x``."""
+        """:meth:`calibrate` of the network's output on unstandardised ``x``."""
         if self.model is None:
             raise VidrecError("the ranker is not fitted", "call fit() or MultiTaskRanker.load() first")
         return self.calibrate(self.model.predict_proba(torch.from_numpy(self.scaler(x))).numpy())
 
     def calibrate(self, raw: np.ndarray) -> dict[str, np.ndarray]:
-        """The network's probabilities (n, tasks) as calibrated ``PROBABILITY_COLUMNS`` and ``p_raw``."""
+        """The network's probabilities (n, tasks) as :attr:`output_columns`.
+
+        Each trained head's calibrated probability is reported; ``score`` is the value model of
+        their strictly increasing calibrations (:meth:`Calibrator.ranking`), so two candidates
+        the network tells apart never tie, and an order by ``score`` under the default value
+        model is the order of ``p_raw``. Tasks without a head enter the value model at their
+        validation base rate and are not reported: a constant says nothing about a video.
+        """
         tasks = self.config.tasks
-        out = {"p_raw": raw[:, 0].astype(np.float64)}
+        out: dict[str, np.ndarray] = {}
+        ranking: dict[str, np.ndarray] = {}
         for task, column in PROBABILITY_COLUMNS.items():
             if task in tasks:
-                out[column] = self.calibrators[task](raw[:, tasks.index(task)])
+                p = raw[:, tasks.index(task)]
+                out[column], ranking[column] = self.calibrators[task](p), self.calibrators[task].ranking(p)
             else:
-                out[column] = np.full(len(raw), self.base_rates[task], dtype=np.float64)
+                ranking[column] = np.full(len(raw), self.base_rates[task], dtype=np.float64)
+        out["p_raw"] = raw[:, 0].astype(np.float64)
+        out["score"] = self.value.score(ranking)
         return out
 
     def _needs_history(self, embeddings: EmbeddingSource | None) -> bool:
@@ -326,7 +342,7 @@ class MultiTaskRanker(Ranker):
         return len(dense_names(0, self.cooc is not None))
 
     def score_request(self, request: Request, rows: np.ndarray) -> dict[str, np.ndarray]:
-        """``p_complete, p_interact, p_like, p_dislike, p_raw`` and ``score`` (value model) of ``rows``."""
+        """:attr:`output_columns` (trained heads' probabilities, ``p_raw``, ``score``) of ``rows``."""
         return self.score_requests([request], [rows])[0]
 
     def score_requests(self, requests: list[Request], rows: list[np.ndarray]) -> list[dict[str, np.ndarray]]:
@@ -335,7 +351,7 @@ class MultiTaskRanker(Ranker):
             raise VidrecError("the ranker is not fitted", "call fit() or MultiTaskRanker.load() first")
         sizes = [len(r) for r in rows]
         if not sum(sizes):
-            return [{c: np.zeros(0) for c in (*PROBABILITY_COLUMNS.values(), "p_raw", "score")} for _ in rows]
+            return [{c: np.zeros(0) for c in self.output_columns} for _ in rows]
         inputs = self.request_parts(requests, rows)
         start = self._user_start()
         if inputs.users is not None and self.model.splits_input():  # shared columns multiplied once
@@ -347,7 +363,6 @@ class MultiTaskRanker(Ranker):
         else:
             with torch.no_grad():
                 probs = self.predict_matrix(inputs.matrix(start))
-        probs["score"] = self.value.score(probs) + TIE_BREAK * probs["p_raw"]
         bounds = np.cumsum([0, *sizes])
         return [{c: v[a:b] for c, v in probs.items()} for a, b in zip(bounds[:-1], bounds[1:])]
 
@@ -360,7 +375,7 @@ class MultiTaskRanker(Ranker):
         return feature_matrix(frame, self.embeddings, self.cooc, self.config.similarity_recent)
 
     def score(self, candidates: pl.DataFrame, users: pl.DataFrame, videos: pl.DataFrame, now: datetime) -> pl.DataFrame:
-        """``candidates`` with ``p_complete, p_interact, p_like, p_dislike, p_raw`` and ``score`` (value model)."""
+        """``candidates`` with :attr:`output_columns` (trained heads' probabilities, ``p_raw``, ``score``)."""
         if self.model is None or self.tables is None:
             raise VidrecError("the ranker is not fitted", "call fit() or MultiTaskRanker.load() first")
         if self.embedding_dim and self.embeddings is None:
@@ -368,18 +383,16 @@ class MultiTaskRanker(Ranker):
                 f"this ranker was trained with {self.embedding_dim}-d two-tower embeddings but has none",
                 "pass the two-tower embedding source: MultiTaskRanker.load(directory, embeddings=...)",
             )
-        columns = [*PROBABILITY_COLUMNS.values(), "p_raw"]
+        columns = self.output_columns
         if candidates.is_empty():
-            return candidates.with_columns(*(pl.lit(None, pl.Float64).alias(c) for c in [*columns, "score"]))
+            return candidates.with_columns(*(pl.lit(None, pl.Float64).alias(c) for c in columns))
         rows = candidates.select("user_id", "video_id").with_columns(ts=pl.lit(now).cast(TIMESTAMP))
         history = self._needs_history(self.embeddings)
         feats = point_in_time_features(rows, self.tables, videos, with_history=history)
         if history:
             feats = _history_from_state(feats, users, self.config.features.history_len)
         probs = self.predict_matrix(self._matrix(feats))
-        return candidates.with_columns(
-            *(pl.Series(c, probs[c], dtype=pl.Float64) for c in columns)
-        ).with_columns(score=self.value.expr() + TIE_BREAK * pl.col("p_raw"))
+        return candidates.with_columns(*(pl.Series(c, probs[c], dtype=pl.Float64) for c in columns))
 
     def save(self, directory: str | Path) -> Path:
         """Write ``ranker.json`` (config, scaler, calibrators, report), ``model.pt`` and ``tables/``."""

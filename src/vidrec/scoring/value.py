@@ -3,7 +3,10 @@
 ``score = P(completed) + interact * P(interacted) + like * P(liked) - dislike * P(disliked)``.
 The heads are calibrated probabilities, so the weights read as exchange rates ("a like
 is worth 0.2 completions, a dislike costs one"). They are not learned: changing them
-re-ranks without retraining (:meth:`MultiTaskRanker.load` takes an override).
+re-ranks without retraining (:meth:`MultiTaskRanker.load` takes an override). The ranker
+passes each trained head's strictly increasing calibration (so steps of the calibrator do
+not tie candidates) and a task without a head at its base rate (a constant: it shifts every
+score alike and is never reported as a prediction).
 """
 
 from __future__ import annotations
@@ -12,7 +15,6 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
-import polars as pl
 
 PROBABILITY_COLUMNS: dict[str, str] = {
     "label": "p_complete",
@@ -20,7 +22,7 @@ PROBABILITY_COLUMNS: dict[str, str] = {
     "liked": "p_like",
     "disliked": "p_dislike",
 }
-"""Label column of each task -> the probability column ``score`` adds to a candidate frame."""
+"""Label column of each task -> its probability column (reported only for the heads a ranker trains)."""
 
 
 @dataclass(frozen=True)
@@ -42,15 +44,6 @@ class ValueModel:
                 raise ValueError(f"ValueModel.{name} must be a finite number >= 0, got {value!r}")
 
     def score(self, probs: dict[str, np.ndarray]) -> np.ndarray:
-        """The score of candidates whose ``PROBABILITY_COLUMNS`` are given as arrays."""
+        """The score of candidates whose ``PROBABILITY_COLUMNS`` are given as arrays (all four)."""
         return (probs["p_complete"] + self.interact * probs["p_interact"] + self.like * probs["p_like"]
                 - self.dislike * probs["p_dislike"])  # fmt: skip
-
-    def expr(self) -> pl.Expr:
-        """The score of a frame holding the ``PROBABILITY_COLUMNS``."""
-        return (
-            pl.col("p_complete")
-            + self.interact * pl.col("p_interact")
-            + self.like * pl.col("p_like")
-            - self.dislike * pl.col("p_dislike")
-        )

@@ -180,6 +180,10 @@ class VideosRemoved(BaseModel):
     removed: int
 
 
+PROBABILITIES_DOC = ("calibrated probability of each action the ranker has a trained head for: p_complete "
+                     "always; p_interact, p_like, p_dislike only when their heads are trained")
+
+
 class RecommendationItem(BaseModel):
     """One recommended video with the scores and reasons that placed it."""
 
@@ -189,6 +193,7 @@ class RecommendationItem(BaseModel):
     sources: list[str] = Field(description="candidate generators that proposed the video")
     retrieval_score: float | None
     p_complete: float | None = Field(description="predicted probability of completing the video")
+    probabilities: dict[str, float] = Field(default_factory=dict, description=PROBABILITIES_DOC)
     adjustments: list[str] = Field(description="re-ranking reasons, e.g. fresh_boost:x1.18")
 
 
@@ -200,6 +205,7 @@ class RemovedCandidate(BaseModel):
                         "slate_objective, below_cutoff")
     sources: list[str]
     p_complete: float | None
+    probabilities: dict[str, float] = Field(default_factory=dict, description=PROBABILITIES_DOC)
     score: float = Field(description="the ranker's score")
 
 

@@ -8,7 +8,7 @@ const REMOVED_SHOWN = 40;  // left-out candidates listed before "Show all"
 
 const ADJUSTMENTS = {  // re-ranking codes (prefix before ':') and what they mean
   fresh_boost: "boosted: recently uploaded",
-  creator_fatigue: "damped: the user disliked this creator a while ago",
+  creator_fatigue: "damped: the user disliked videos of this creator (weighed against their completions of it)",
   rewatch: "let back in by the re-watch policy",
   creator_cap: "creator cap (too many videos of one creator)",
   dpp: "moved by DPP diversity (positions)",
@@ -24,7 +24,7 @@ const REASONS = {  // why re-ranking left a candidate out
   seen: "the user watched, liked or disliked it already",
   disliked: "the user disliked it",
   unavailable: "removed from the platform, or not uploaded yet",
-  creator_fatigue: "a creator the user disliked recently",
+  creator_fatigue: "a creator the user recently disliked again and again, with few completions",
   creator_cap: "the slate holds enough videos of this creator",
   slate_objective: "in the pool, not picked by the slate objective (diversity, minimums)",
   below_cutoff: "scored below the pool the slate is picked from",
