@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import re
 import subprocess
 import sys
@@ -30,13 +31,18 @@ PLATFORMS = {  # name -> (users, videos, days)
     "100m": (1_000_000, 1_000_000, 28),
 }
 VIDREC = str(Path(sys.executable).with_name("vidrec"))
+LOADS: list[float] = []  # 1-minute load averages sampled while a command runs (2 cores: 2.0 is a full machine)
 
 
 def _timed(cmd: list[str], log: Path) -> tuple[float, float]:
     """(wall seconds, peak RSS GiB) of ``cmd`` under /usr/bin/time -v; its output goes to ``log``."""
     start = time.perf_counter()
     with log.open("w") as out:
-        done = subprocess.run(["/usr/bin/time", "-v", *cmd], stdout=out, stderr=subprocess.STDOUT)
+        proc = subprocess.Popen(["/usr/bin/time", "-v", *cmd], stdout=out, stderr=subprocess.STDOUT)
+        while proc.poll() is None:
+            LOADS.append(os.getloadavg()[0])
+            time.sleep(10)
+    done = proc
     wall = time.perf_counter() - start
     text = log.read_text()
     if done.returncode != 0:
@@ -59,11 +65,13 @@ def run(name: str) -> dict:
     if not (data / "events.parquet").exists():
         cmd = [VIDREC, "simulate", "--users", str(users), "--videos", str(videos), "--days", str(days), "--out", str(data)]
         _timed(cmd, root / "simulate.log")
+    LOADS.clear()
     wall, peak = _timed([VIDREC, "train", str(data), "--out", str(model)], root / "train.log")
+    load = sum(LOADS) / max(len(LOADS), 1)
     latest = model / (model / "LATEST").read_text().strip()
     timings = json.loads((latest / "timings.json").read_text())
     return {"platform": name, "users": users, "videos": videos, "events": _events(data), "wall_s": wall,
-            "peak_gib": peak, **{f"{k}_s": v for k, v in timings.items()}}  # fmt: skip
+            "peak_gib": peak, "mean_load": round(load, 2), **{f"{k}_s": v for k, v in timings.items()}}  # fmt: skip
 
 
 def main() -> None:
@@ -76,13 +84,13 @@ def main() -> None:
         rows.append(row)
         print(json.dumps(row), flush=True)
     print("\n| platform | users x videos | events | wall | two-tower retrieval | co-watch | feature two-tower | "
-          "ranker | peak RSS |")
-    print("|---|---|---:|---:|---:|---:|---:|---:|---:|")
+          "ranker | peak RSS | mean load |")
+    print("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|")
     for r in rows:
         print(f"| {r['platform']} | {r['users']:,} x {r['videos']:,} | {r['events']:,} | {r['wall_s'] / 60:.1f} min | "
               f"{r.get('candidates.two_tower_s', 0):.0f} s | {r.get('candidates.cowatch_s', 0):.0f} s | "
               f"{r.get('scoring.two_tower_features_s', 0):.0f} s | {r.get('scoring.ranker_s', 0):.0f} s | "
-              f"{r['peak_gib']:.2f} GiB |")
+              f"{r['peak_gib']:.2f} GiB | {r['mean_load']:.1f} |")
 
 
 if __name__ == "__main__":
