@@ -191,6 +191,7 @@ def _serve(args: argparse.Namespace) -> int:
     from vidrec.serving.limits import DEFAULT_MAX_BODY
     from vidrec.serving.runtime import load_service
 
+    _serve_logging(args.log_format, args.access_log)  # before the first line is logged
     if args.workers < 1:
         raise VidrecError(f"--workers must be at least 1, got {args.workers}", "pass --workers 1 or more")
     keys, reload_keys = _key_ring(args)
@@ -198,9 +199,23 @@ def _serve(args: argparse.Namespace) -> int:
         raise VidrecError(f"--watch must be a number of seconds above 0, got {args.watch}", "pass e.g. --watch 10")
     app = load_service(args.model_dir, args.events_db, args.feature_store, args.torch_threads, args.workers,
                        keys=keys, max_body_bytes=args.max_body_bytes or DEFAULT_MAX_BODY, reload_keys=reload_keys,
-                       watch_s=args.watch)  # fmt: skip
-    uvicorn.run(app, host=args.host, port=args.port, log_level="info", access_log=args.access_log)
+                       watch_s=args.watch, log_format=args.log_format)  # fmt: skip
+    uvicorn.run(app, host=args.host, port=args.port, log_level="info", access_log=False,  # Instrument logs them
+                log_config=None if args.log_format == "json" else uvicorn.config.LOGGING_CONFIG)  # fmt: skip
     return 0
+
+
+def _serve_logging(log_format: str, access_log: bool) -> None:
+    """One format for every record (JSON lines for log pipelines, readable text by default), and
+    the access log (``vidrec.access``, one record per request) on or off."""
+    import logging
+
+    from vidrec.serving.logs import use_format
+
+    if log_format == "json":
+        use_format("json")
+    if not access_log:  # on, it follows -q / -v as every logger does
+        logging.getLogger("vidrec.access").setLevel(logging.WARNING)
 
 
 def _key_ring(args: argparse.Namespace) -> tuple[KeyRing | None, Callable[[], KeyRing] | None]:
@@ -363,7 +378,10 @@ def build_parser() -> argparse.ArgumentParser:
                    "HTTP process)")
     p.add_argument("--torch-threads", type=int, default=1, help="torch threads per process (default 1)")
     p.add_argument("--access-log", action=argparse.BooleanOptionalAction, default=True,
-                   help="log every request (default on)")
+                   help="log every request: method, path, status, seconds, request id, client (default on)")
+    p.add_argument("--log-format", choices=["text", "json"], default="text",
+                   help="text: readable lines (default); json: one JSON object per line (an access record per "
+                   "request with time, method, path template, status, seconds, request_id, client)")  # fmt: skip
     p.add_argument("--api-keys", help="the key file (`vidrec keys create`) the writes need; default $VIDREC_API_KEYS")
     p.add_argument("--no-auth", action="store_true", help="serve without authentication (anyone may write)")
     p.add_argument("--rate-limit", help="per key, e.g. 100/second (default: the key file's, 100/second; '' for none)")
