@@ -7,6 +7,7 @@ import logging
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException
 
 from vidrec.recommender import STORE_DOWN
 from vidrec.serving.auth import Refused
@@ -89,6 +90,18 @@ async def _on_refused(request: Request, exc: Refused) -> JSONResponse:
     return JSONResponse(status_code=exc.status_code, content=body.model_dump(), headers=exc.headers)
 
 
+async def _on_http_exception(request: Request, exc: HTTPException) -> JSONResponse:
+    """Starlette's own refusals (a body that cannot be parsed, an unknown route or method) in the
+    :class:`ErrorResponse` shape every other error has."""
+    if exc.status_code == 400:
+        _count(request, "unreadable_body")
+        detail = "the body could not be read; send UTF-8 JSON (one object or a list of them)"
+    else:
+        detail = str(exc.detail)
+    body = ErrorResponse(detail=detail)
+    return JSONResponse(status_code=exc.status_code, content=body.model_dump(), headers=exc.headers)
+
+
 async def _on_store_down(request: Request, exc: Exception) -> JSONResponse:
     _count(request, "store_unavailable")
     log.warning("request %s %s %s: the online store does not answer (%s)", _request_id(request), request.method,
@@ -116,6 +129,7 @@ def install_error_handlers(app: FastAPI) -> None:
     """Register the handlers that give every error the :class:`ErrorResponse` shape."""
     app.add_exception_handler(RequestValidationError, _on_validation_error)  # type: ignore[arg-type]
     app.add_exception_handler(RequestProblem, _on_request_problem)  # type: ignore[arg-type]
+    app.add_exception_handler(HTTPException, _on_http_exception)  # type: ignore[arg-type]
     app.add_exception_handler(Refused, _on_refused)  # type: ignore[arg-type]
     for kind in STORE_DOWN:
         app.add_exception_handler(kind, _on_store_down)
