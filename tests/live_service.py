@@ -24,11 +24,12 @@ def free_port() -> int:
 class LiveService:
     """A running ``vidrec serve``: ``base`` is its URL, ``events_db`` its durable log; :meth:`stop` ends it.
 
-    ``keys``: the key file the writes need (None: ``--no-auth``).
+    ``keys``: the key file the writes need (None: ``--no-auth``); ``args``: more options of ``serve``
+    (after the defaults here, so they win).
     """
 
     def __init__(self, model_dir: Path, workdir: Path, workers: int = 1, keys: Path | None = None,
-                 timeout_s: float = 180.0) -> None:  # fmt: skip
+                 timeout_s: float = 180.0, args: tuple[str, ...] = ()) -> None:  # fmt: skip
         workdir.mkdir(parents=True, exist_ok=True)
         self.port = free_port()
         self.base = f"http://127.0.0.1:{self.port}"
@@ -37,7 +38,7 @@ class LiveService:
         cmd = [sys.executable, "-m", "vidrec.cli", "serve", str(model_dir), "--port", str(self.port),
                "--workers", str(workers), "--events-db", str(self.events_db),
                "--feature-store", str(workdir / "store.sqlite"), "--no-access-log",
-               *(["--api-keys", str(keys)] if keys else ["--no-auth"])]  # fmt: skip
+               *(["--api-keys", str(keys)] if keys else ["--no-auth"]), *args]  # fmt: skip
         self._log = open(self.log_path, "wb")
         self.process = subprocess.Popen(cmd, stdout=self._log, stderr=subprocess.STDOUT)
         self._wait(timeout_s)

@@ -20,6 +20,8 @@ def test_train_recommend_evaluate(tmp_path, capsys) -> None:
             "--config", str(tmp_path / "config.json")]  # fmt: skip
     assert main(args) == 0
     version = (tmp_path / "model" / "LATEST").read_text().strip()
+    last = capsys.readouterr().out.strip().splitlines()[-1]
+    assert last.startswith("train: trained on ") and f"wrote {tmp_path / 'model' / version}" in last
     resolved = json.loads((tmp_path / "model" / version / "config.json").read_text())
     assert resolved["two_tower"]["embedding_dim"] == 16  # the resolved config is saved
     (tmp_path / "users.txt").write_text("u0\nu1\n\nnew-user\n")
@@ -31,11 +33,13 @@ def test_train_recommend_evaluate(tmp_path, capsys) -> None:
         recs = pl.read_parquet(out)
         assert recs.columns[:5] == ["user_id", "rank", "video_id", "score", "source"]
         assert sorted(recs["user_id"].unique()) == ["new-user", "u0", "u1"]
-    capsys.readouterr()
+        last = capsys.readouterr().out.strip().splitlines()[-1]
+        assert last.startswith(f"recommend: wrote {recs.height} recommendations ({stage} stage) for 3 users to {out}")
     assert main(["evaluate", str(tmp_path / "model"), "--split", str(tmp_path / "split")]) == 0
     printed = capsys.readouterr().out
     for name in ("most-popular", "EASE", "iALS", "vidrec candidates", "vidrec final"):
         assert name in printed
+    assert printed.strip().splitlines()[-1].startswith("evaluate: judged 6 models on ")
     results = json.loads((tmp_path / "model" / version / "evaluation.json").read_text())["results"]
     assert {r["model"] for r in results} >= {"EASE", "vidrec final"}
 

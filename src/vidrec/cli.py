@@ -1,19 +1,24 @@
-"""The command line: ``vidrec ingest|simulate|split|stats|train|recommend|evaluate|report|serve|keys|demo``.
+"""The command line: ``vidrec ingest|simulate|split|stats|train|train-two-tower|recommend|evaluate|report|serve|keys``
+and ``vidrec demo``.
 
 Each subcommand is a thin shell over a library function; user mistakes surface as one
-readable message and a non-zero exit, never a traceback.
+readable message and a non-zero exit, never a traceback. Each ends with one summary line
+(what it wrote where, the counts, the seconds), printed here, never by the library.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import shutil
 import sys
+import time
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from vidrec import __version__
+from vidrec.cli_help import Help, command, wrapped
 from vidrec.errors import VidrecError
 
 CHECKPOINTS = "checkpoints"
@@ -22,6 +27,22 @@ if TYPE_CHECKING:
     from collections.abc import Callable
 
     from vidrec.serving.auth import KeyRing
+
+
+def _done(args: argparse.Namespace, text: str) -> None:
+    """The closing line of a command: ``COMMAND: what it did (N s)``, seconds since it started (a
+    record of the log when the log is JSON, so that stream stays one object per line)."""
+    line = f"{args.command}: {text} ({time.perf_counter() - args.started:.1f} s)"
+    if getattr(args, "log_format", "text") == "json":
+        import logging
+
+        logging.getLogger("vidrec.cli").info(line)
+    else:
+        print(line, flush=True)
+
+
+def _counts(ds) -> str:  # a Dataset
+    return f"{ds.events.height:,} events, {ds.videos.height:,} videos, {ds.users.height:,} users"
 
 
 def _ingest(args: argparse.Namespace) -> int:
@@ -45,7 +66,8 @@ def _ingest(args: argparse.Namespace) -> int:
         events, videos, users, args.out, sources=sources, notes=notes, strict=args.strict
     )
     print(result.summary())
-    print(f"wrote {args.out} (quarantine: {Path(args.out) / 'quarantine.parquet'})")
+    _done(args, f"wrote {_counts(result.validation.dataset)} to {args.out}; "
+          f"{result.validation.quarantine.height:,} rows quarantined in {Path(args.out) / 'quarantine.parquet'}")
     return 0
 
 
@@ -56,8 +78,10 @@ def _simulate(args: argparse.Namespace) -> int:
 
     config = SimulatorConfig(users=args.users, videos=args.videos, days=args.days, seed=args.seed)
     simulate(config, args.out)
-    print(format_summary(describe(read_dataset(args.out))))
-    print(f"wrote {args.out}")
+    ds = read_dataset(args.out)
+    print(format_summary(describe(ds)))
+    _done(args, f"wrote {_counts(ds)} over {args.days} days to {args.out} (ground truth in "
+          f"{Path(args.out) / 'ground_truth'})")
     return 0
 
 
@@ -87,10 +111,9 @@ def _split(args: argparse.Namespace) -> int:
     cut = _parse_time(args.cut) if args.cut else None
     mode = "global" if cut is not None else args.mode
     info = write_split(ds, args.out, SplitConfig(mode=mode, fraction=args.fraction, cut=cut))
-    print(
-        f"{info['mode']} split: {info['train_events']:,} training events, "
-        f"{info['test_events']:,} test events of {info['test_users']:,} users -> {args.out}"
-    )
+    _done(args, f"{info['mode']} split: wrote {info['train_events']:,} training events to "
+          f"{Path(args.out) / 'train'} and {info['test_events']:,} test events of {info['test_users']:,} users "
+          f"to {Path(args.out) / 'test'}")
     return 0
 
 
@@ -98,7 +121,9 @@ def _stats(args: argparse.Namespace) -> int:
     from vidrec.data.dataset import read_dataset
     from vidrec.data.stats import describe, format_summary
 
-    print(format_summary(describe(read_dataset(args.dir))))
+    ds = read_dataset(args.dir)
+    print(format_summary(describe(ds)))
+    _done(args, f"described {_counts(ds)} in {args.dir}")
     return 0
 
 
@@ -114,22 +139,21 @@ def _load_training_data(data_dir: str, strict: bool):
 
 
 def _train(args: argparse.Namespace) -> int:
-    import time
-
     from vidrec.config import load_config
     from vidrec.recommender import Recommender
 
     config = load_config(args.config)
     data, result = _load_training_data(args.data_dir, args.strict)
-    start = time.perf_counter()
     checkpoints = None if args.no_checkpoints else Path(args.out) / CHECKPOINTS
     rec = Recommender.train(data, config, log=lambda msg: print(msg, flush=True), checkpoints=checkpoints)
     path = rec.save(args.out)
     if checkpoints is not None:
         shutil.rmtree(checkpoints, ignore_errors=True)  # the model is saved: nothing left to resume
+    set_aside = ""
     if not result.ok:
         result.quarantine.write_parquet(path / "quarantine.parquet")
-    print(f"trained in {time.perf_counter() - start:.1f} s -> {path}")
+        set_aside = f"; {result.quarantine.height:,} invalid rows in {path / 'quarantine.parquet'}"
+    _done(args, f"trained on {_counts(data)}, wrote {path} (LATEST names it){set_aside}")
     return 0
 
 
@@ -150,7 +174,8 @@ def _recommend(args: argparse.Namespace) -> int:
     users = _read_user_ids(args.users)
     out = rec.recommend_batch(users, k=args.k, stage=args.stage)
     out.write_parquet(args.out)
-    print(f"{out.height:,} recommendations for {out['user_id'].n_unique():,} users -> {args.out}")
+    _done(args, f"wrote {out.height:,} recommendations ({args.stage} stage) for {out['user_id'].n_unique():,} "
+          f"users to {args.out}")
     return 0
 
 
@@ -170,7 +195,7 @@ def _evaluate(args: argparse.Namespace) -> int:
     print("recommendation time per user (ms): " + json.dumps({k: round(v * 1e3, 3) for k, v in per_user.items()}))
     out = Path(args.out) if args.out else resolve_version(args.model_dir) / "evaluation.json"
     write_json(table, out, meta={"split": str(args.split), **data.summary(), "seconds_per_user": per_user})
-    print(f"wrote {out}")
+    _done(args, f"judged {table.height} models on {len(data.judged_users()):,} users of {args.split}, wrote {out}")
     return 0
 
 
@@ -181,7 +206,7 @@ def _report(args: argparse.Namespace) -> int:
     if args.no_baselines:
         inputs.evaluation = evaluate(inputs.rec, inputs.data, baselines=False)
     path = write_report(inputs, args.out)
-    print(f"wrote {path}")
+    _done(args, f"wrote {path} ({path.stat().st_size / 1e6:.1f} MB, judged on {args.split or args.data})")
     return 0
 
 
@@ -191,6 +216,7 @@ def _serve(args: argparse.Namespace) -> int:
     from vidrec.serving.limits import DEFAULT_MAX_BODY
     from vidrec.serving.runtime import load_service
 
+    _serve_logging(args.log_format, args.access_log)  # before the first line is logged
     if args.workers < 1:
         raise VidrecError(f"--workers must be at least 1, got {args.workers}", "pass --workers 1 or more")
     keys, reload_keys = _key_ring(args)
@@ -198,9 +224,28 @@ def _serve(args: argparse.Namespace) -> int:
         raise VidrecError(f"--watch must be a number of seconds above 0, got {args.watch}", "pass e.g. --watch 10")
     app = load_service(args.model_dir, args.events_db, args.feature_store, args.torch_threads, args.workers,
                        keys=keys, max_body_bytes=args.max_body_bytes or DEFAULT_MAX_BODY, reload_keys=reload_keys,
-                       watch_s=args.watch)  # fmt: skip
-    uvicorn.run(app, host=args.host, port=args.port, log_level="info", access_log=args.access_log)
-    return 0
+                       watch_s=args.watch, log_format=args.log_format)  # fmt: skip
+    code = 0
+    try:
+        uvicorn.run(app, host=args.host, port=args.port, log_level="info", access_log=False,  # Instrument logs them
+                    log_config=None if args.log_format == "json" else uvicorn.config.LOGGING_CONFIG)  # fmt: skip
+    except KeyboardInterrupt:  # Ctrl-C: uvicorn has shut down and raises it again
+        code = 130
+    _done(args, f"served {app.state.batcher.requests:,} slate requests of {args.model_dir} on {args.host}:{args.port}")
+    return code
+
+
+def _serve_logging(log_format: str, access_log: bool) -> None:
+    """One format for every record (JSON lines for log pipelines, readable text by default), and
+    the access log (``vidrec.access``, one record per request) on or off."""
+    import logging
+
+    from vidrec.serving.logs import use_format
+
+    if log_format == "json":
+        use_format("json")
+    if not access_log:  # on, it follows -q / -v as every logger does
+        logging.getLogger("vidrec.access").setLevel(logging.WARNING)
 
 
 def _key_ring(args: argparse.Namespace) -> tuple[KeyRing | None, Callable[[], KeyRing] | None]:
@@ -246,12 +291,13 @@ def _keys(args: argparse.Namespace) -> int:
         print(secret)
     elif args.action == "revoke":
         revoke_key(args.file, args.name)
-        print(f"revoked key {args.name!r} in {args.file}; a running service applies it at its next reload "
+        _done(args, f"revoked key {args.name!r} in {args.file}; a running service applies it at its next reload "
               "(POST /admin/reload or SIGHUP)")
     else:
         spec = read_key_file(args.file)
         for key in spec.keys:
             print(f"{key.name}\t{','.join(key.scopes)}")
+        _done(args, f"{len(spec.keys)} keys in {args.file}")
     return 0
 
 
@@ -259,132 +305,190 @@ def _train_two_tower(args: argparse.Namespace) -> int:
     from vidrec.candidates.two_tower.distributed import main as train_main
 
     flags = ["--find-unused-parameters"] if args.find_unused_parameters else []
-    return train_main(["--data", args.data_dir, "--out", args.out, "--set", *args.set, *flags])
+    code = train_main(["--data", args.data_dir, "--out", args.out, "--set", *args.set, *flags])
+    if code == 0 and os.environ.get("RANK", "0") == "0":  # under torchrun, rank 0 wrote the model
+        _done(args, f"wrote the two-tower model and train_report.json to {args.out}")
+    return code
 
 
 def _demo(args: argparse.Namespace) -> int:
     from vidrec.demo import run_demo
 
-    run_demo(Path(args.out))
+    figures = run_demo(Path(args.out))
+    print()
+    _done(args, f"wrote the platform, data, split and model to {args.out}, the report to {figures['report']}")
     return 0
 
 
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of the ``vidrec`` command."""
-    parser = argparse.ArgumentParser(prog="vidrec", description=__doc__.splitlines()[0])
+    about = ("A three-stage video recommender (candidates -> scoring -> re-ranking): ingest or simulate a log, "
+             "split it, train, evaluate, report, recommend and serve. `vidrec COMMAND --help` has each command's "
+             "options and examples.")  # fmt: skip
+    examples = "examples:\n  vidrec demo\n  vidrec -q train splits/ml100k/train --out models/ml100k\n  vidrec serve -h"
+    parser = argparse.ArgumentParser(prog="vidrec", description=wrapped(about), formatter_class=Help, epilog=examples)
     parser.add_argument("--version", action="version", version=f"vidrec {__version__}")
     loud = parser.add_mutually_exclusive_group()
-    loud.add_argument("-q", "--quiet", action="store_true", help="log warnings and errors only")
+    loud.add_argument("-q", "--quiet", action="store_true", help="log warnings and errors only, no progress bars")
     loud.add_argument("-v", "--verbose", action="store_true", help="log debug messages too")
-    sub = parser.add_subparsers(dest="command", required=True)
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND", title="commands")
+    _data_commands(sub)
+    _model_commands(sub)
+    _service_commands(sub)
+    return parser
 
-    p = sub.add_parser("ingest", help="validate a log and write a clean data directory")
-    p.add_argument("source", choices=["movielens", "kuairec", "table", "canonical"])
-    p.add_argument("path", help="the source folder (or file, for `table`)")
-    p.add_argument("--out", required=True, help="output data directory")
-    p.add_argument("--strict", action="store_true", help="fail on the first invalid rows")
-    p.add_argument("--mapping", help="TOML column mapping (source `table`)")
+
+def _data_commands(sub: argparse._SubParsersAction) -> None:
+    p = command(sub, "ingest", "validate a log and write a clean data directory",
+                 "Read a log (MovieLens, KuaiRec, any CSV/Parquet table, or a vidrec data directory), check "
+                 "every row and write the valid ones as a data directory; invalid rows go to "
+                 "OUT/quarantine.parquet with their reason, and OUT/ingest.json counts them.")  # fmt: skip
+    p.add_argument("source", choices=["movielens", "kuairec", "table", "canonical"],
+                   help="the adapter: movielens (ML-100K, 1M, latest, 20M, 25M), kuairec (KuaiRec 2.0), table "
+                   "(a TOML mapping of any log), canonical (a vidrec data directory, re-validated)")  # fmt: skip
+    p.add_argument("path", help="the source folder (for `table`: the TOML mapping file, unless --mapping)")
+    p.add_argument("--out", required=True, help="the data directory to write (required)")
+    p.add_argument("--strict", action="store_true", help="write nothing and fail (exit 2) if any row is invalid")
+    p.add_argument("--mapping", help="the TOML column mapping of source `table` (default: PATH itself)")
     p.set_defaults(func=_ingest)
 
-    p = sub.add_parser("simulate", help="simulate a video platform with ground truth")
-    p.add_argument("--users", type=int, default=3000)
-    p.add_argument("--videos", type=int, default=2000)
-    p.add_argument("--days", type=int, default=28)
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--out", required=True)
+    p = command(sub, "simulate", "simulate a video platform with ground truth",
+                 "Simulate users, videos and a logging policy day by day and write the data directory, with "
+                 "ground_truth/ (every user's true completion probabilities) and simulation.json. The same seed "
+                 "gives the same bytes.")  # fmt: skip
+    p.add_argument("--users", type=int, default=3000, help="users on the platform")
+    p.add_argument("--videos", type=int, default=2000, help="videos at the start (uploads come daily)")
+    p.add_argument("--days", type=int, default=28, help="days of activity")
+    p.add_argument("--seed", type=int, default=0, help="random seed")
+    p.add_argument("--out", required=True, help="the data directory to write (required)")
     p.set_defaults(func=_simulate)
 
-    p = sub.add_parser("split", help="split a data directory into train and test by time")
-    p.add_argument("dir")
-    p.add_argument("--out", required=True)
-    p.add_argument("--mode", choices=["per-user", "global"], default="per-user")
+    p = command(sub, "split", "split a data directory into train and test by time",
+                 "Write OUT/train/ (a data directory), OUT/test/events.parquet and OUT/split.json. No training "
+                 "event is later than the test events it is compared with.")  # fmt: skip
+    p.add_argument("dir", help="a valid data directory (from `vidrec ingest` or `vidrec simulate`)")
+    p.add_argument("--out", required=True, help="the split directory to write (required)")
+    p.add_argument("--mode", choices=["per-user", "global"], default="per-user",
+                   help="per-user: each user's last FRACTION of watches; global: one cut for everyone")
     p.add_argument("--fraction", type=float, default=0.2, help="share of watches held out")
-    p.add_argument("--cut", help="global mode: ISO time of the cut (implies --mode global)")
+    p.add_argument("--cut", help="an ISO time to cut at, e.g. 2025-06-22T00:00:00 (implies --mode global; "
+                   "default: the time that holds out FRACTION)")  # fmt: skip
     p.set_defaults(func=_split)
 
-    p = sub.add_parser("stats", help="print summary statistics of a data directory")
-    p.add_argument("dir")
+    p = command(sub, "stats", "print summary statistics of a data directory",
+                 "Counts by event kind, completion quantiles, popularity concentration and activity per user.")
+    p.add_argument("dir", help="a data directory")
     p.set_defaults(func=_stats)
 
-    p = sub.add_parser("train", help="train all stages on a data directory")
-    p.add_argument("data_dir")
-    p.add_argument("--out", required=True, help="model directory (a new version is added)")
-    p.add_argument("--config", help="TOML file overriding the default settings")
-    p.add_argument("--strict", action="store_true", help="refuse data with invalid rows")
+
+def _model_commands(sub: argparse._SubParsersAction) -> None:
+    p = command(sub, "train", "train all stages on a data directory",
+                 "Validate the data as `ingest` does, train candidates -> scoring -> re-ranking and write a new "
+                 "version folder OUT/v<UTC time>/ with the resolved config, a manifest of checksums and the "
+                 "stages; OUT/LATEST names it.")  # fmt: skip
+    p.add_argument("data_dir", help="a data directory (the `train/` of a split, to evaluate on its test)")
+    p.add_argument("--out", required=True, help="the model directory; a new version is added (required)")
+    p.add_argument("--config", help="a TOML (or JSON) file overriding the default settings, checked key by key "
+                   "before any work (default: the defaults of src/vidrec/config.py)")  # fmt: skip
+    p.add_argument("--strict", action="store_true", help="refuse data with invalid rows (by default they are set "
+                   "aside in the version's quarantine.parquet)")  # fmt: skip
     p.add_argument("--no-checkpoints", action="store_true",
-                   help=f"keep no training checkpoints (by default each epoch is saved under OUT/{CHECKPOINTS}/ "
+                   help=f"keep no training checkpoints (default: each epoch is saved under OUT/{CHECKPOINTS}/ "
                    "and the same command resumes an interrupted run; they are removed once the model is saved)")
+
     p.set_defaults(func=_train)
 
-    p = sub.add_parser("train-two-tower", help="train the two-tower retriever alone; run under torchrun to scale out")
-    p.add_argument("data_dir")
-    p.add_argument("--out", required=True, help="model directory (rank 0 writes it)")
-    p.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE", help="two-tower config overrides")
-    p.add_argument("--find-unused-parameters", action="store_true", help="for model variants with unused weights")
+    p = command(sub, "train-two-tower", "train the two-tower retriever alone; run under torchrun to scale out",
+                 "Train the candidate stage's two-tower model on its own; under torchrun each process trains on "
+                 "its share of every epoch (DistributedDataParallel: gloo on CPUs, NCCL on GPUs).")  # fmt: skip
+    p.add_argument("data_dir", help="a data directory")
+    p.add_argument("--out", required=True, help="where rank 0 writes the model and train_report.json (required)")
+    p.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE",
+                   help="TwoTowerConfig fields to override, e.g. embedding_dim=32 epochs=10 (default: none)")
+    p.add_argument("--find-unused-parameters", action="store_true",
+                   help="for model variants with weights a step may not use (DDP's find_unused_parameters)")
     p.set_defaults(func=_train_two_tower)
 
-    p = sub.add_parser("recommend", help="batch recommendations for a list of users")
-    p.add_argument("model_dir")
-    p.add_argument("--users", required=True, help="text file, one user id per line")
-    p.add_argument("--k", type=int, default=10)
-    p.add_argument("--stage", choices=["candidates", "scored", "final"], default="final")
-    p.add_argument("--out", required=True, help="output Parquet file")
+    p = command(sub, "recommend", "batch recommendations for a list of users",
+                 "Write each user's top K with provenance (user_id, rank, video_id, score, source and the "
+                 "per-stage columns). Users the model does not know get cold-start picks (known_user false).")
+    p.add_argument("model_dir", help="a model directory (LATEST is served) or one version folder")
+    p.add_argument("--users", required=True, help="a text file with one user id per line (required)")
+    p.add_argument("--k", type=int, default=10, help="videos per user")
+    p.add_argument("--stage", choices=["candidates", "scored", "final"], default="final",
+                   help="stop after this stage, to judge each alone")
+    p.add_argument("--out", required=True, help="the Parquet file to write (required)")
     p.set_defaults(func=_recommend)
 
-    p = sub.add_parser("evaluate", help="per-stage metrics beside tuned baselines on a split")
-    p.add_argument("model_dir")
-    p.add_argument("--split", required=True, help="split directory (from `vidrec split`)")
-    p.add_argument("--out", help="JSON file for the results (default: in the model version)")
+    p = command(sub, "evaluate", "per-stage metrics beside tuned baselines on a split",
+                 "Judge the candidates, the scored list and the final slate beside most-popular, iALS and EASE "
+                 "(tuned on a carve of the training period, never on the test): candidate recall@10..200, "
+                 "NDCG, recall and precision@10 of completed videos, full ranking.")  # fmt: skip
+    p.add_argument("model_dir", help="a model directory (LATEST is judged) or one version folder")
+    p.add_argument("--split", required=True, help="the split directory the model was trained on (required)")
+    p.add_argument("--out", help="the JSON file of the results (default: evaluation.json in the model version)")
     p.add_argument("--no-baselines", action="store_true", help="skip most-popular, iALS and EASE")
     p.set_defaults(func=_evaluate)
 
-    p = sub.add_parser("report", help="one self-contained HTML file of plots judging a model on a split",
-                       description="Evaluate a trained model as `vidrec evaluate` does and write one HTML file "
-                       "(no external links) with every stage beside the baselines, the funnel, calibration, "
-                       "re-ranking trade-offs, coverage and popularity, and, on a simulated platform, the oracle.")
-    p.add_argument("--model", required=True, help="model directory (from `vidrec train`) or one version folder")
+    p = command(sub, "report", "one self-contained HTML file of plots judging a model on a split",
+                 "Evaluate a trained model as `vidrec evaluate` does and write one HTML file (no external links) "
+                 "with every stage beside the baselines, the funnel, calibration, re-ranking trade-offs, "
+                 "coverage and popularity, and, on a simulated platform, the oracle.")  # fmt: skip
+    p.add_argument("--model", required=True, help="model directory (from `vidrec train`) or one version folder "
+                   "(required)")  # fmt: skip
     p.add_argument("--data", required=True, help="the split directory (from `vidrec split`), or the data directory "
-                   "the split was made from; a simulated platform's ground_truth/ in it adds the oracle section")
+                   "the split was made from; a simulated platform's ground_truth/ in it adds the oracle section "
+                   "(required)")  # fmt: skip
     p.add_argument("--split", help="the split directory, when --data is the data directory (default: --data)")
-    p.add_argument("--out", default="report.html", help="the HTML file to write (default: report.html)")
+    p.add_argument("--out", default="report.html", help="the HTML file to write")
     p.add_argument("--no-baselines", action="store_true", help="skip most-popular, iALS and EASE (default: "
-                   "tune and include them)")
+                   "tune and include them)")  # fmt: skip
     p.set_defaults(func=_report)
 
-    p = sub.add_parser("serve", help="run the HTTP service")
-    p.add_argument("model_dir")
-    p.add_argument("--host", default="127.0.0.1")
-    p.add_argument("--port", type=int, default=8000)
+
+def _service_commands(sub: argparse._SubParsersAction) -> None:
+    p = command(sub, "serve", "run the HTTP service",
+                 "Serve slates, take events, uploads and removals over HTTP (OpenAPI at /docs, Prometheus at "
+                 "/metrics, the browser UI at /). Writes need an API key (`vidrec keys`).")  # fmt: skip
+    p.add_argument("model_dir", help="a model directory (LATEST is served)")
+    p.add_argument("--host", default="127.0.0.1", help="the address to listen on")
+    p.add_argument("--port", type=int, default=8000, help="the port to listen on")
     p.add_argument("--events-db", help="SQLite file for the durable event log (default: MODEL_DIR/events.sqlite)")
     p.add_argument("--feature-store", help="redis://host:port/db shared by replicas, or a SQLite path "
-                   "(default: MODEL_DIR/state/VERSION.sqlite)")
+                   "(default: MODEL_DIR/state/VERSION.sqlite)")  # fmt: skip
     p.add_argument("--workers", type=int, default=1, help="model processes on this machine behind one HTTP "
                    "process, each batch of requests to whichever is free (default 1: the model runs in the "
-                   "HTTP process)")
-    p.add_argument("--torch-threads", type=int, default=1, help="torch threads per process (default 1)")
+                   "HTTP process)")  # fmt: skip
+    p.add_argument("--torch-threads", type=int, default=1, help="torch threads per process")
     p.add_argument("--access-log", action=argparse.BooleanOptionalAction, default=True,
-                   help="log every request (default on)")
-    p.add_argument("--api-keys", help="the key file (`vidrec keys create`) the writes need; default $VIDREC_API_KEYS")
+                   help="log every request: method, path, status, seconds, request id, client (default: on)")
+    p.add_argument("--log-format", choices=["text", "json"], default="text",
+                   help="text: readable lines; json: one JSON object per line (an access record per request "
+                   "with time, method, path template, status, seconds, request_id, client)")  # fmt: skip
+    p.add_argument("--api-keys", help="the key file (`vidrec keys create`) the writes need (default: "
+                   "$VIDREC_API_KEYS)")  # fmt: skip
     p.add_argument("--no-auth", action="store_true", help="serve without authentication (anyone may write)")
-    p.add_argument("--rate-limit", help="per key, e.g. 100/second (default: the key file's, 100/second; '' for none)")
-    p.add_argument("--max-body-bytes", type=int, help="larger request bodies get 413 (default 4 MiB)")
+    p.add_argument("--rate-limit", help="requests per key, e.g. 100/second, '' for none (default: the key file's, "
+                   "else 100/second)")  # fmt: skip
+    p.add_argument("--max-body-bytes", type=int, help="larger request bodies get 413 (default: 4 MiB)")
     p.add_argument("--watch", type=float, metavar="SECONDS", help="reload when MODEL_DIR/LATEST names a new "
                    "version, checked every SECONDS (default: reload only on POST /admin/reload or SIGHUP)")
     p.set_defaults(func=_serve)
 
-    p = sub.add_parser("keys", help="create, list or revoke the service's API keys")
-    p.add_argument("action", choices=["create", "list", "revoke"])
+    p = command(sub, "keys", "create, list or revoke the service's API keys",
+                 "The key file keeps each key's SHA-256, name and scopes; `create` prints the new key once.")
+    p.add_argument("action", choices=["create", "list", "revoke"], help="what to do with the key file")
     p.add_argument("name", nargs="?", help="the key's name (create, revoke)")
-    p.add_argument("--file", required=True, help="the key file (JSON; keeps only the keys' SHA-256)")
+    p.add_argument("--file", required=True, help="the key file (JSON; keeps only the keys' SHA-256) (required)")
     p.add_argument("--scopes", type=lambda s: [x for x in s.split(",") if x], default=["events:write"],
-                   help="comma-separated: events:write, catalogue:write, recommendations:read, "
-                   "service:reload (default events:write)")
+                   help="comma-separated: events:write, catalogue:write, recommendations:read, service:reload")
     p.set_defaults(func=_keys)
 
-    p = sub.add_parser("demo", help="run the main job on the built-in simulated platform")
-    p.add_argument("--out", default="runs/demo")
+    p = command(sub, "demo", "run the main job on the built-in simulated platform",
+                 "Simulate, validate, split, train, evaluate beside the baselines and the oracle, show three "
+                 "users' slates and write the report: what `make demo` runs.")  # fmt: skip
+    p.add_argument("--out", default="runs/demo", help="the folder everything is written to")
     p.set_defaults(func=_demo)
-    return parser
 
 
 def _prepare_output(out: str) -> None:
@@ -413,6 +517,7 @@ def main(argv: list[str] | None = None) -> int:
     if not args.verbose:  # third-party chatter (FAISS's loader, HTTP clients) only when asked for
         for name in ("faiss", "httpx", "urllib3"):
             logging.getLogger(name).setLevel(max(level, logging.WARNING))
+    args.started = time.perf_counter()
     try:
         if getattr(args, "out", None):
             _prepare_output(args.out)

@@ -99,5 +99,5 @@ def run_demo(out: Path, users: int = 3000, videos: int = 2000, days: int = 28, s
                           Evaluation(table, run, lists))  # fmt: skip
     report = write_report(inputs, out / "report.html")
     print(f"wrote {report} in {time.perf_counter() - t:.1f} s (open it in a browser; it needs no network)")
-    print(f"\ndemo finished in {time.perf_counter() - start:.0f} s; artifacts in {out}, the report in {report}")
-    return {"oracle": oracle, "table": table.to_dicts()}
+    return {"oracle": oracle, "table": table.to_dicts(), "report": str(report),
+            "seconds": time.perf_counter() - start}

@@ -18,6 +18,7 @@ from __future__ import annotations
 import logging
 import sqlite3
 import threading
+import time
 import uuid
 import warnings
 from collections.abc import Callable
@@ -50,6 +51,10 @@ from vidrec.versions import ArtifactError, point_latest, read_manifest, resolve_
 
 log = logging.getLogger(__name__)
 _BATCH = 32  # users served together by recommend_batch
+
+Timing = Callable[[str, str, float], None]
+"""Told ``(kind, name, seconds)`` of each timed step: ``("stage", "candidates" | "scoring" |
+"reranking", seconds per request)`` and ``("store", "read" | "write", seconds)``."""
 
 
 class StoreUnavailable(ConnectionError):
@@ -95,6 +100,7 @@ class Recommender:
         self._last_upload_us: int | None = None
         self._clock_floor_us = epoch_us(trained_until)  # the clock a saved version had reached
         self.training_events: pl.DataFrame | None = None  # held after train() until saved
+        self.on_timing: Timing | None = None  # the service's metrics; None: nothing is reported
 
     # ---- building ---------------------------------------------------------------------------
 
@@ -244,6 +250,7 @@ class Recommender:
         if self.log is not None:
             append()  # durable first, outside the lock: readers go on meanwhile
         with self._lock:
+            start = time.perf_counter()
             try:
                 if self.log is not None:
                     self._catch_up()
@@ -256,7 +263,13 @@ class Recommender:
                     raise
                 log.warning("the online store does not answer: %s stored in the event log, applied later", batch_kind)
                 return False
+            self._timed("store", "write", start)
         return True
+
+    def _timed(self, kind: str, name: str, start: float) -> None:
+        """Report the seconds since ``start`` (``time.perf_counter``) to :attr:`on_timing`, if set."""
+        if self.on_timing is not None:
+            self.on_timing(kind, name, time.perf_counter() - start)
 
     def observe(self, events: pl.DataFrame) -> Observed:
         """Take in new events: logged, applied to the store, reflected by the next request.
@@ -407,7 +420,9 @@ class Recommender:
     def _records(self, users: list[str]) -> list[UserRecord]:
         """The users' records and the feed since the last read in one round trip (the feed applied)."""
         store = self._require_store()
+        start = time.perf_counter()
         records, entries, generation = store.read_many(users, self._position)
+        self._timed("store", "read", start)
         if entries or generation != self._generation:
             known = self._generation
             self._sync(entries, generation)
@@ -425,7 +440,12 @@ class Recommender:
         """One pass for each ``(user_id, k)``, the stages taking them all at once. A process serves
         one batch at a time: an upload applied meanwhile changes the stages' arrays."""
         with self._lock:
-            return self.pipeline.run_many(self.requests(asks, now), until)
+            results = self.pipeline.run_many(self.requests(asks, now), until)
+        if self.on_timing is not None:  # a few calls per request, never per candidate
+            for result in results:
+                for stage, seconds in result.times.items():
+                    self.on_timing("stage", stage, seconds)
+        return results
 
     def recommend(self, user_id: str, k: int = 10, now: datetime | None = None, stage: Stage = "final",
                   debug: bool = False) -> pl.DataFrame:  # fmt: skip

@@ -12,9 +12,10 @@ from pathlib import Path
 
 import polars as pl
 
-from vidrec.data.dataset import TABLE_NAMES, write_dataset
+from vidrec.data.dataset import TABLE_NAMES
 from vidrec.data.validation import ValidationConfig, ValidationResult, validate
 from vidrec.errors import DataError
+from vidrec.progress import bar
 
 QUARANTINE_FILE = "quarantine.parquet"
 REPORT_FILE = "ingest.json"
@@ -63,8 +64,11 @@ def ingest_tables(
         )
     out = None
     if out_dir is not None:
-        out = write_dataset(result.dataset, out_dir)
-        result.quarantine.write_parquet(out / QUARANTINE_FILE)
+        out = Path(out_dir)
+        out.mkdir(parents=True, exist_ok=True)
+        tables = {f"{n}.parquet": result.dataset.table(n) for n in TABLE_NAMES} | {QUARANTINE_FILE: result.quarantine}
+        for name, table in bar(tables.items(), len(tables), "writing", unit="table"):
+            table.write_parquet(out / name)
         report = {
             "rows_in": result.rows_in,
             "rows_kept": {n: result.dataset.table(n).height for n in TABLE_NAMES},

@@ -31,6 +31,7 @@ from vidrec.evaluation.matrix import interaction_matrix, nonempty_rows, subtract
 from vidrec.evaluation.metrics import NO_ITEM, hits_matrix, ranking_metrics
 from vidrec.evaluation.tuning import expand_grid
 from vidrec.evaluation.tuning import tune as tune_baseline
+from vidrec.progress import bar
 
 DEFAULT_KS: tuple[int, ...] = (10, 50, 100, 200)
 
@@ -267,7 +268,7 @@ def evaluate_baselines(
     users = data.judged_users()
     carve = data.validation_matrices(valid_fraction) if tune else None
     rows = []
-    for spec in specs:
+    for spec in bar(specs, len(specs), "tuning and judging baselines", unit="model"):
         params, tune_seconds = dict(spec.defaults), 0.0
         if carve is not None and expand_grid(spec.grid) != [{}]:
             start = time.perf_counter()

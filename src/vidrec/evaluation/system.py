@@ -11,9 +11,11 @@ import polars as pl
 
 from vidrec.evaluation.metrics import NO_ITEM
 from vidrec.evaluation.protocol import DEFAULT_KS, EvaluationData, evaluate_baselines, evaluate_recommendations
+from vidrec.progress import bar
 from vidrec.recommender import Recommender
 from vidrec.result import Result
 
+_USERS_PER_STEP = 256  # users per step of the progress bar (each step serves them in batches)
 STAGE_NAMES = {"candidates": "vidrec candidates", "scored": "vidrec scored", "final": "vidrec final"}
 
 
@@ -33,7 +35,9 @@ def run_stages(rec: Recommender, data: EvaluationData, final_k: int = 10) -> Sta
     """One pass over the stages for every judged user of ``data``, timed."""
     users = data.users.ids.gather(data.judged_users()).to_list()
     start = time.perf_counter()
-    results = rec.results(users, k=final_k)
+    chunks = range(0, len(users), _USERS_PER_STEP)
+    results = [r for s in bar(chunks, len(chunks), "vidrec pass", unit="step")
+               for r in rec.results(users[s : s + _USERS_PER_STEP], k=final_k)]  # fmt: skip
     per_user = {"request": (time.perf_counter() - start) / max(len(users), 1)}
     for stage in ("candidates", "scoring", "reranking"):
         per_user[stage] = sum(r.times.get(stage, 0.0) for r in results) / max(len(users), 1)
@@ -71,7 +75,7 @@ def evaluate_stages(
     run = run_stages(rec, data, final_k) if run is None else run
     depth = max(max(ks), final_k)
     rows = []
-    for stage in ("candidates", "scored", "final"):
+    for stage in bar(("candidates", "scored", "final"), 3, "judging stages", unit="stage"):
         matrix = stage_matrix(rec, run, data, stage, depth if stage == "candidates" else final_k)
         if matrix.shape[1] < depth:
             matrix = np.pad(matrix, ((0, 0), (0, depth - matrix.shape[1])), constant_values=NO_ITEM)

@@ -12,7 +12,7 @@ from fastapi.staticfiles import StaticFiles
 from vidrec import __version__
 from vidrec.serving.auth import KeyRing
 from vidrec.serving.batching import SlateBatcher
-from vidrec.serving.deps import RecommenderLike, SlateRecommender, SlateSource
+from vidrec.serving.deps import RecommenderLike, SlateRecommender, SlateSource, Timed
 from vidrec.serving.errors import install_error_handlers
 from vidrec.serving.limits import DEFAULT_MAX_BODY, BodyLimit
 from vidrec.serving.metrics import Instrument, Metrics
@@ -47,6 +47,8 @@ def create_app(recommender: RecommenderLike, slates: SlateSource | None = None, 
     app.add_middleware(Instrument, metrics=app.state.metrics)  # outermost: 413s are counted too
     app.state.batcher = slates or SlateBatcher(cast(SlateRecommender, recommender))
     app.state.batcher.on_batch = app.state.metrics.batch.observe
+    if isinstance(recommender, Timed):  # stage and store seconds, from this process or the workers
+        recommender.on_timing = app.state.metrics.timing
     install_error_handlers(app)
     for router in (health, recommendations, events, videos, admin, browse, ui):
         app.include_router(router)

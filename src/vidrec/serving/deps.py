@@ -16,7 +16,7 @@ from fastapi import Depends, Request
 
 if TYPE_CHECKING:
     from vidrec.browse import Order
-    from vidrec.recommender import Observed
+    from vidrec.recommender import Observed, Timing
 
 
 @runtime_checkable
@@ -86,6 +86,13 @@ class SlateRecommender(RecommenderLike, Protocol):
         """``items`` (the slate) and ``removed``: dicts of ``video_id, reason, sources,
         p_complete, score`` for the candidates re-ranking left out."""
         ...
+
+
+@runtime_checkable
+class Timed(Protocol):
+    """A recommender that reports how long its steps take (stages, store) to ``on_timing``."""
+
+    on_timing: Timing | None
 
 
 class SlateSource(Protocol):

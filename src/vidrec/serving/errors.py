@@ -7,6 +7,7 @@ import logging
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException
 
 from vidrec.recommender import STORE_DOWN
 from vidrec.serving.auth import Refused
@@ -15,6 +16,9 @@ from vidrec.serving.schemas import BODY_TAGS, ErrorResponse, Problem
 
 log = logging.getLogger(__name__)
 _SHOWN = 5  # problems spelled out in the one-line detail
+_KINDS = {401: "unauthenticated", 403: "forbidden", 404: "not_found", 409: "conflict", 422: "invalid_request",
+          429: "rate_limited"}  # fmt: skip
+"""The kind an error answer is counted under in ``vidrec_errors_total`` (see :mod:`vidrec.serving.metrics`)."""
 
 
 class RequestProblem(Exception):
@@ -60,7 +64,13 @@ def _answer(problems: list[Problem], status_code: int) -> JSONResponse:
     return JSONResponse(status_code=status_code, content=body.model_dump())
 
 
+def _count(request: Request, kind: str) -> None:
+    """Name the error's kind for the metrics (read by :class:`~vidrec.serving.metrics.Instrument`)."""
+    request.state.error_kind = kind
+
+
 async def _on_validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
+    _count(request, "invalid_request")
     problems = [
         Problem(field="body" if e.get("type") == "json_invalid" else field_path(e.get("loc", ())),
                 message=_message(e))
@@ -70,15 +80,30 @@ async def _on_validation_error(request: Request, exc: RequestValidationError) ->
 
 
 async def _on_request_problem(request: Request, exc: RequestProblem) -> JSONResponse:
+    _count(request, _KINDS.get(exc.status_code, f"http_{exc.status_code}"))
     return _answer(exc.problems, exc.status_code)
 
 
 async def _on_refused(request: Request, exc: Refused) -> JSONResponse:
+    _count(request, _KINDS.get(exc.status_code, f"http_{exc.status_code}"))
     body = ErrorResponse(detail=exc.detail)
     return JSONResponse(status_code=exc.status_code, content=body.model_dump(), headers=exc.headers)
 
 
+async def _on_http_exception(request: Request, exc: HTTPException) -> JSONResponse:
+    """Starlette's own refusals (a body that cannot be parsed, an unknown route or method) in the
+    :class:`ErrorResponse` shape every other error has."""
+    if exc.status_code == 400:
+        _count(request, "unreadable_body")
+        detail = "the body could not be read; send UTF-8 JSON (one object or a list of them)"
+    else:
+        detail = str(exc.detail)
+    body = ErrorResponse(detail=detail)
+    return JSONResponse(status_code=exc.status_code, content=body.model_dump(), headers=exc.headers)
+
+
 async def _on_store_down(request: Request, exc: Exception) -> JSONResponse:
+    _count(request, "store_unavailable")
     log.warning("request %s %s %s: the online store does not answer (%s)", _request_id(request), request.method,
                 request.url.path, exc)  # fmt: skip
     body = ErrorResponse(detail="the online store does not answer; retry shortly (GET /ready says what is down)")
@@ -86,6 +111,7 @@ async def _on_store_down(request: Request, exc: Exception) -> JSONResponse:
 
 
 async def _on_worker_gone(request: Request, exc: WorkerGone) -> JSONResponse:
+    _count(request, "worker_gone")
     log.error("request %s %s: %s", request.method, request.url.path, exc)
     body = ErrorResponse(detail=f"a model worker exited ({exc}); retry shortly (GET /ready says which)")
     return JSONResponse(status_code=503, content=body.model_dump(), headers={"Retry-After": "1"})
@@ -103,6 +129,7 @@ def install_error_handlers(app: FastAPI) -> None:
     """Register the handlers that give every error the :class:`ErrorResponse` shape."""
     app.add_exception_handler(RequestValidationError, _on_validation_error)  # type: ignore[arg-type]
     app.add_exception_handler(RequestProblem, _on_request_problem)  # type: ignore[arg-type]
+    app.add_exception_handler(HTTPException, _on_http_exception)  # type: ignore[arg-type]
     app.add_exception_handler(Refused, _on_refused)  # type: ignore[arg-type]
     for kind in STORE_DOWN:
         app.add_exception_handler(kind, _on_store_down)

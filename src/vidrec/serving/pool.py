@@ -33,11 +33,12 @@ import polars as pl
 from vidrec.errors import DataError, VidrecError
 from vidrec.recommender import STORE_DOWN, StoreUnavailable
 from vidrec.serving.batching import LoadShare
+from vidrec.serving.logs import LogFormat, use_format
 from vidrec.versions import ArtifactError, resolve_version
 
 if TYPE_CHECKING:
     from vidrec.browse import Order
-    from vidrec.recommender import Observed
+    from vidrec.recommender import Observed, Timing
 
 log = logging.getLogger(__name__)
 
@@ -93,51 +94,72 @@ def _slates(rec: Any, asks: list[tuple[str, int]]) -> list[tuple]:
 
 
 def worker_main(conn: Connection, model_dir: str, events_db: str | None, feature_store: str | None,
-                torch_threads: int) -> None:  # fmt: skip
+                torch_threads: int, log_format: LogFormat = "text") -> None:  # fmt: skip
     """A worker process: load the model, then answer calls until the pipe closes."""
     from vidrec.serving.runtime import load_recommender
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s[worker]: %(message)s")
+    if log_format == "json":  # the parent's stream stays one JSON object per line
+        use_format("json")
     started = _outcome_of(lambda: load_recommender(model_dir, events_db, feature_store, torch_threads))
     conn.send(("ok", None) if started[0] == "ok" else started)
     if started[0] != "ok":
         return
     rec = started[1]
+    timings: list[tuple[str, str, float]] = []  # what a call timed, sent back with its reply
+
+    def record(kind: str, name: str, seconds: float) -> None:
+        timings.append((kind, name, seconds))
+
+    rec.on_timing = record
     try:
         while True:
             try:
                 op, args = conn.recv()
             except (EOFError, OSError):
                 break
-            if op == "slates":
-                conn.send(("ok", _slates(rec, *args)))
-            elif op == "now":
-                conn.send(_outcome_of(partial(getattr, rec, "now")))
-            elif op == "reload":  # the new version loads beside the old one, which serves on if it fails
-                loaded = _outcome_of(partial(load_recommender, args[0], events_db, feature_store, torch_threads))
-                if loaded[0] == "ok":
-                    rec, old = loaded[1], rec
-                    old.close()
-                    loaded = ("ok", str(rec.path))
-                conn.send(loaded)
-            elif op == "catch_up":
-                conn.send(_outcome_of(rec.catch_up))
-            elif op in _CALLS:
-                conn.send(_outcome_of(partial(getattr(rec, op), *args)))
-            else:
-                conn.send(("error", "WorkerFailed", f"unknown call {op!r}", None))
+            reply, rec = _answer(rec, op, args, events_db, feature_store, torch_threads)
+            rec.on_timing = record  # a reload brought a new recommender
+            conn.send((reply, timings[:]))
+            timings.clear()
     finally:
         rec.close()
 
 
+def _answer(rec: Any, op: str, args: tuple, events_db: str | None, feature_store: str | None,
+            torch_threads: int) -> tuple[tuple, Any]:  # fmt: skip
+    """One call's reply, and the recommender serving from now on (a reload replaces it)."""
+    from vidrec.serving.runtime import load_recommender
+
+    if op == "slates":
+        return ("ok", _slates(rec, *args)), rec
+    if op == "now":
+        return _outcome_of(partial(getattr, rec, "now")), rec
+    if op == "reload":  # the new version loads beside the old one, which serves on if it fails
+        loaded = _outcome_of(partial(load_recommender, args[0], events_db, feature_store, torch_threads))
+        if loaded[0] != "ok":
+            return loaded, rec
+        new, old = loaded[1], rec
+        old.close()
+        return ("ok", str(new.path)), new
+    if op == "catch_up":
+        return _outcome_of(rec.catch_up), rec
+    if op in _CALLS:
+        return _outcome_of(partial(getattr(rec, op), *args)), rec
+    return ("error", "WorkerFailed", f"unknown call {op!r}", None), rec
+
+
 class _Worker:
     """One worker process and its end of the pipe: one call in flight, its reply read by the
-    event loop when the pipe becomes readable (no thread per call)."""
+    event loop when the pipe becomes readable (no thread per call). Each reply comes with what
+    the call timed in the worker (stage and store seconds), handed to ``on_timing`` here: the
+    metrics live in the HTTP process only."""
 
     def __init__(self, index: int, process: mp.process.BaseProcess, conn: Connection) -> None:
         self.index, self.process, self.conn = index, process, conn
         self.alive = True
         self.calls = 0  # answered so far
+        self.on_timing: Timing | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._reply: asyncio.Future | None = None
 
@@ -150,11 +172,14 @@ class _Worker:
 
     def _readable(self) -> None:
         try:
-            reply = self.conn.recv()
+            reply, timings = self.conn.recv()
         except (EOFError, OSError):
-            reply = self._gone()
+            reply, timings = self._gone(), []
             if self._loop is not None:
                 self._loop.remove_reader(self.conn.fileno())
+        if self.on_timing is not None:
+            for kind, name, seconds in timings:
+                self.on_timing(kind, name, seconds)
         self.calls += 1
         if self._reply is not None and not self._reply.done():
             self._reply.set_result(reply)
@@ -192,7 +217,7 @@ class WorkerPool:
 
     def __init__(self, workers: int, model_dir: str | Path, events_db: str | Path | None = None,
                  feature_store: str | None = None, torch_threads: int = 1, max_batch: int = 32,
-                 linger_s: float = 0.002) -> None:  # fmt: skip
+                 linger_s: float = 0.002, log_format: LogFormat = "text") -> None:  # fmt: skip
         if workers < 1:
             raise ValueError(f"workers must be at least 1, got {workers}")
         self.max_batch, self.linger_s = max_batch, linger_s
@@ -200,7 +225,8 @@ class WorkerPool:
         self._workers: list[_Worker] = []
         for i in range(workers):
             parent, child = ctx.Pipe()
-            args = (child, str(model_dir), None if events_db is None else str(events_db), feature_store, torch_threads)
+            args = (child, str(model_dir), None if events_db is None else str(events_db), feature_store, torch_threads,
+                    log_format)  # fmt: skip
             process = ctx.Process(target=worker_main, args=args, name=f"vidrec-worker-{i}", daemon=True)
             process.start()
             child.close()
@@ -229,6 +255,16 @@ class WorkerPool:
         self.requests = 0
         self.on_batch: Callable[[int], None] | None = None  # told each batch's size (metrics)
         log.info("%d workers ready", workers)
+
+    @property
+    def on_timing(self) -> Timing | None:
+        """Told what the workers timed (stage and store seconds), as each reply arrives here."""
+        return self._workers[0].on_timing
+
+    @on_timing.setter
+    def on_timing(self, observe: Timing | None) -> None:
+        for worker in self._workers:
+            worker.on_timing = observe
 
     # ---- the batched slate path (on the event loop) ---------------------------------------------
 

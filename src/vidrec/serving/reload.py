@@ -25,6 +25,7 @@ from fastapi import FastAPI
 
 from vidrec.errors import VidrecError
 from vidrec.serving.auth import KeyRing
+from vidrec.serving.deps import Timed
 from vidrec.versions import LATEST, VERSION_NAME, ArtifactError, read_manifest, resolve_version
 
 log = logging.getLogger(__name__)
@@ -134,6 +135,8 @@ def local_swap(load: Callable[[Path], object]) -> Swap:
     async def swap(app: FastAPI, version: Path) -> None:
         new = await anyio.to_thread.run_sync(load, version)
         old = app.state.recommender
+        if isinstance(old, Timed) and isinstance(new, Timed):
+            new.on_timing = old.on_timing  # the metrics go on with the new version
         app.state.recommender = new
         app.state.batcher.recommender = new
         deadline = time.monotonic() + DRAIN_S

@@ -43,14 +43,18 @@ from vidrec.serving.schemas import (
 from vidrec.uploads import upload_error, validate_uploads
 
 _Responses = dict[int | str, dict[str, Any]]
+_RETRY = {"Retry-After": {"description": "seconds to wait before trying again", "schema": {"type": "integer"}}}
 _REFUSED: _Responses = {422: {"model": ErrorResponse, "description": "the request is invalid; see errors"}}
 _NOT_READY: _Responses = {503: {"model": Readiness, "description": "a dependency is down"}}
 _AUTH: _Responses = {
     401: {"model": ErrorResponse, "description": "no API key, or not a valid one"},
     403: {"model": ErrorResponse, "description": "the key lacks the scope this call needs"},
     413: {"model": ErrorResponse, "description": "the body is over the service's size limit"},
-    429: {"model": ErrorResponse, "description": "the key is over its rate limit; see Retry-After"},
+    429: {"model": ErrorResponse, "description": "the key is over its rate limit; see Retry-After", "headers": _RETRY},
 }
+_UNAVAILABLE: _Responses = {503: {"model": ErrorResponse, "headers": _RETRY, "description": "the online store or a "
+                                  "model worker does not answer; retry after Retry-After (GET /ready says what is "
+                                  "down)"}}  # fmt: skip
 _READ = [Depends(requires("recommendations:read", read=True))]
 _EVENTS = [Depends(requires("events:write"))]
 _CATALOGUE = [Depends(requires("catalogue:write"))]
@@ -65,26 +69,34 @@ browse = APIRouter(tags=["browse"])
 ui = APIRouter(include_in_schema=False)
 UI_DIR = FilePath(__file__).parent / "ui"
 """The browser UI's files (HTML, JavaScript, CSS), shipped with the package."""
+_UNREADABLE: _Responses = {400: {"model": ErrorResponse, "description": "the body could not be read (not UTF-8 "
+                                  "JSON)"}}  # fmt: skip
 _NOT_FOUND: _Responses = {404: {"model": ErrorResponse, "description": "no such video in the catalogue"}}
+_READS = _REFUSED | _AUTH | _UNAVAILABLE  # what a read of the model or the store may answer besides 200
 
 
-@health.get("/metrics", response_class=Response, responses={200: {"content": {"text/plain": {}},
-            "description": "Prometheus text format"}})  # fmt: skip
+@health.get("/metrics", response_class=Response, summary="Prometheus metrics",
+            responses={200: {"content": {"text/plain": {}}, "description": "Prometheus text format"}})  # fmt: skip
 def get_metrics(request: Request) -> Response:
-    """Prometheus metrics: requests by route and status, latency histograms, slate batch sizes."""
+    """Requests by route and status, latency histograms by route, slate batch sizes, seconds per
+    stage of each slate request (candidates, scoring, reranking), online store reads and writes,
+    and error answers by kind: all of the service's processes (worker processes' timings come back
+    to this one), none labelled by user."""
     body, content_type = request.app.state.metrics.exposition()
     return Response(content=body, media_type=content_type)
 
 
-@health.get("/health", response_model=Health)
+@health.get("/health", response_model=Health, summary="Liveness: the process answers")
 def get_health() -> Health:
-    """Liveness: the process answers."""
+    """Always 200 while the process answers HTTP: for liveness probes (GET /ready says whether it can serve)."""
     return Health(version=__version__)
 
 
-@health.get("/ready", response_model=Readiness, responses=_NOT_READY)
+@health.get("/ready", response_model=Readiness, responses=_NOT_READY,
+            summary="Readiness: the online store, the event log and the workers answer")  # fmt: skip
 def get_ready(recommender: Recommender, request: Request) -> JSONResponse:
-    """Readiness: the online store and the event log answer (503 with what is down otherwise)."""
+    """200 when every dependency answers, 503 with what is down otherwise (with ``--workers N``,
+    each worker process is a check too); names the model version being served."""
     checks = recommender.ready()
     ok = all(v == "ok" for v in checks.values())
     reloader = request.app.state.reloader
@@ -96,8 +108,9 @@ def get_ready(recommender: Recommender, request: Request) -> JSONResponse:
 @recommendations.get(
     "/users/{user_id}/recommendations",
     response_model=RecommendationsResponse,
-    responses=_REFUSED | _AUTH,
+    responses=_READS,
     dependencies=_READ,
+    summary="A user's slate, with every stage's scores and reasons",
 )
 async def get_recommendations(
     user_id: Annotated[str, Path(min_length=1, max_length=256)],
@@ -151,8 +164,10 @@ def _unknown_videos(items: list[EventIn], recommender: Recommender, batch: bool)
 @events.post(
     "/events",
     response_model=EventsAccepted,
-    responses=_REFUSED | _AUTH | {202: {"model": EventsAccepted, "description": "stored, not applied yet"}},
+    responses=_READS | _UNREADABLE | {202: {"model": EventsAccepted, "description": "stored durably, applied to "
+                                            "the online store when it answers again (applied: false)"}},
     dependencies=_EVENTS,
+    summary="Record one event or a batch (watch, like, dislike, impression)",
 )
 def post_events(body: Annotated[EventsBody, Body()], recommender: Recommender, response: Response) -> EventsAccepted:
     """Record one event or a batch: stored durably first, then applied to the online store.
@@ -221,7 +236,12 @@ def _taken_ids(items: list[VideoIn], recommender: Recommender, batch: bool) -> l
     return problems
 
 
-@videos.post("/videos", response_model=VideosAccepted, responses=_REFUSED | _AUTH, dependencies=_CATALOGUE)
+_RACED: _Responses = {409: {"model": ErrorResponse, "description": "a video of the batch was uploaded by another "
+                             "request meanwhile; nothing of the batch was stored"}}  # fmt: skip
+
+
+@videos.post("/videos", response_model=VideosAccepted, responses=_READS | _UNREADABLE | _RACED, dependencies=_CATALOGUE,
+             summary="Add one uploaded video or a batch, searchable from the next request")  # fmt: skip
 def post_videos(body: Annotated[VideosBody, Body()], recommender: Recommender) -> VideosAccepted:
     """Add one uploaded video or a batch: stored durably, then searchable from the next request.
 
@@ -247,13 +267,15 @@ def post_videos(body: Annotated[VideosBody, Body()], recommender: Recommender) -
     return VideosAccepted(accepted=frame.height)
 
 
-@videos.delete(
-    "/videos/{video_id}", response_model=VideosRemoved, responses=_NOT_FOUND | _AUTH, dependencies=_CATALOGUE
-)
+@videos.delete("/videos/{video_id}", response_model=VideosRemoved, responses=_NOT_FOUND | _READS,
+                dependencies=_CATALOGUE, summary="Take a video off: never recommended again")  # fmt: skip
 def delete_video(
     video_id: Annotated[str, Path(min_length=1, max_length=256)], recommender: Recommender
 ) -> VideosRemoved:
-    """Take a video off the platform: no recommendation returns it from the next request on."""
+    """No recommendation returns it from the next request on; it stays listed (GET /videos) with
+    ``available: false``, and its id is never reused. A video removed already answers 200 with
+    ``removed: 0``; an id not in the catalogue gets 404, an id that is not a valid id 422, both
+    with the ErrorResponse body."""
     if not recommender.known_video(video_id):
         raise RequestProblem(
             [Problem(field="path.video_id", message=f"video {video_id!r} is not in the catalogue; check the id")], 404
@@ -264,8 +286,8 @@ def delete_video(
 _NOT_RELOADED: _Responses = {409: {"model": ErrorResponse, "description": "refused; the old version serves on"}}
 
 
-@admin.post("/admin/reload", response_model=ReloadAnswer, responses=_REFUSED | _AUTH | _NOT_RELOADED,
-            dependencies=_RELOAD)  # fmt: skip
+@admin.post("/admin/reload", response_model=ReloadAnswer, responses=_REFUSED | _UNREADABLE | _AUTH | _NOT_RELOADED,
+            dependencies=_RELOAD, summary="Serve another model version without a restart")  # fmt: skip
 async def post_reload(request: Request, body: Annotated[ReloadRequest | None, Body()] = None) -> ReloadAnswer:
     """Serve another model version without a restart: the one ``LATEST`` names, or ``version``.
 
@@ -290,7 +312,7 @@ Offset = Annotated[int, Query(ge=0, le=2**31 - 1, description="rows to skip")]
 Limit = Annotated[int, Query(ge=1, le=MAX_PAGE, description=f"rows to return, 1..{MAX_PAGE}")]
 
 
-@browse.get("/users", response_model=UsersPage, responses=_REFUSED | _AUTH, dependencies=_READ,
+@browse.get("/users", response_model=UsersPage, responses=_READS, dependencies=_READ,
             summary="A page of the users the model was trained with")  # fmt: skip
 def get_users(recommender: Recommender, offset: Offset = 0, limit: Limit = 50) -> UsersPage:
     """Users of the model's users table, in its order, with their profiles. Users first seen in
@@ -298,7 +320,7 @@ def get_users(recommender: Recommender, offset: Offset = 0, limit: Limit = 50) -
     return UsersPage.model_validate(recommender.users_page(offset, limit))
 
 
-@browse.get("/users/{user_id}/history", response_model=History, responses=_REFUSED | _AUTH, dependencies=_READ,
+@browse.get("/users/{user_id}/history", response_model=History, responses=_READS, dependencies=_READ,
             summary="The videos a user watched, liked or disliked, and when")  # fmt: skip
 def get_history(
     user_id: Annotated[str, Path(min_length=1, max_length=256)],
@@ -311,7 +333,7 @@ def get_history(
     return History.model_validate(recommender.history(user_id, limit))
 
 
-@browse.get("/videos", response_model=VideosPage, responses=_REFUSED | _AUTH, dependencies=_READ,
+@browse.get("/videos", response_model=VideosPage, responses=_READS, dependencies=_READ,
             summary="A page of the catalogue, or videos by id")  # fmt: skip
 def get_videos(
     recommender: Recommender,

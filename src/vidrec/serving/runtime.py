@@ -28,6 +28,7 @@ from vidrec.recommender import Recommender
 from vidrec.serving.app import create_app
 from vidrec.serving.auth import KeyRing
 from vidrec.serving.limits import DEFAULT_MAX_BODY
+from vidrec.serving.logs import LogFormat
 from vidrec.serving.pool import WorkerPool
 from vidrec.serving.reload import Reloader, Swap, local_swap
 from vidrec.versions import ArtifactError, read_manifest, resolve_version
@@ -82,6 +83,7 @@ def load_service(
     max_body_bytes: int = DEFAULT_MAX_BODY,
     reload_keys: Callable[[], KeyRing] | None = None,
     watch_s: float | None = None,
+    log_format: LogFormat = "text",
 ) -> FastAPI:
     """The FastAPI app serving ``model_dir`` (arguments as :func:`load_recommender`; ``keys`` and
     ``max_body_bytes`` as :func:`~vidrec.serving.app.create_app`).
@@ -92,7 +94,8 @@ def load_service(
 
     The app reloads (:mod:`vidrec.serving.reload`) on ``POST /admin/reload``, on ``SIGHUP``
     and, with ``watch_s``, when ``LATEST`` names a new version (checked every ``watch_s``
-    seconds); ``reload_keys`` reads the key ring again at each reload.
+    seconds); ``reload_keys`` reads the key ring again at each reload. ``log_format``: how worker
+    processes log (this process's logging is the caller's).
     """
     root = Path(model_dir)
     version = resolve_version(root)  # served from here on, whatever LATEST says meanwhile
@@ -104,7 +107,7 @@ def load_service(
         swap = local_swap(lambda v: load_recommender(v, log_path, feature_store, torch_threads))
     else:
         read_manifest(version)  # a missing or corrupt model fails here, before any worker starts
-        pool = WorkerPool(workers, version, str(log_path), feature_store, torch_threads or 1)
+        pool = WorkerPool(workers, version, str(log_path), feature_store, torch_threads or 1, log_format=log_format)
         gc.collect()
         gc.freeze()  # what this process imported never becomes garbage: full collections stay short
         app = create_app(pool, slates=pool, keys=keys, max_body_bytes=max_body_bytes,

@@ -23,6 +23,7 @@ from vidrec.data.simulator.policy import LoggingPolicy
 from vidrec.data.simulator.vocab import language_penalty_table
 from vidrec.data.simulator.world import World, build_world
 from vidrec.data.simulator.writer import KIND_CODE, EventsWriter
+from vidrec.progress import bar
 
 US = 1_000_000
 DAY_SECONDS = 86_400.0
@@ -146,7 +147,7 @@ def simulate(config: SimulatorConfig, out_dir: str | Path) -> dict:
     kinds = np.zeros(len(KIND_CODE), dtype=np.int64)
     first_us, last_us = None, None
     with EventsWriter(root / "events.parquet", world.users["user_id"], world.videos["video_id"]) as writer:
-        for day in range(config.days):
+        for day in bar(range(config.days), config.days, "simulating", unit="day"):  # one numpy pass per day
             exposure.record(day, policy, views)
             events = simulate_day(world, policy, params, views, day, np.random.default_rng([config.seed, 100, day]))
             writer.write(events.user, events.video, events.ts_us, events.kind, events.watch_seconds)
