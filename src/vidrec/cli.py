@@ -145,7 +145,11 @@ def _train(args: argparse.Namespace) -> int:
     config = load_config(args.config)
     data, result = _load_training_data(args.data_dir, args.strict)
     checkpoints = None if args.no_checkpoints else Path(args.out) / CHECKPOINTS
-    rec = Recommender.train(data, config, log=lambda msg: print(msg, flush=True), checkpoints=checkpoints)
+    if args.two_tower and not (Path(args.two_tower) / "config.json").exists():
+        raise VidrecError(f"{args.two_tower}: not a two-tower model folder (no config.json)",
+                          "pass the --out folder of `vidrec train-two-tower`")  # fmt: skip
+    rec = Recommender.train(data, config, log=lambda msg: print(msg, flush=True), checkpoints=checkpoints,
+                            two_tower=args.two_tower)  # fmt: skip
     path = rec.save(args.out)
     if checkpoints is not None:
         shutil.rmtree(checkpoints, ignore_errors=True)  # the model is saved: nothing left to resume
@@ -305,6 +309,14 @@ def _train_two_tower(args: argparse.Namespace) -> int:
     from vidrec.candidates.two_tower.distributed import main as train_main
 
     flags = ["--find-unused-parameters"] if args.find_unused_parameters else []
+    flags += ["--checkpoints", args.checkpoints] if args.checkpoints else []
+    if args.config:  # the [two_tower] section of a vidrec config file
+        from vidrec.config import load_config
+
+        two_tower = Path(args.out) / "requested_config.json"
+        Path(args.out).mkdir(parents=True, exist_ok=True)
+        load_config(args.config).two_tower.save(two_tower)
+        flags += ["--config", str(two_tower)]
     code = train_main(["--data", args.data_dir, "--out", args.out, "--set", *args.set, *flags])
     if code == 0 and os.environ.get("RANK", "0") == "0":  # under torchrun, rank 0 wrote the model
         _done(args, f"wrote the two-tower model and train_report.json to {args.out}")
@@ -395,6 +407,9 @@ def _model_commands(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--no-checkpoints", action="store_true",
                    help=f"keep no training checkpoints (default: each epoch is saved under OUT/{CHECKPOINTS}/ "
                    "and the same command resumes an interrupted run; they are removed once the model is saved)")
+    p.add_argument("--two-tower", metavar="DIR", default=None,
+                   help="use the retrieval two-tower trained by `vidrec train-two-tower --out DIR` (for example under "
+                   "torchrun on several machines or a GPU) instead of training one (default: train it here)")
 
     p.set_defaults(func=_train)
 
@@ -407,6 +422,9 @@ def _model_commands(sub: argparse._SubParsersAction) -> None:
                    help="TwoTowerConfig fields to override, e.g. embedding_dim=32 epochs=10 (default: none)")
     p.add_argument("--find-unused-parameters", action="store_true",
                    help="for model variants with weights a step may not use (DDP's find_unused_parameters)")
+    p.add_argument("--config", help="a vidrec TOML config: its [two_tower] section (default: the defaults)")
+    p.add_argument("--checkpoints", metavar="DIR",
+                   help="keep per-round checkpoints here; the same command resumes an interrupted run (default: none)")
     p.set_defaults(func=_train_two_tower)
 
     p = command(sub, "recommend", "batch recommendations for a list of users",

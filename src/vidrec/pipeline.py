@@ -23,6 +23,7 @@ from typing import Literal, cast
 import polars as pl
 
 from vidrec.candidates.base import CandidateGenerator
+from vidrec.candidates.generators import TwoTowerGenerator
 from vidrec.candidates.merge import merge_many
 from vidrec.candidates.registry import GENERATORS
 from vidrec.candidates.two_tower.config import TwoTowerConfig
@@ -78,11 +79,13 @@ class Pipeline:
 
     @classmethod
     def fit(cls, train: Dataset, config: PipelineConfig | None = None, log: Logger = log.info,
-            checkpoints: str | Path | None = None) -> Pipeline:  # fmt: skip
+            checkpoints: str | Path | None = None, two_tower: str | Path | None = None) -> Pipeline:  # fmt: skip
         """Train every stage on ``train``; the clock is the end of its events.
 
         ``checkpoints``: a directory where the training loops keep their checkpoints, one
-        folder per stage; fitting again with the same data and config resumes from them."""
+        folder per stage; fitting again with the same data and config resumes from them.
+        ``two_tower``: the folder of a retrieval two-tower trained separately (``vidrec
+        train-two-tower``, for example on several machines or a GPU): indexed, not trained."""
         stage_dir = (lambda name: None) if checkpoints is None else (lambda name: Path(checkpoints) / name)
         config = config or PipelineConfig()
         if train.events.height == 0:
@@ -98,6 +101,8 @@ class Pipeline:
             entry = GENERATORS[name]
             gen = entry.build(getattr(config, name), config.index, log)
             gen.checkpoints = stage_dir(f"candidates.{name}")
+            if name == "two_tower" and two_tower is not None:
+                cast(TwoTowerGenerator, gen).pretrained = Path(two_tower)
             gen.fit(train, now, catalogue)
             generators.append(gen)
             timings[f"candidates.{name}"] = time.perf_counter() - t0

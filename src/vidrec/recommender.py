@@ -106,18 +106,20 @@ class Recommender:
 
     @classmethod
     def train(cls, train: Dataset | str | Path, config: PipelineConfig | None = None,
-              log: Callable[[str], None] = log.info, checkpoints: str | Path | None = None) -> Recommender:  # fmt: skip
+              log: Callable[[str], None] = log.info, checkpoints: str | Path | None = None,
+              two_tower: str | Path | None = None) -> Recommender:  # fmt: skip
         """Train all stages on ``train``: a validated :class:`Dataset`, or a data directory, read
         and validated as ``vidrec train`` does (invalid rows set aside with a warning). Serves
         from an in-memory store until :meth:`save`. With ``checkpoints`` (a directory) the
-        training loops save their state every epoch, and training again resumes from it."""
+        training loops save their state every epoch, and training again resumes from it.
+        ``two_tower``: a retrieval two-tower trained separately (its folder), used as is."""
         if isinstance(train, str | Path):
             result = read_valid(train)
             if not result.ok:
                 warnings.warn(f"{train}: {result.quarantine.height:,} invalid rows set aside; training on the "
                               f"valid ones\n{result.summary()}", stacklevel=2)  # fmt: skip
             train = result.dataset
-        pipeline = Pipeline.fit(train, config, log, checkpoints)
+        pipeline = Pipeline.fit(train, config, log, checkpoints, two_tower)
         assert pipeline.catalogue is not None
         state = VersionState.build(train.events, pipeline.catalogue, train.users, store_config(pipeline.config))
         until = cast(datetime, train.events["ts"].max()) + timedelta(microseconds=1)

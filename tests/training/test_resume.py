@@ -3,14 +3,15 @@ checkpoint directory ends with the model of an uninterrupted run, bit for bit.""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 from tests.candidates.conftest import make_clustered
-from tests.tiny_platform import small_config, two_audiences
-from vidrec.candidates.two_tower import TwoTowerConfig, fit_two_tower
+from tests.tiny_platform import SMALL_CONFIG, small_config, two_audiences
+from vidrec.candidates.two_tower import TwoTowerConfig, TwoTowerModel, fit_two_tower
 from vidrec.candidates.two_tower.distributed import parameter_checksum
 from vidrec.candidates.two_tower.train import _round_ends
 from vidrec.pipeline import Pipeline
@@ -124,3 +125,19 @@ def test_rounds_choose_a_fraction_of_an_epoch_and_the_refit_trains_that_long(dat
     refit = lines[next(i for i, line in enumerate(lines) if line.startswith("refit")) + 1 :]
     last = float(refit[-1].split()[1].split("/")[0])  # "epoch 1.33/2 ..."
     assert last == pytest.approx(report.best_epoch, abs=0.05)
+
+
+def test_a_two_tower_trained_separately_is_used_as_is(tmp_path: Path) -> None:
+    from vidrec.candidates.two_tower.distributed import main as train_two_tower
+    from vidrec.data.dataset import write_dataset
+
+    data = two_audiences(seed=3)
+    write_dataset(data, tmp_path / "data")
+    overrides = [f"{k}={json.dumps(v)}" for k, v in SMALL_CONFIG["two_tower"].items()]
+    assert train_two_tower(["--data", str(tmp_path / "data"), "--out", str(tmp_path / "tt"), "--set", *overrides]) == 0
+    lines: list[str] = []
+    pipe = Pipeline.fit(data, small_config(), log=lines.append, two_tower=tmp_path / "tt")
+    saved = TwoTowerModel.load(tmp_path / "tt")
+    assert parameter_checksum(pipe.generators[0].model) == parameter_checksum(saved)
+    assert any("not trained here" in line for line in lines)
+    assert pipe.feature_model is not None  # the ranker's own two-tower, as long as the saved one's early stopping

@@ -18,6 +18,7 @@ from vidrec.candidates.catalogue import CatalogueKeys
 from vidrec.candidates.common import first_eligible
 from vidrec.candidates.index import IndexConfig, TopKIndex, build_index, load_index
 from vidrec.candidates.two_tower.config import TwoTowerConfig
+from vidrec.candidates.two_tower.distributed import REPORT_FILE, read_report
 from vidrec.candidates.two_tower.export import RequestInputs, save_video_embeddings, video_embeddings
 from vidrec.candidates.two_tower.inputs import join_demographics
 from vidrec.candidates.two_tower.model import TwoTowerModel
@@ -65,12 +66,20 @@ class TwoTowerGenerator(CandidateGenerator):
         self.catalogue = None
         self._inputs: RequestInputs | None = None
         self._demographics: pl.DataFrame | None = None  # user_id + demographic columns seen at fit
+        self.pretrained: Path | None = None  # a trained model's folder: fit indexes it instead of training one
 
     def fit(self, train: Dataset, now: datetime, catalogue: Catalogue | None = None) -> Self:
-        events = train.events.filter(pl.col("ts") < _ts(now))
-        self.model, self.report = fit_two_tower(
-            events, train.videos, self.config, self.log, users=train.users, checkpoints=self.checkpoints
-        )
+        if self.pretrained is not None:  # trained elsewhere (train-two-tower, several processes or a GPU)
+            self.model = TwoTowerModel.load(self.pretrained)
+            self.config = self.model.config
+            report_file = Path(self.pretrained) / REPORT_FILE
+            self.report = read_report(Path(self.pretrained)) if report_file.exists() else None
+            self.log(f"[candidates] two-tower from {self.pretrained} (not trained here)")
+        else:
+            events = train.events.filter(pl.col("ts") < _ts(now))
+            self.model, self.report = fit_two_tower(
+                events, train.videos, self.config, self.log, users=train.users, checkpoints=self.checkpoints
+            )
         self._demographics = _demographic_table(self.model, train.users)
         self.catalogue_keys = None
         self.index_videos(train.videos)
