@@ -3,6 +3,7 @@ stage and peak memory (from ``/usr/bin/time -v``), one row per platform.
 
     .venv/bin/python benchmarks/train_scale.py default 2m        # 0.4M and 2M events
     .venv/bin/python benchmarks/train_scale.py 10m               # 100,000 users x 100,000 videos
+    .venv/bin/python benchmarks/train_scale.py 2m --config benchmarks/two_processes.toml   # both models on 2 processes
 
 Each platform is simulated once under ``runs/scale/<name>/data`` (reused when there) and
 trained with the default settings into ``runs/scale/<name>/model`` by the command a user runs
@@ -57,30 +58,33 @@ def _events(data: Path) -> int:
     return int(pl.scan_parquet(data / "events.parquet").select(pl.len()).collect().item())
 
 
-def run(name: str) -> dict:
+def run(name: str, config: Path | None = None) -> dict:
     users, videos, days = PLATFORMS[name]
     root = ROOT / name
-    data, model = root / "data", root / "model"
+    data, model = root / "data", root / ("model" if config is None else f"model-{config.stem}")
     root.mkdir(parents=True, exist_ok=True)
     if not (data / "events.parquet").exists():
         cmd = [VIDREC, "simulate", "--users", str(users), "--videos", str(videos), "--days", str(days), "--out", str(data)]
         _timed(cmd, root / "simulate.log")
     LOADS.clear()
-    wall, peak = _timed([VIDREC, "train", str(data), "--out", str(model)], root / "train.log")
+    extra = [] if config is None else ["--config", str(config)]
+    log = root / ("train.log" if config is None else f"train-{config.stem}.log")
+    wall, peak = _timed([VIDREC, "train", str(data), "--out", str(model), *extra], log)
     load = sum(LOADS) / max(len(LOADS), 1)
     latest = model / (model / "LATEST").read_text().strip()
     timings = json.loads((latest / "timings.json").read_text())
-    return {"platform": name, "users": users, "videos": videos, "events": _events(data), "wall_s": wall,
+    return {"platform": name if config is None else f"{name} ({config.stem})", "users": users, "videos": videos, "events": _events(data), "wall_s": wall,
             "peak_gib": peak, "mean_load": round(load, 2), **{f"{k}_s": v for k, v in timings.items()}}  # fmt: skip
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("platforms", nargs="+", choices=list(PLATFORMS))
+    ap.add_argument("--config", type=Path, help="a vidrec TOML config for `vidrec train` (default: the defaults)")
     args = ap.parse_args()
     rows = []
     for name in args.platforms:
-        row = run(name)
+        row = run(name, args.config)
         rows.append(row)
         print(json.dumps(row), flush=True)
     print("\n| platform | users x videos | events | wall | two-tower retrieval | co-watch | feature two-tower | "

@@ -95,12 +95,17 @@ def train_processes(
                "-m", "vidrec.scoring.distributed", "--arrays", str(root / "arrays"), "--out", str(root / "out")]
         if checkpoints is not None:
             cmd += ["--checkpoints", str(checkpoints)]
-        done = subprocess.run(cmd, env=env, capture_output=True, text=True)
-        if done.returncode != 0:
-            raise VidrecError(f"ranker training on {processes} processes failed:\n{done.stderr[-2000:]}",
+        tail: list[str] = []
+        with subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True) as proc:
+            assert proc.stdout is not None
+            for line in proc.stdout:  # rank 0's epoch lines, as they come
+                line = line.rstrip("\n")
+                tail = (tail + [line])[-40:]
+                if log is not None and line.startswith("ranker ("):
+                    log(line)
+        if proc.returncode != 0:
+            raise VidrecError(f"ranker training on {processes} processes failed:\n" + "\n".join(tail),
                               "set ranker.processes = 1 to train in this process")  # fmt: skip
-        for line in done.stdout.splitlines() if log is not None else []:
-            log(line)  # rank 0's epoch lines
         return load_results(root / "out", arrays["x_train"].shape[1], config)
 
 
