@@ -138,7 +138,7 @@ def train_classifier(
         clock.start()
         model.train()
         order = torch.randperm(len(xt), generator=gen)
-        total = 0.0
+        total, rows_seen = 0.0, 0
         for s in bar(range(0, len(xt), batch), steps, f"ranker (seed {config.seed}) epoch {epoch + 1}"):
             rows = order[s : s + batch]
             if len(rows) < shards.world_size:  # the same on every rank: all skip it
@@ -149,7 +149,8 @@ def train_classifier(
             loss.backward()
             opt.step()
             total += float(loss.detach()) * len(idx)
-        result.train_loss.append(total / len(xt))
+            rows_seen += len(idx)
+        result.train_loss.append(total / max(rows_seen, 1))  # this process's rows (its share under torchrun)
         with torch.no_grad():
             model.eval()
             val = float(loss_fn(torch.cat([model(xv[s : s + 65_536]) for s in range(0, len(xv), 65_536)]), yv))
