@@ -64,11 +64,6 @@ class Checkpoint:
         torch.save({"key": self.key, "state": state}, tmp)
         os.replace(tmp, self.path)
 
-    def child(self, name: str) -> Checkpoint:
-        """A checkpoint beside this one for a sub-loop (``name`` is added to the file name)."""
-        path = None if self.path is None else self.path.with_name(f"{self.path.stem}.{name}{self.path.suffix}")
-        return Checkpoint(path, self.key)
-
 
 def rng_state(rng: np.random.Generator) -> dict[str, Any]:
     """A numpy generator's state (restore with :func:`set_rng_state`)."""

@@ -43,10 +43,11 @@ class EpochClock:
     """Mean epoch time and what is left of a loop of at most ``epochs`` epochs."""
 
     def __init__(self, epochs: int) -> None:
-        self.epochs, self.done, self.spent = epochs, 0, 0.0
+        self.epochs, self.done, self.spent, self.epoch = epochs, 0, 0.0, 0
         self._t0 = time.perf_counter()
 
     def start(self) -> None:
+        """The next epoch (or round) starts now."""
         self._t0 = time.perf_counter()
 
     def stop(self, epoch: int) -> float:
