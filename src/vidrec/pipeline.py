@@ -74,6 +74,7 @@ class Pipeline:
         self.reranker = reranker
         self.feature_model = feature_model
         self.timings: dict[str, float] = {}
+        self.budget: dict = {}  # what the re-ranking budget measured at training (rerank_budget.py)
         self.catalogue: Catalogue | None = None
         self.live: LiveCounts | None = None
 
@@ -199,6 +200,8 @@ class Pipeline:
         if self.feature_model is not None:
             self.feature_model.save(_mkdir(root / "scoring" / "two_tower_features"))
         self.config.rerank.save(_mkdir(root / "reranking") / "config.json")
+        if self.budget:
+            (root / "reranking" / "budget.json").write_text(json.dumps(self.budget, indent=2, default=str))
         self.config.save(root / "config.json")
         (root / "timings.json").write_text(json.dumps(self.timings, indent=2))
         return root

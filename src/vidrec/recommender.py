@@ -45,6 +45,7 @@ from vidrec.features.store.log import Batch
 from vidrec.features.store.snapshot import VersionState
 from vidrec.pipeline import Pipeline, Stage
 from vidrec.request import Request, hydrate
+from vidrec.rerank_budget import tune_reranking
 from vidrec.result import Result
 from vidrec.uploads import upload_error, validate_uploads
 from vidrec.versions import ArtifactError, point_latest, read_manifest, resolve_version, write_manifest
@@ -121,6 +122,9 @@ class Recommender:
             train = result.dataset
         pipeline = Pipeline.fit(train, config, log, checkpoints, two_tower)
         assert pipeline.catalogue is not None
+        t0 = time.perf_counter()
+        pipeline.budget = tune_reranking(pipeline, train, log)
+        pipeline.timings["reranking.budget"] = time.perf_counter() - t0
         state = VersionState.build(train.events, pipeline.catalogue, train.users, store_config(pipeline.config))
         until = cast(datetime, train.events["ts"].max()) + timedelta(microseconds=1)
         rec = cls(pipeline, pipeline.catalogue, train.users, state, until)

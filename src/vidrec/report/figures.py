@@ -328,7 +328,8 @@ def oracle_breakdown(
     """Share of the oracle's expected completions reached by each stage's ten (``oracle_ratio``).
 
     Rows: the best ten within the merged candidates by the true probability (the ceiling of the
-    later stages), the merged candidate order, the scoring stage and the final slate.
+    later stages), the merged candidate order, the scoring stage and the final slate, then every
+    other model in ``recs`` (the baselines), judged the same way.
     """
     users = data.users.to_index([r.request.user_id for r in run.results])
     seen = pl.DataFrame({"user_id": data.users.ids.gather(users),
@@ -352,7 +353,7 @@ def oracle_breakdown(
         "merged candidate order": candidates[:, :k],
         "scoring stage": recs[STAGE_NAMES["scored"]][:, :k],
         "final slate": recs[STAGE_NAMES["final"]][:, :k],
-    }
+    } | {name: matrix[:, :k] for name, matrix in recs.items() if name not in STAGE_NAMES.values()}
     rows = []
     for name, matrix in slates.items():
         r = oracle_ratio(truth, _ranked(matrix[users], users, data), seen, rec.now, k=k)

@@ -28,7 +28,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 from dataclasses import dataclass, replace
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, Self
 
@@ -198,6 +198,7 @@ class MultiTaskRanker(Ranker):
             "train_examples": cut, "validation_examples": len(y) - cut, "architecture": cfg.architecture,
             "best_epoch": result.best_epoch, "train_loss": result.train_loss, "val_loss": result.val_loss,
             "ensemble": len(results), "member_best_epochs": [r.best_epoch for r in results],
+            "validation_since": _iso(ts[cut]),  # where the rows the network never saw begin
         }  # fmt: skip
         for j, task in enumerate(LABELS):
             yv = y[cut:, j]
@@ -485,3 +486,11 @@ def _history_from_state(feats: pl.DataFrame, users: pl.DataFrame, history_len: i
     state = users.select("user_id", _state=pl.col("recent_completed").list.tail(history_len))
     out = feats.join(state, on="user_id", how="left", maintain_order="left")
     return out.with_columns(history=pl.coalesce("_state", "history")).drop("_state")
+
+
+def _iso(ts: np.generic) -> str | None:
+    """A numpy timestamp (UTC, as Polars exports it) as an ISO string with its zone; None if not a time."""
+    if not np.issubdtype(np.asarray(ts).dtype, np.datetime64):
+        return None
+    micros = int(np.asarray(ts).astype("datetime64[us]").astype(np.int64))
+    return (datetime(1970, 1, 1, tzinfo=UTC) + timedelta(microseconds=micros)).isoformat()

@@ -1,0 +1,103 @@
+"""The re-ranking budget at training time: a validation window carved from the end of the
+training log, served as of its start, and the soft objectives chosen on it.
+
+The window is the ranker's own validation period (the latest ``val_fraction`` of its
+examples, which its network never trained on): each sampled user's request is hydrated
+from the events before the window, runs the candidate and scoring stages as served, and
+is judged on the videos the user completed in the window. The candidate pool comes from
+generators that did see the window, so the pool is somewhat better than on unseen data;
+the ranker's order is not, and the budget is a share of that order's NDCG, so the cost of
+each soft objective is measured where it acts.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import replace
+from datetime import datetime
+from typing import Any, cast
+
+import numpy as np
+import polars as pl
+
+from vidrec.data.dataset import Dataset
+from vidrec.data.schema import with_derived
+from vidrec.features.store.snapshot import VersionState
+from vidrec.pipeline import Pipeline
+from vidrec.reranking.budget import Window, changes, choose_within_budget
+from vidrec.reranking.reranker import DefaultReRanker
+
+log = logging.getLogger(__name__)
+BATCH = 32  # requests served together while scoring the window
+
+
+def window_start(pipeline: Pipeline) -> datetime | None:
+    """Where the ranker's validation examples begin (None: the ranker did not say)."""
+    since = pipeline.ranker.report.get("validation_since")
+    return None if since is None else datetime.fromisoformat(since)
+
+
+def validation_window(pipeline: Pipeline, train: Dataset, since: datetime, users_max: int, seed: int = 0,
+                      k: int = 10) -> Window | None:  # fmt: skip
+    """The window's requests, scored as served at ``since``, and each user's completions after it."""
+    from vidrec.recommender import Recommender, store_config  # the serving path, built as it serves
+
+    catalogue = pipeline.catalogue
+    assert catalogue is not None, "fit the pipeline first"
+    before = train.events.filter(pl.col("ts") < since)
+    after = with_derived(train.events.filter(pl.col("ts") >= since), train.videos)
+    seen = before.select("user_id", "video_id").unique()
+    done = (
+        after.filter(pl.col("completed")).select("user_id", "video_id").unique()
+        .join(seen, on=["user_id", "video_id"], how="anti")
+        .filter(pl.col("user_id").is_in(before["user_id"].unique().implode()))
+    )  # fmt: skip
+    users = done["user_id"].unique().sort()
+    if users.len() == 0:
+        return None
+    if users.len() > users_max:
+        users = users.sample(users_max, seed=seed).sort()
+    done = done.filter(pl.col("user_id").is_in(users.implode()))
+    state = VersionState.build(before, catalogue, train.users, store_config(pipeline.config))
+    rec = Recommender(pipeline, catalogue, train.users, state, since)
+    rec.attach(":memory:")
+    asks = [(u, k) for u in users.to_list()]
+    results = [r for i in range(0, len(asks), BATCH) for r in rec.run_many(asks[i : i + BATCH], since, "scored")]
+    truth = {u: catalogue.rows_of(g["video_id"]) for (u,), g in done.group_by("user_id")}
+    return Window(
+        requests=[r.request for r in results],
+        rows=[r.candidates.rows for r in results],
+        scores=[np.asarray(cast(dict, r.scored)["score"]) for r in results],
+        truth=[truth[u][truth[u] >= 0] for u, _ in asks],
+        k=k,
+    )
+
+
+def tune_reranking(pipeline: Pipeline, train: Dataset, log: Callable[[str], None] = log.info) -> dict[str, Any]:
+    """Choose the re-ranking soft objectives within ``rerank.budget`` and install them in ``pipeline``.
+
+    Returns what was measured (saved beside the re-ranking config as ``budget.json``)."""
+    config = pipeline.config.rerank
+    if config.budget is None:
+        return {"budget": None}
+    since = window_start(pipeline)
+    window = None if since is None else validation_window(pipeline, train, since, config.budget_users)
+    if window is None:
+        log("[reranking] no validation window with completions: soft objectives kept as configured")
+        return {"budget": config.budget, "users": 0}
+    live = pipeline.live
+    evaluate = window.evaluator(cast(Any, pipeline.catalogue), live, pipeline.video_vectors())
+    chosen, trace = choose_within_budget(evaluate, config, config.budget)
+    turned = changes(config, chosen)
+    reference, kept = trace[0]["ndcg"], next(r for r in reversed(trace) if r["kept"])
+    log(f"[reranking] budget {config.budget:.0%} of NDCG@{window.k} on {len(window.requests):,} validation users "
+        f"from {since:%Y-%m-%d %H:%M}: soft objectives off {reference:.4f}, as configured {trace[1]['ndcg']:.4f} "
+        f"(cost {trace[1]['cost']:.1%}), chosen {kept['ndcg']:.4f} (cost {kept['cost']:.1%})")  # fmt: skip
+    for knob, (was, now) in turned.items():
+        log(f"[reranking]   {knob}: {was} -> {now}")
+    pipeline.config = replace(pipeline.config, rerank=chosen)
+    pipeline.reranker = DefaultReRanker(chosen)
+    return {"budget": config.budget, "users": len(window.requests), "since": since.isoformat(), "k": window.k,
+            "configured": {k: was for k, (was, _) in turned.items()}, "chosen": {k: v for k, (_, v) in turned.items()},
+            "trace": trace}  # fmt: skip
