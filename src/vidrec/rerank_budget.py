@@ -79,8 +79,8 @@ def tune_reranking(pipeline: Pipeline, train: Dataset, log: Callable[[str], None
 
     Returns what was measured (saved beside the re-ranking config as ``budget.json``)."""
     config = pipeline.config.rerank
-    if config.budget is None:
-        return {"budget": None}
+    if config.budget is None or config.budget >= 1.0:
+        return {"budget": config.budget}  # the soft objectives as set, nothing measured
     since = window_start(pipeline)
     window = None if since is None else validation_window(pipeline, train, since, config.budget_users)
     if window is None:

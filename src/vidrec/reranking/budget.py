@@ -98,8 +98,8 @@ def choose_within_budget(
     most accuracy is kept (the others stay as they are), so the objectives that cost the
     most give way first and the cheap ones stay on. Returns the chosen config and one row
     per config tried (``knob``, ``value``, ``ndcg``, ``cost``, ``kept``)."""
-    if not 0.0 <= budget < 1.0:
-        raise ValueError(f"the re-ranking budget must lie in [0, 1), got {budget}")
+    if not 0.0 <= budget <= 1.0:
+        raise ValueError(f"the re-ranking budget must lie in [0, 1], got {budget}")
     reference = evaluate(neutral(config))
     trace: list[dict[str, Any]] = [{"knob": "(all soft objectives off)", "value": None, "ndcg": reference,
                                     "cost": 0.0, "kept": False}]  # fmt: skip

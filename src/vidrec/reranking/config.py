@@ -85,7 +85,7 @@ class ReRankConfig:
     # the fresh minimum reaches the best 100; a pool of 20-30 also bounds the loss (notes) but finds fewer fresh videos
     greedy_pool: int = 100  # each user's best candidates (by final score) the greedy chooses from
     # the values above are a ceiling: training turns them down on a validation window of the log until
-    # together they cost at most this share of NDCG@10 (vidrec.reranking.budget); None keeps them as set
+    # together they cost at most this share of NDCG@10 (vidrec.reranking.budget); 1 (or None) keeps them as set
     budget: float | None = 0.02
     budget_users: int = 1000  # validation users the budget is measured on (a seeded sample)
 
@@ -150,8 +150,8 @@ class ReRankConfig:
                 raise ValueError(f"{name} must be an integer >= 0, got {value!r}")
         if self.greedy_pool < 1:
             raise ValueError("greedy_pool must be at least 1")
-        if self.budget is not None and not (_nonneg(self.budget) and self.budget < 1.0):
-            raise ValueError(f"budget must lie in [0, 1) or be None (keep the values as set), got {self.budget}")
+        if self.budget is not None and not (_nonneg(self.budget) and self.budget <= 1.0):
+            raise ValueError(f"budget must lie in [0, 1] (1 keeps the soft objectives as set), got {self.budget}")
         if isinstance(self.budget_users, bool) or not isinstance(self.budget_users, int) or self.budget_users < 1:
             raise ValueError(f"budget_users must be an integer >= 1, got {self.budget_users!r}")
 
