@@ -104,6 +104,10 @@ def test_figures_read_one_evaluation(platform: Path) -> None:
     share = dict(zip(table["ten per user from"], table["share of the oracle"]))
     ceiling = share.pop("best ten within the candidates (ceiling)")
     assert all(0.0 < s <= ceiling + 1e-9 for s in share.values()) and ceiling <= 1.0 + 1e-9
+    other = ev.recommendations | {"a baseline": ev.recommendations["vidrec final"]}  # any other model, judged alike
+    more = oracle_breakdown(inputs.rec, ev.run, inputs.data, candidates, other, inputs.truth)
+    assert more["ten per user from"].to_list()[-1] == "a baseline"
+    assert more["share of the oracle"][-1] == pytest.approx(share["final slate"])
     path = write_report(inputs, platform / "no-baselines.html")  # the given evaluation is drawn, not redone
     text = path.read_text()
     assert "<td>vidrec final</td>" in text and "<td>iALS</td>" not in text and "baselines were skipped" in text
