@@ -2,12 +2,15 @@
 training log, served as of its start, and the soft objectives chosen on it.
 
 The window is the ranker's own validation period (the latest ``val_fraction`` of its
-examples, which its network never trained on): each sampled user's request is hydrated
+examples, which its network never trained on), started earlier where that period holds too
+few users (:func:`window_start`; there the ranker did train on part of it, so its order looks
+better than on unseen data and the objectives' cost is, if anything, overstated): each
+sampled user's request is hydrated
 from the events before the window, runs the candidate and scoring stages as served, and
 is judged on the videos the user completed in the window. The candidate pool comes from
 generators that did see the window, so the pool is somewhat better than on unseen data;
-the ranker's order is not, and the budget is a share of that order's NDCG, so the cost of
-each soft objective is measured where it acts.
+the budget is a share of the scored order's NDCG within that pool, so the cost of each soft
+objective is measured where it acts.
 """
 
 from __future__ import annotations
@@ -32,10 +35,23 @@ log = logging.getLogger(__name__)
 BATCH = 32  # requests served together while scoring the window
 
 
-def window_start(pipeline: Pipeline) -> datetime | None:
-    """Where the ranker's validation examples begin (None: the ranker did not say)."""
+MIN_USERS = 200
+"""Users a window needs for its NDCG to say something: where the ranker's own validation period
+holds fewer (a log whose users are active in bursts), the window starts earlier."""
+
+
+def window_start(pipeline: Pipeline, train: Dataset, min_users: int = MIN_USERS) -> datetime | None:
+    """Where the validation window begins: the ranker's validation period (the examples its
+    network never trained on), widened back to the latest time at least ``min_users`` users
+    complete a video after (their last completion), when the period holds fewer."""
     since = pipeline.ranker.report.get("validation_since")
-    return None if since is None else datetime.fromisoformat(since)
+    start = None if since is None else datetime.fromisoformat(since)
+    done = with_derived(train.events, train.videos).filter(pl.col("completed"))
+    lasts = done.group_by("user_id").agg(pl.col("ts").max())["ts"].sort(descending=True)
+    if lasts.len() == 0:
+        return start
+    widest = cast(datetime, lasts[min(min_users, lasts.len()) - 1])
+    return widest if start is None or widest < start else start
 
 
 def validation_window(pipeline: Pipeline, train: Dataset, since: datetime, users_max: int, seed: int = 0,
@@ -81,7 +97,7 @@ def tune_reranking(pipeline: Pipeline, train: Dataset, log: Callable[[str], None
     config = pipeline.config.rerank
     if config.budget is None or config.budget >= 1.0:
         return {"budget": config.budget}  # the soft objectives as set, nothing measured
-    since = window_start(pipeline)
+    since = window_start(pipeline, train)
     window = None if since is None else validation_window(pipeline, train, since, config.budget_users)
     if window is None:
         log("[reranking] no validation window with completions: soft objectives kept as configured")

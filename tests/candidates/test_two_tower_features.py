@@ -35,7 +35,7 @@ ALL = dict(dislike_len=4, user_demographics=True, request_context=True, example_
            video_duration=True, video_language=True, video_id_dropout=0.3)
 GROUPS = [{}, {"dislike_len": 4}, {"user_demographics": True}, {"request_context": True}, {"example_age": True},
           {"video_duration": True}, {"video_language": True}, {"history_pooling": "weighted"},
-          {"history_pooling": "attention"}, ALL]
+          {"history_pooling": "attention"}, {"history_pooling": "transformer"}, ALL]
 
 
 def with_profile(ds) -> tuple[pl.DataFrame, pl.DataFrame]:
@@ -146,9 +146,16 @@ def test_pooling_modes():
     # what sits in padded slots never matters
     noisy = emb.clone()
     noisy[0, :2] = 100.0
-    for pool in (weighted, att):
+    seq = HistoryPooling("transformer", 4, 5)
+    assert torch.allclose(seq(emb, mask)[1], torch.zeros(5)) and torch.isfinite(seq(emb, mask)).all()
+    for pool in (weighted, att, seq):
         assert torch.allclose(pool(noisy, mask)[0], pool(emb, mask)[0], atol=1e-5)
     assert torch.allclose(masked_mean(emb, mask), mean)
+    # causal: a slot reads only the videos before it, so the newest video changes no earlier slot
+    later = emb.clone()
+    later[2, 3] += 1.0
+    x, y = (seq.encoder(e + seq.position, mask=seq.causal) for e in (emb[2:], later[2:]))
+    assert torch.allclose(x[0, :3], y[0, :3], atol=1e-6) and not torch.allclose(x[0, 3], y[0, 3])
 
 
 @pytest.mark.parametrize(

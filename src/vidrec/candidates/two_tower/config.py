@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 OBJECTIVES = ("binary", "sampled_softmax")
-HISTORY_POOLINGS = ("mean", "weighted", "attention")
+HISTORY_POOLINGS = ("mean", "weighted", "attention", "transformer")
 LOGQ_CORRECTIONS = ("streaming", "counts", "none")
 
 
@@ -29,7 +29,8 @@ class TwoTowerConfig:
     # so the tower learns to read the history too (cold users and fresh histories rely on it)
     # --- richer towers (defaults chosen on the ML-100K validation carve, see notes/two-tower-features.md) ---
     history_pooling: str = "attention"  # "mean": masked mean; "weighted": learned weight per recency
-    # position (softmax over the filled slots); "attention": learned query over video + position embeddings
+    # position (softmax over the filled slots); "attention": learned query over video + position embeddings;
+    # "transformer": one causal self-attention layer over the history (order-aware), then that attention
     dislike_len: int = 0  # recent dislikes pooled as a separate (negative) signal; 0 = off
     user_demographics: bool = False  # users-table columns (age_bucket, country, gender, occupation)
     request_context: bool = False  # hour of day and day of week of the request (example time in training)

@@ -43,7 +43,9 @@ class HistoryPooling(nn.Module):
 
     "mean": masked mean. "weighted": a learned logit per recency position, softmax over the
     filled slots (starts as the mean). "attention": a learned query scores each video plus
-    its recency-position embedding, softmax over the filled slots.
+    its recency-position embedding, softmax over the filled slots. "transformer": the same
+    attention over the outputs of one causal pre-norm self-attention layer (SASRec-style, each
+    slot reads the videos before it), so the order of the history, not only its recency, counts.
     """
 
     def __init__(self, mode: str, width: int, d: int) -> None:
@@ -51,10 +53,16 @@ class HistoryPooling(nn.Module):
         self.mode = mode
         if mode == "weighted":
             self.position_logit = nn.Parameter(torch.zeros(width))
-        if mode == "attention":
+        if mode in ("attention", "transformer"):
             self.position = nn.Parameter(torch.randn(width, d) * 0.05)
             self.key = nn.Linear(d, d)
             self.query = nn.Parameter(torch.randn(d) * 0.05)
+        if mode == "transformer":
+            heads = 2 if d % 2 == 0 else 1
+            layer = nn.TransformerEncoderLayer(d, heads, dim_feedforward=2 * d, dropout=0.0, batch_first=True,
+                                               norm_first=True)  # fmt: skip
+            self.encoder = nn.TransformerEncoder(layer, num_layers=1, enable_nested_tensor=False)
+            self.register_buffer("causal", torch.ones(width, width, dtype=torch.bool).triu(1), persistent=False)
 
     def forward(self, emb: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         """emb (B, H, d), mask (B, H) bool -> (B, d); all-empty rows give zeros."""
@@ -65,6 +73,10 @@ class HistoryPooling(nn.Module):
             scores = self.position_logit[-width:].expand(emb.shape[0], -1)  # (B, H)
         else:
             x = emb + self.position[-width:]  # (B, H, d)
+            if self.mode == "transformer":
+                # padded slots (left of a right-aligned history) enter as zero vectors rather than masked
+                # keys: a slot that could read only padding would attend to nothing (NaN in the fast path)
+                x = self.encoder(x * mask.unsqueeze(-1), mask=self.causal[-width:, -width:])
             scores = torch.tanh(self.key(x)) @ self.query / emb.shape[-1] ** 0.5  # (B, H)
             emb = x
         weights = torch.softmax(scores.masked_fill(~mask, -1e9), dim=1) * mask  # (B, H)
