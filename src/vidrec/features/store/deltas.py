@@ -9,7 +9,9 @@ those of the point-in-time feature tables (:mod:`vidrec.features.point_in_time`,
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Literal
 
 import polars as pl
 
@@ -85,61 +87,88 @@ def to_us(col: str | pl.Expr) -> pl.Expr:
     return expr.cast(TIMESTAMP).dt.epoch("us")
 
 
+STREAMING_FROM = 1_000_000
+"""Events from which the aggregations run on Polars' streaming engine (bounded memory: at 10M
+events the in-memory engine's group-bys on string keys peaked at 3x the log); an online
+batch stays on the in-memory engine, which starts faster."""
+
+
 def compute_deltas(events: pl.DataFrame, meta: pl.DataFrame, config: StoreConfig) -> Deltas:
     """Aggregate canonical ``events`` into :class:`Deltas` (columnar, no row loops).
 
     ``meta`` holds ``video_id, creator_id, category, duration_seconds, language, tags`` (the
     cross tags) of every video the events refer to (:meth:`Catalogue.meta`).
     """
-    ev = events.select("user_id", "video_id", pl.col("ts").cast(TIMESTAMP), "event", "watch_seconds").join(
-        meta, on="video_id", how="left"
-    )
-    if ev["duration_seconds"].null_count():
-        unknown = ev.filter(pl.col("duration_seconds").is_null())["video_id"].unique().head(5).to_list()
+    unknown = (
+        events.lazy().select("video_id").unique().join(meta.lazy().select("video_id"), on="video_id", how="anti")
+        .head(5).collect()["video_id"].to_list()
+    )  # fmt: skip
+    if unknown:
         raise ValueError(
             f"events refer to videos not in the catalogue (e.g. {', '.join(unknown)}); "
             "upload the videos first or validate the events"
         )
+    engine: Literal["streaming", "in-memory"] = "streaming" if events.height >= STREAMING_FROM else "in-memory"
+
+    def collect(frame: pl.LazyFrame) -> pl.DataFrame:
+        return frame.collect(engine=engine)
+
     e = pl.col("event")
     completion = pl.col("watch_seconds") / pl.col("duration_seconds")
-    ev = ev.with_columns(
-        completed=(e == "watch") & (completion >= config.threshold).fill_null(False),
-        capped=completion.clip(0.0, config.completion_cap).fill_null(0.0),
-        ts_us=to_us("ts"),
-    )
+    # tags and languages are joined per (user, video) below, not per event: exploding every event's
+    # tags with its other columns was the largest frame of the whole build
+    ev = (
+        events.lazy().select("user_id", "video_id", pl.col("ts").cast(TIMESTAMP), "event", "watch_seconds")
+        .join(meta.lazy().drop("tags", "language"), on="video_id", how="left")
+        .with_columns(
+            completed=(e == "watch") & (completion >= config.threshold).fill_null(False),
+            capped=completion.clip(0.0, config.completion_cap).fill_null(0.0),
+            ts_us=to_us("ts"),
+        )
+    )  # fmt: skip
     counts = count_aggs()
-    user_counts = ev.group_by("user_id").agg(**counts, completion_sum=pl.col("capped").sum())
-    watch, base = ev.filter(e == "watch"), ev.filter(e.is_in(["impression", "watch"]))
-    tagged = base.explode("tags").drop_nulls("tags").rename({"tags": "tag"})
-    spoken = base.drop_nulls("language")
+    user_counts = collect(ev.group_by("user_id").agg(**counts, completion_sum=pl.col("capped").sum()))
+    watch = ev.filter(e == "watch")
     triple = {k: counts[k] for k in ("impressions", "views", "completions")}
+    watched = collect(ev.filter(e.is_in(["impression", "watch"])).group_by("user_id", "video_id").agg(
+        events=pl.len().cast(pl.Int64), **triple
+    )).lazy()  # fmt: skip
+    tags = meta.lazy().select("video_id", tag="tags").explode("tag").drop_nulls("tag")
+    tagged = watched.join(tags, on="video_id")  # one row per (user, video, tag)
+    spoken = watched.join(meta.lazy().select("video_id", "language").drop_nulls("language"), on="video_id")
+    summed = {k: pl.col(k).sum() for k in triple}
     creator = ev.filter(e.is_in(["watch", "dislike"])).group_by("user_id", "creator_id").agg(
         views=(e == "watch").sum().cast(pl.Int64), dislikes=(e == "dislike").sum().cast(pl.Int64),
         last_dislike_us=pl.when(e == "dislike").then(pl.col("ts_us")).max(),
     )  # fmt: skip
     pairs = {
-        "category": watch.group_by("user_id", "category").agg(views=counts["views"], completions=counts["completions"]),
-        "creator": creator,
-        "tag": tagged.group_by("user_id", "tag").agg(**triple),
-        "language": spoken.group_by("user_id", "language").agg(**triple),
-    }
+        "category": collect(watch.group_by("user_id", "category").agg(views=counts["views"],
+                                                                      completions=counts["completions"])),
+        "creator": collect(creator),
+        "tag": collect(tagged.group_by("user_id", "tag").agg(**summed)),
+        "language": collect(spoken.group_by("user_id", "language").agg(**summed)),
+    }  # fmt: skip
+    per_event = {"events": pl.len().cast(pl.Int64), "views": counts["views"]}
+    per_pair = {"events": pl.col("events").sum(), "views": pl.col("views").sum()}
     attributes = pl.concat(
         [
-            frame.group_by(key).agg(events=pl.len().cast(pl.Int64), views=counts["views"])
+            collect(frame.group_by(key).agg(**aggs))
             .select(kind=pl.lit(kind), name=pl.col(key), events="events", views="views")
-            for kind, key, frame in (("category", "category", watch), ("tag", "tag", tagged),
-                                     ("language", "language", spoken), ("creator", "creator_id", watch))
+            for kind, key, frame, aggs in (("category", "category", watch, per_event), ("tag", "tag", tagged, per_pair),
+                                           ("language", "language", spoken, per_pair),
+                                           ("creator", "creator_id", watch, per_event))
         ]
     )  # fmt: skip
-    totals = ev.select(**counts, completion_sum=pl.col("capped").sum()).row(0, named=True)
-    last = ev["ts_us"].max()
+    totals = collect(ev.select(**counts, completion_sum=pl.col("capped").sum(), last=pl.col("ts_us").max()))
+    last = totals["last"][0]
     return Deltas(
-        _firsts(ev), user_counts, pairs, ev.group_by("video_id").agg(**counts), attributes,
-        {k: float(v or 0) for k, v in totals.items()}, None if last is None else int(last),  # type: ignore[arg-type]
+        _firsts(ev, collect), user_counts, pairs, collect(ev.group_by("video_id").agg(**counts)), attributes,
+        {k: float(v or 0) for k, v in totals.drop("last").row(0, named=True).items()},
+        None if last is None else int(last),
     )  # fmt: skip
 
 
-def _firsts(ev: pl.DataFrame) -> pl.DataFrame:
+def _firsts(ev: pl.LazyFrame, collect: Callable[[pl.LazyFrame], pl.DataFrame]) -> pl.DataFrame:
     """First time per (user, kind, video) for the video sets, last watch time for re-watch."""
     e = pl.col("event")
     acted = ev.filter(e != "impression")
@@ -155,5 +184,5 @@ def _firsts(ev: pl.DataFrame) -> pl.DataFrame:
         "last_watched": watches.group_by("user_id", "video_id").agg(ts_us=pl.col("ts_us").max()),
     }
     return pl.concat(
-        [p.select("user_id", kind=pl.lit(k), video_id="video_id", ts_us="ts_us") for k, p in parts.items()]
+        [collect(p.select("user_id", kind=pl.lit(k), video_id="video_id", ts_us="ts_us")) for k, p in parts.items()]
     )
