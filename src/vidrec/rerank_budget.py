@@ -25,7 +25,7 @@ import numpy as np
 import polars as pl
 
 from vidrec.data.dataset import Dataset
-from vidrec.data.schema import with_derived
+from vidrec.data.schema import epoch_us, from_epoch_us, with_derived
 from vidrec.features.store.snapshot import VersionState
 from vidrec.pipeline import Pipeline
 from vidrec.reranking.budget import Window, changes, choose_within_budget
@@ -35,27 +35,27 @@ log = logging.getLogger(__name__)
 BATCH = 32  # requests served together while scoring the window
 
 
-MIN_USERS = 200
-"""Users a window needs for its NDCG to say something: where the ranker's own validation period
-holds fewer (a log whose users are active in bursts), the window starts earlier."""
-
-
-def window_start(pipeline: Pipeline, train: Dataset, min_users: int = MIN_USERS) -> datetime | None:
+def window_start(pipeline: Pipeline, train: Dataset, min_users: int) -> datetime | None:
     """Where the validation window begins: the ranker's validation period (the examples its
-    network never trained on), widened back to the latest time at least ``min_users`` users
-    complete a video after (their last completion), when the period holds fewer."""
+    network never trained on), widened back to the latest time at which at least ``min_users``
+    users have an event before and a completion after, when the period holds fewer; None when
+    no time has that many (a log whose users each come once)."""
     since = pipeline.ranker.report.get("validation_since")
-    start = None if since is None else datetime.fromisoformat(since)
     done = with_derived(train.events, train.videos).filter(pl.col("completed"))
-    lasts = done.group_by("user_id").agg(pl.col("ts").max())["ts"].sort(descending=True)
-    if lasts.len() == 0:
-        return start
-    widest = cast(datetime, lasts[min(min_users, lasts.len()) - 1])
-    return widest if start is None or widest < start else start
+    done = done.group_by("user_id").agg(last=pl.col("ts").max())
+    spans = train.events.group_by("user_id").agg(first=pl.col("ts").min()).join(done, on="user_id")
+    firsts = np.sort(spans["first"].dt.epoch("us").to_numpy())
+    lasts = np.sort(spans["last"].dt.epoch("us").to_numpy())
+    start = lasts.max(initial=0) if since is None else epoch_us(datetime.fromisoformat(since))
+    times = np.unique(np.append(lasts[lasts <= start], start))[::-1]  # latest first
+    # users with their first event before t and their last completion at or after t
+    active = np.searchsorted(firsts, times, "left") - np.searchsorted(lasts, times, "left")
+    enough = np.flatnonzero(active >= min_users)
+    return None if enough.size == 0 else from_epoch_us(int(times[enough[0]]))
 
 
-def validation_window(pipeline: Pipeline, train: Dataset, since: datetime, users_max: int, seed: int = 0,
-                      k: int = 10) -> Window | None:  # fmt: skip
+def validation_window(pipeline: Pipeline, train: Dataset, since: datetime, users_max: int, min_users: int = 1,
+                      seed: int = 0, k: int = 10) -> Window | None:  # fmt: skip
     """The window's requests, scored as served at ``since``, and each user's completions after it."""
     from vidrec.recommender import Recommender, store_config  # the serving path, built as it serves
 
@@ -70,7 +70,7 @@ def validation_window(pipeline: Pipeline, train: Dataset, since: datetime, users
         .filter(pl.col("user_id").is_in(before["user_id"].unique().implode()))
     )  # fmt: skip
     users = done["user_id"].unique().sort()
-    if users.len() == 0:
+    if users.len() < min_users:
         return None
     if users.len() > users_max:
         users = users.sample(users_max, seed=seed).sort()
@@ -97,10 +97,12 @@ def tune_reranking(pipeline: Pipeline, train: Dataset, log: Callable[[str], None
     config = pipeline.config.rerank
     if config.budget is None or config.budget >= 1.0:
         return {"budget": config.budget}  # the soft objectives as set, nothing measured
-    since = window_start(pipeline, train)
-    window = None if since is None else validation_window(pipeline, train, since, config.budget_users)
+    since = window_start(pipeline, train, config.budget_min_users)
+    window = (None if since is None else
+              validation_window(pipeline, train, since, config.budget_users, config.budget_min_users))  # fmt: skip
     if window is None:
-        log("[reranking] no validation window with completions: soft objectives kept as configured")
+        log(f"[reranking] no validation window with {config.budget_min_users} users who come back and complete "
+            "a video: the soft objectives are kept as configured")
         return {"budget": config.budget, "users": 0}
     live = pipeline.live
     evaluate = window.evaluator(cast(Any, pipeline.catalogue), live, pipeline.video_vectors())

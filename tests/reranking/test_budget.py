@@ -77,7 +77,8 @@ def test_training_turns_down_a_cap_that_costs_too_much(tmp_path) -> None:
     ds = two_audiences(n_users=160, n_videos=80, seed=1)
     ds = replace(ds, videos=ds.videos.with_columns(_one_channel_per_audience()))
     config = small_config()
-    config = replace(config, rerank=replace(config.rerank, creator_cap=3, diversity_weight=0.0, min_fresh=0))
+    config = replace(config, rerank=replace(config.rerank, creator_cap=3, diversity_weight=0.0, min_fresh=0,
+                                            budget_min_users=40))
     rec = Recommender.train(ds, config, log=lambda m: None)
     budget = rec.pipeline.budget
     assert budget["users"] > 20

@@ -87,7 +87,8 @@ class ReRankConfig:
     # the values above are a ceiling: training turns them down on a validation window of the log until
     # together they cost at most this share of NDCG@10 (vidrec.reranking.budget); 1 (or None) keeps them as set
     budget: float | None = 0.02
-    budget_users: int = 1000  # validation users the budget is measured on (a seeded sample)
+    budget_users: int = 1000  # validation users the budget is measured on (a seeded sample)...
+    budget_min_users: int = 200  # ...and the fewest it measures on (fewer: the values are kept as set)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "rewatch_categories", tuple(self.rewatch_categories))
@@ -152,8 +153,10 @@ class ReRankConfig:
             raise ValueError("greedy_pool must be at least 1")
         if self.budget is not None and not (_nonneg(self.budget) and self.budget <= 1.0):
             raise ValueError(f"budget must lie in [0, 1] (1 keeps the soft objectives as set), got {self.budget}")
-        if isinstance(self.budget_users, bool) or not isinstance(self.budget_users, int) or self.budget_users < 1:
-            raise ValueError(f"budget_users must be an integer >= 1, got {self.budget_users!r}")
+        for name in ("budget_users", "budget_min_users"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"{name} must be an integer >= 1, got {value!r}")
 
     @property
     def uses_slate_greedy(self) -> bool:
