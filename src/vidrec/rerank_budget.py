@@ -35,14 +35,13 @@ log = logging.getLogger(__name__)
 BATCH = 32  # requests served together while scoring the window
 
 
-def window_start(pipeline: Pipeline, train: Dataset, min_users: int) -> datetime | None:
+def window_start(pipeline: Pipeline, train: Dataset, derived: pl.DataFrame, min_users: int) -> datetime | None:
     """Where the validation window begins: the ranker's validation period (the examples its
     network never trained on), widened back to the latest time at which at least ``min_users``
     users have an event before and a completion after, when the period holds fewer; None when
     no time has that many (a log whose users each come once)."""
     since = pipeline.ranker.report.get("validation_since")
-    done = with_derived(train.events, train.videos).filter(pl.col("completed"))
-    done = done.group_by("user_id").agg(last=pl.col("ts").max())
+    done = derived.filter(pl.col("completed")).group_by("user_id").agg(last=pl.col("ts").max())
     spans = train.events.group_by("user_id").agg(first=pl.col("ts").min()).join(done, on="user_id")
     firsts = np.sort(spans["first"].dt.epoch("us").to_numpy())
     lasts = np.sort(spans["last"].dt.epoch("us").to_numpy())
@@ -54,15 +53,16 @@ def window_start(pipeline: Pipeline, train: Dataset, min_users: int) -> datetime
     return None if enough.size == 0 else from_epoch_us(int(times[enough[0]]))
 
 
-def validation_window(pipeline: Pipeline, train: Dataset, since: datetime, users_max: int, min_users: int = 1,
-                      seed: int = 0, k: int = 10) -> Window | None:  # fmt: skip
-    """The window's requests, scored as served at ``since``, and each user's completions after it."""
+def validation_window(pipeline: Pipeline, train: Dataset, derived: pl.DataFrame, since: datetime, users_max: int,
+                      min_users: int = 1, seed: int = 0, k: int = 10) -> Window | None:  # fmt: skip
+    """The window's requests, scored as served at ``since``, and each user's completions after it
+    (``derived``: the training events ``with_derived``)."""
     from vidrec.recommender import Recommender, store_config  # the serving path, built as it serves
 
     catalogue = pipeline.catalogue
     assert catalogue is not None, "fit the pipeline first"
     before = train.events.filter(pl.col("ts") < since)
-    after = with_derived(train.events.filter(pl.col("ts") >= since), train.videos)
+    after = derived.filter(pl.col("ts") >= since)
     seen = before.select("user_id", "video_id").unique()
     done = (
         after.filter(pl.col("completed")).select("user_id", "video_id").unique()
@@ -97,9 +97,10 @@ def tune_reranking(pipeline: Pipeline, train: Dataset, log: Callable[[str], None
     config = pipeline.config.rerank
     if config.budget is None or config.budget >= 1.0:
         return {"budget": config.budget}  # the soft objectives as set, nothing measured
-    since = window_start(pipeline, train, config.budget_min_users)
-    window = (None if since is None else
-              validation_window(pipeline, train, since, config.budget_users, config.budget_min_users))  # fmt: skip
+    derived = with_derived(train.events, train.videos)  # completions, once for both steps
+    since = window_start(pipeline, train, derived, config.budget_min_users)
+    window = (None if since is None else validation_window(pipeline, train, derived, since, config.budget_users,
+                                                           config.budget_min_users))  # fmt: skip
     if window is None:
         log(f"[reranking] no validation window with {config.budget_min_users} users who come back and complete "
             "a video: the soft objectives are kept as configured")

@@ -12,21 +12,20 @@ Hard rules (disliked, seen, unavailable, fatigue hiding) are never tuned.
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
+from scipy.sparse import csr_matrix
 
 from vidrec.catalogue import Catalogue
+from vidrec.evaluation.metrics import NO_ITEM, ranking_metrics
 from vidrec.features.live import LiveCounts
 from vidrec.request import Request
 from vidrec.reranking.config import ReRankConfig
 from vidrec.reranking.reranker import DefaultReRanker
 from vidrec.reranking.select import RowVectors
-
-log = logging.getLogger(__name__)
 
 KNOBS: tuple[str, ...] = (
     "diversity_weight", "creator_cap", "fresh_boost", "min_fresh", "fair_min_share", "calibration_weight",
@@ -55,14 +54,18 @@ def neutral(config: ReRankConfig) -> ReRankConfig:
 
 
 def ndcg(slates: Sequence[np.ndarray], truth: Sequence[np.ndarray], k: int) -> float:
-    """Mean NDCG@k of slates (catalogue rows, best first) against each user's relevant rows."""
-    discounts = 1.0 / np.log2(np.arange(2, k + 2))
-    total = 0.0
-    for slate, relevant in zip(slates, truth):
-        hits = np.isin(slate[:k], relevant)
-        ideal = discounts[: min(k, len(relevant))].sum()
-        total += float(discounts[: len(hits)][hits].sum() / ideal) if ideal > 0 else 0.0
-    return total / max(len(slates), 1)
+    """Mean NDCG@k of slates (catalogue rows, best first) against each user's relevant rows,
+    as the offline evaluation computes it (:func:`~vidrec.evaluation.metrics.ranking_metrics`)."""
+    recs = np.full((len(slates), k), NO_ITEM, dtype=np.int64)
+    for i, slate in enumerate(slates):
+        recs[i, : min(k, len(slate))] = slate[:k]
+    n_items = 1 + max((int(a.max(initial=-1)) for a in (*slates, *truth)), default=0)
+    lengths = np.array([len(t) for t in truth], dtype=np.int64)
+    cols = np.concatenate([np.asarray(t, dtype=np.int64) for t in truth]) if len(truth) else np.zeros(0, np.int64)
+    relevance = csr_matrix((np.ones(len(cols)), cols, np.concatenate([[0], np.cumsum(lengths)])),
+                           shape=(len(truth), max(n_items, 1)))  # fmt: skip
+    value = ranking_metrics(recs, relevance, ks=(k,)).mean[f"ndcg@{k}"]
+    return 0.0 if np.isnan(value) else value
 
 
 @dataclass
@@ -118,14 +121,14 @@ def choose_within_budget(
                 steps.append((knob, values[at + 1]))
         if not steps:
             break
-        tried = []
-        for knob, step in steps:
-            v = evaluate(replace(current, **{knob: step}))
-            tried.append((v, knob, step))
-            trace.append({"knob": knob, "value": step, "ndcg": v, "cost": cost(v), "kept": False})
-        best = max(tried, key=lambda t: t[0])  # max keeps the first of equals: KNOBS order
-        current, value = replace(current, **{best[1]: best[2]}), best[0]
-        next(row for row in reversed(trace) if row["knob"] == best[1] and row["value"] == best[2])["kept"] = True
+        tried = [{"knob": knob, "value": step, "ndcg": evaluate(replace(current, **{knob: step})), "kept": False}
+                 for knob, step in steps]  # fmt: skip
+        for row in tried:
+            row["cost"] = cost(row["ndcg"])
+        best = max(tried, key=lambda row: row["ndcg"])  # max keeps the first of equals: KNOBS order
+        best["kept"] = True
+        trace += tried
+        current, value = replace(current, **{best["knob"]: best["value"]}), best["ndcg"]
     return current, trace
 
 

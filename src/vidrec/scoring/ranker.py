@@ -28,7 +28,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 from dataclasses import dataclass, replace
-from datetime import UTC, datetime, timedelta
+from datetime import datetime
 from pathlib import Path
 from typing import Any, Self
 
@@ -39,7 +39,7 @@ import torch
 from vidrec.candidates.two_tower.source import TwoTowerEmbeddings
 from vidrec.catalogue import Catalogue
 from vidrec.data.dataset import Dataset
-from vidrec.data.schema import TIMESTAMP
+from vidrec.data.schema import TIMESTAMP, from_epoch_us
 from vidrec.errors import VidrecError
 from vidrec.features.live import LiveCounts
 from vidrec.features.online import request_features
@@ -488,9 +488,9 @@ def _history_from_state(feats: pl.DataFrame, users: pl.DataFrame, history_len: i
     return out.with_columns(history=pl.coalesce("_state", "history")).drop("_state")
 
 
+
 def _iso(ts: np.generic) -> str | None:
     """A numpy timestamp (UTC, as Polars exports it) as an ISO string with its zone; None if not a time."""
     if not np.issubdtype(np.asarray(ts).dtype, np.datetime64):
         return None
-    micros = int(np.asarray(ts).astype("datetime64[us]").astype(np.int64))
-    return (datetime(1970, 1, 1, tzinfo=UTC) + timedelta(microseconds=micros)).isoformat()
+    return from_epoch_us(int(np.asarray(ts).astype("datetime64[us]").astype(np.int64))).isoformat()
