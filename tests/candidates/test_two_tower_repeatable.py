@@ -20,7 +20,7 @@ def platform(tmp_path_factory):
 
 def test_same_seed_same_model_with_two_threads(platform) -> None:
     # Big enough that threaded backward kernels reorder float sums (three runs gave three
-    # different models before the gradient steps were pinned to one thread).
+    # different models before the gradient steps used torch's deterministic kernels).
     config = TwoTowerConfig(epochs=1, refit_full=False, threads=2, val_fraction=0.0)
     sums = {parameter_checksum(fit_two_tower(platform.events, platform.videos, config, log=lambda m: None)[0])
             for _ in range(2)}  # fmt: skip

@@ -79,8 +79,8 @@ class TwoTowerConfig:
     refit_full: bool = True  # retrain on all data for the best number of epochs
     threads: int = 0  # torch intra-op threads; 0 leaves torch's default
     processes: int = 1  # training processes (DDP under torchrun, see distributed.py); 1 trains in this process
-    deterministic: bool = True  # gradient steps on one thread, so a seed always gives the same model
-    # (threaded backward kernels sum floats in a varying order); validation and export keep `threads`
+    deterministic: bool = True  # torch's deterministic kernels in the gradient steps: a seed (and thread count)
+    # always gives the same model (threaded backward kernels otherwise sum floats in a varying order)
     extra: dict[str, Any] = field(default_factory=dict)  # free-form notes saved with the model
 
     def __post_init__(self) -> None:
