@@ -23,6 +23,7 @@ import numpy as np
 import polars as pl
 import torch
 
+from vidrec.config import load_config
 from vidrec.data.adapters import load_source
 from vidrec.data.dataset import read_dataset
 from vidrec.data.ingest import ingest_tables
@@ -58,13 +59,14 @@ def main() -> None:
                         help="sim only: creators on the platform (default videos / 20; few = coarse creators)")
     parser.add_argument("--coarse-creators", action="store_true",
                         help="ml100k only: creator = the movie's first genre (coarse channels) instead of one per movie")
+    parser.add_argument("--config", type=Path, default=None, help="a vidrec TOML config (default: the defaults)")
     args = parser.parse_args()
     root = args.out or Path(tempfile.mkdtemp(prefix=f"vidrec-{args.dataset}-"))
     data_dir = prepare(args.dataset, root, args.ml100k, args.creators, args.coarse_creators)
     write_split(read_dataset(data_dir), root / "split", SplitConfig())
     train = read_dataset(root / "split" / "train")
     start = time.perf_counter()
-    rec = Recommender.train(train, log=lambda m: None)
+    rec = Recommender.train(train, load_config(args.config), log=lambda m: None)
     train_seconds = time.perf_counter() - start
     rec.save(root / "model")
     data = EvaluationData.from_split(root / "split")

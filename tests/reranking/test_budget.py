@@ -91,3 +91,35 @@ def test_training_turns_down_a_cap_that_costs_too_much(tmp_path) -> None:
     assert json.loads((path / "reranking" / "config.json").read_text())["creator_cap"] == chosen.creator_cap
     assert json.loads((path / "reranking" / "budget.json").read_text())["configured"]["creator_cap"] == 3
     assert Recommender.load(tmp_path / "model").pipeline.reranker.config == chosen
+
+
+def test_per_user_carve_trains_again_and_measures_on_held_out_watches() -> None:
+    # The carve for logs without a shared validation period: the pipeline is trained again on each
+    # user's earlier watches and the budget measured on their last 20%, never seen by that training.
+    ds = two_audiences(n_users=160, n_videos=80, seed=1)
+    ds = replace(ds, videos=ds.videos.with_columns(_one_channel_per_audience()))
+    config = small_config()
+    config = replace(config, rerank=replace(config.rerank, creator_cap=3, diversity_weight=0.0, min_fresh=0,
+                                            budget_min_users=40, budget_window="per-user"))
+    rec = Recommender.train(ds, config, log=lambda m: None)
+    budget = rec.pipeline.budget
+    assert budget["window"] == "per-user" and budget["held_out"] == 0.2
+    assert budget["users"] >= 40
+    assert budget["trace"][1]["cost"] > 0.02
+    assert rec.pipeline.config.rerank.creator_cap != 3
+    assert rec.pipeline.config.rerank.budget_window == "per-user"  # the training that serves is the full one
+    assert rec.pipeline.catalogue is not None and rec.pipeline.live is not None
+
+
+def test_too_few_held_out_users_keep_the_objectives() -> None:
+    ds = two_audiences(n_users=30, n_videos=40, seed=2)
+    config = small_config()
+    config = replace(config, rerank=replace(config.rerank, budget_min_users=500, budget_window="per-user"))
+    rec = Recommender.train(ds, config, log=lambda m: None)
+    assert rec.pipeline.budget == {"budget": 0.02, "users": 0}
+    assert rec.pipeline.config.rerank == config.rerank
+
+
+def test_budget_window_is_checked() -> None:
+    with pytest.raises(ValueError, match="budget_window"):
+        ReRankConfig(budget_window="weekly")

@@ -70,7 +70,7 @@ def test_events_at_or_after_the_cut_change_nothing() -> None:
 
 
 def test_similarity_features_by_hand() -> None:
-    co = CoOccurrence.build(EVENTS, VIDEOS, CUT, min_count=1)
+    co = CoOccurrence.build(EVENTS, VIDEOS, CUT, min_count=1, ease_videos=0)  # no regression: its columns zero
     frame = pl.DataFrame({
         "user_id": ["u", "u", "u", "w"], "video_id": ["c", "b", "zz", "a"],
         "history": [["a", "b"], ["a", "b"], ["a"], []],
@@ -80,14 +80,34 @@ def test_similarity_features_by_hand() -> None:
     cos_ca, cos_cb = 1 / np.sqrt(2), 1 / np.sqrt(2)
     co_ca, co_cb, co_ba = 2 / np.sqrt(6), 1 / 2, 2 / np.sqrt(6)
     expected = np.array([
-        [max(cos_ca, cos_cb), (cos_ca + cos_cb) / 2, max(co_ca, co_cb), (co_ca + co_cb) / 2],
-        [1.0, 0.5, co_ba, co_ba / 2],  # b vs itself is 1 by cosine, 0 by co-occurrence (zero diagonal)
-        [0.0, 0.0, 0.0, 0.0],  # unknown video
-        [0.0, 0.0, 0.0, 0.0],  # empty history
+        [max(cos_ca, cos_cb), (cos_ca + cos_cb) / 2, max(co_ca, co_cb), (co_ca + co_cb) / 2, 0.0, 0.0],
+        [1.0, 0.5, co_ba, co_ba / 2, 0.0, 0.0],  # b vs itself: 1 by cosine, 0 by co-occurrence (zero diagonal)
+        [0.0] * 6,  # unknown video
+        [0.0] * 6,  # empty history
     ])  # fmt: skip
     np.testing.assert_allclose(got, expected, rtol=1e-6, atol=1e-7)
     recent1 = similarity_features(frame.head(1), co, None, recent=1)  # last one only (b); no embeddings
-    np.testing.assert_allclose(recent1, [[0.0, 0.0, co_cb, co_cb]], rtol=1e-6)
+    np.testing.assert_allclose(recent1, [[0.0, 0.0, co_cb, co_cb, 0.0, 0.0]], rtol=1e-6)
+
+
+def test_item_regression_is_ease() -> None:
+    # Oracle: the evaluation's EASE baseline on the same completions (a, b, c; d never completed).
+    lam = 0.7
+    co = CoOccurrence.build(EVENTS, VIDEOS, CUT, min_count=1, ease_lambda=lam)
+    x = np.array([[1, 1, 1], [1, 1, 0], [1, 0, 1]], dtype=np.float64)  # u1, u2, u3 x a, b, c
+    p = np.linalg.inv(x.T @ x + lam * np.eye(3))
+    b = p / -np.diag(p)[None, :]
+    np.fill_diagonal(b, 0.0)
+    np.testing.assert_allclose(co.regression.toarray()[:3, :3], b, rtol=1e-5)
+    assert co.regression[3].nnz == 0 and co.regression[:, 3].nnz == 0
+    frame = pl.DataFrame({"user_id": ["u"], "video_id": ["c"], "history": [["a", "b"]]})
+    got = similarity_features(frame, co, None, recent=2)[0]
+    np.testing.assert_allclose(got[4:], [max(b[0, 2], b[1, 2]), b[0, 2] + b[1, 2]], rtol=1e-5)  # EASE's score
+    only_a = CoOccurrence.build(EVENTS, VIDEOS, CUT, min_count=1, ease_videos=1)  # one video: nothing to regress
+    assert only_a.regression.nnz == 0
+    default = CoOccurrence.build(EVENTS, VIDEOS, CUT, min_count=1).regression.toarray()
+    p = np.linalg.inv(x.T @ x + 5.0 * (7 / 3) * np.eye(3))  # 5 x the mean completions of a, b, c
+    np.testing.assert_allclose(default[:3, :3], np.where(np.eye(3) > 0, 0.0, p / -np.diag(p)[None, :]), rtol=1e-5)
 
 
 def test_cooccurrence_round_trip(tmp_path) -> None:
@@ -95,4 +115,5 @@ def test_cooccurrence_round_trip(tmp_path) -> None:
     back = CoOccurrence.load(co.save(tmp_path / "sim"))
     assert back.video_ids.equals(co.video_ids)
     np.testing.assert_array_equal(back.matrix.toarray(), co.matrix.toarray())
+    np.testing.assert_array_equal(back.regression.toarray(), co.regression.toarray())
     np.testing.assert_array_equal(back.index(pl.Series(["c", "nope"])), [2, -1])

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 DIVERSITY: tuple[str, ...] = ("none", "mmr", "dpp")
+BUDGET_WINDOWS: tuple[str, ...] = ("auto", "time", "per-user")
 
 
 def _nonneg(value: object) -> bool:
@@ -89,6 +90,9 @@ class ReRankConfig:
     budget: float | None = 0.02
     budget_users: int = 1000  # validation users the budget is measured on (a seeded sample)...
     budget_min_users: int = 200  # ...and the fewest it measures on (fewer: the values are kept as set)
+    # where: "time" the latest period with enough returning users; "per-user" each user's last 20% of watches,
+    # the pipeline trained again on the rest (a second training); "auto" the period, else the per-user carve
+    budget_window: str = "auto"
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "rewatch_categories", tuple(self.rewatch_categories))
@@ -153,6 +157,8 @@ class ReRankConfig:
             raise ValueError("greedy_pool must be at least 1")
         if self.budget is not None and not (_nonneg(self.budget) and self.budget <= 1.0):
             raise ValueError(f"budget must lie in [0, 1] (1 keeps the soft objectives as set), got {self.budget}")
+        if self.budget_window not in BUDGET_WINDOWS:
+            raise ValueError(f"budget_window must be one of {BUDGET_WINDOWS}, got {self.budget_window!r}")
         for name in ("budget_users", "budget_min_users"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:

@@ -48,6 +48,11 @@ class RankerConfig:
     similarity: bool = True  # item-to-item features: candidate vs recent completions (similarity.py)
     similarity_recent: int = 10  # recent completed videos the similarity features compare with
     cooc_min_count: int = 2  # co-occurrence pairs completed together by fewer users are dropped
+    # the item regression (EASE) among the similarity features: over the most completed videos (its dense
+    # solve grows with their square: 5,000 take ~10 s and 0.4 GiB; 0 turns it off), penalty None = 5 x their
+    # mean completions (scales with the log)
+    ease_videos: int = 5_000
+    ease_lambda: float | None = None
     examples: ExampleConfig = field(default_factory=ExampleConfig)
     features: PointInTimeConfig = field(default_factory=PointInTimeConfig)
     value: ValueModel = field(default_factory=ValueModel)
@@ -93,6 +98,10 @@ class RankerConfig:
             raise ValueError(f"RankerConfig.threads must be None or >= 1, got {self.threads}")
         if self.max_examples is not None and self.max_examples < 10:
             raise ValueError(f"RankerConfig.max_examples must be None or >= 10, got {self.max_examples}")
+        if not isinstance(self.ease_videos, int) or isinstance(self.ease_videos, bool) or self.ease_videos < 0:
+            raise ValueError(f"RankerConfig.ease_videos must be an integer >= 0, got {self.ease_videos!r}")
+        if self.ease_lambda is not None and not self.ease_lambda > 0:
+            raise ValueError(f"RankerConfig.ease_lambda must be positive or None, got {self.ease_lambda}")
         for name in ("similarity_recent", "cooc_min_count"):
             value = getattr(self, name)
             if not isinstance(value, int) or value < 1:

@@ -264,7 +264,8 @@ class MultiTaskRanker(Ranker):
         """Co-occurrence of completions before ``examples_since`` (empty without it: no pre-period)."""
         cfg = self.config
         return CoOccurrence.build(
-            train.events, train.videos, cfg.examples_since, cfg.examples.threshold, cfg.cooc_min_count
+            train.events, train.videos, cfg.examples_since, cfg.examples.threshold, cfg.cooc_min_count,
+            cfg.ease_videos, cfg.ease_lambda,
         )
 
     def _examples(self, train: Dataset, tables: EventTables, embeddings: EmbeddingSource | None) -> pl.DataFrame:

@@ -7,10 +7,14 @@ such as MovieLens: "people who completed your last films completed this one". Tw
   ``C[i, j] = n(i and j) / sqrt(n(i) * n(j))``, counted only on completions strictly
   before a cut (the start of the ranker's training period), so no training example's
   own outcome is in it; serving reads the same table, as it reads the same two-tower;
-* **embedding cosine**: the two-tower video vectors of candidate and history.
+* **embedding cosine**: the two-tower video vectors of candidate and history;
+* **item regression** (EASE, Steck 2019): the weights of a ridge regression of each video's
+  completions on every other's, from the same completions, over the most completed videos,
+  so the ranker reads the strongest classical baseline's own score of the candidate.
 
-For each (user state, candidate) the max and mean over the user's last ``recent``
-completed videos are returned (zeros for an empty history or an unknown video).
+For each (user state, candidate) the max and mean (for the regression: max and sum, its
+score being a sum) over the user's last ``recent`` completed videos are returned (zeros for
+an empty history or an unknown video).
 """
 
 from __future__ import annotations
@@ -26,17 +30,32 @@ from scipy import sparse
 from vidrec.data.schema import COMPLETION_THRESHOLD, TIMESTAMP, with_derived
 from vidrec.scoring.base import EmbeddingSource
 
-SIMILARITY_FEATURES: tuple[str, ...] = ("hist_cos_max", "hist_cos_mean", "cooc_max", "cooc_mean")
+SIMILARITY_FEATURES: tuple[str, ...] = (
+    "hist_cos_max", "hist_cos_mean", "cooc_max", "cooc_mean", "ease_max", "ease_sum",
+)  # fmt: skip
+EASE_LAMBDA_SCALE = 5.0
+"""The regression's L2 penalty as a multiple of the mean completions of its videos (the Gram
+diagonal), so it scales with the log: 5 x gives about the lambda tuned EASE picks on ML-100K."""
+EASE_KEEP = 256  # largest weights (by magnitude) kept per video: the sparse table serving reads
 _CHUNK = 16_384  # rows per block: (chunk, recent, d) floats at most
 
 
-class CoOccurrence:
-    """Cosine co-occurrence of completed videos across users (sparse, zero diagonal)."""
+def _sorted_csr(matrix: sparse.spmatrix) -> sparse.csr_matrix:
+    out = sparse.csr_matrix(matrix)
+    out.sort_indices()  # lookups search each row's columns
+    return out
 
-    def __init__(self, video_ids: pl.Series, matrix: sparse.csr_matrix) -> None:
+
+class CoOccurrence:
+    """Cosine co-occurrence of completed videos across users (sparse, zero diagonal), and the
+    item-regression weights ``regression[h, c]``: how a completion of ``h`` predicts one of ``c``."""
+
+    def __init__(self, video_ids: pl.Series, matrix: sparse.csr_matrix,
+                 regression: sparse.csr_matrix | None = None) -> None:  # fmt: skip
         self.video_ids = pl.Series("video_id", video_ids, dtype=pl.String)
-        self.matrix = matrix.tocsr()
-        self.matrix.sort_indices()  # lookup() searches each row's columns
+        self.matrix = _sorted_csr(matrix)
+        self.regression = _sorted_csr(regression if regression is not None else sparse.csr_matrix(matrix.shape,
+                                                                                                  dtype=np.float32))
         self._lookup = pl.DataFrame({"video_id": self.video_ids, "_i": np.arange(len(self.video_ids), dtype=np.int64)})
 
     @classmethod
@@ -47,11 +66,16 @@ class CoOccurrence:
         before: datetime | None,
         threshold: float = COMPLETION_THRESHOLD,
         min_count: int = 2,
+        ease_videos: int = 5_000,
+        ease_lambda: float | None = None,
     ) -> CoOccurrence:
         """Count completions strictly before ``before`` (None: none at all, an all-zero table).
 
         Pairs completed together by fewer than ``min_count`` users are dropped: they are
-        noise and they are most of a large catalogue's pairs.
+        noise and they are most of a large catalogue's pairs. The regression covers the
+        ``ease_videos`` most completed videos (0: none; its dense solve grows with their
+        square), penalised by ``ease_lambda`` (None: :data:`EASE_LAMBDA_SCALE` x their mean
+        completions).
         """
         ids = videos["video_id"].unique(maintain_order=True)
         n = len(ids)
@@ -70,7 +94,8 @@ class CoOccurrence:
         keep = (co.row != co.col) & (co.data >= min_count)
         r, c = co.row[keep], co.col[keep]
         cos = co.data[keep] / np.sqrt(per_video[r] * per_video[c])
-        return cls(ids, sparse.csr_matrix((cos.astype(np.float32), (r, c)), shape=(n, n)))
+        regression = item_regression(x, ease_videos, ease_lambda)
+        return cls(ids, sparse.csr_matrix((cos.astype(np.float32), (r, c)), shape=(n, n)), regression)
 
     def index(self, video_ids: pl.Series) -> np.ndarray:
         """Row of each id in the table; -1 for ids it does not know."""
@@ -96,11 +121,11 @@ class CoOccurrence:
         return out
 
     def lookup_pairs(self, slot_rows: np.ndarray, known: np.ndarray, seg: np.ndarray, cols: np.ndarray,
-                     width: int) -> np.ndarray:  # fmt: skip
+                     width: int, table: sparse.csr_matrix | None = None) -> np.ndarray:  # fmt: skip
         """float32 ``(len(cols), width)``: ``C[slot_rows[seg[i] * width + l], cols[i]]`` -- each
         candidate against the ``width`` history slots of its own request (``known``: the slots
-        whose row is in the table; 0 elsewhere and where ``cols`` is -1)."""
-        m = self.matrix
+        whose row is in the table; 0 elsewhere and where ``cols`` is -1). ``table`` as in :meth:`values`."""
+        m = self.matrix if table is None else table
         rows = slot_rows[known]
         starts, ends = m.indptr[rows], m.indptr[rows + 1]
         lengths = ends - starts
@@ -117,18 +142,20 @@ class CoOccurrence:
         out[hit] = m.data[idx][pos[hit]]
         return out
 
-    def values(self, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
-        """``C[rows, cols]`` elementwise (0 where either index is -1)."""
+    def values(self, rows: np.ndarray, cols: np.ndarray, table: sparse.csr_matrix | None = None) -> np.ndarray:
+        """``C[rows, cols]`` elementwise (0 where either index is -1); ``table``: another table
+        over the same videos (the regression), default the co-occurrence."""
         ok = (rows >= 0) & (cols >= 0)
         out = np.zeros(len(rows), dtype=np.float32)
         if ok.any():
-            out[ok] = np.asarray(self.matrix[rows[ok], cols[ok]]).ravel()
+            out[ok] = np.asarray((self.matrix if table is None else table)[rows[ok], cols[ok]]).ravel()
         return out
 
     def save(self, directory: str | Path) -> Path:
         root = Path(directory)
         root.mkdir(parents=True, exist_ok=True)
         sparse.save_npz(root / "cooccurrence.npz", self.matrix)
+        sparse.save_npz(root / "regression.npz", self.regression)
         (root / "cooccurrence_ids.json").write_text(json.dumps(self.video_ids.to_list()))
         return root
 
@@ -136,13 +163,37 @@ class CoOccurrence:
     def load(cls, directory: str | Path) -> CoOccurrence:
         root = Path(directory)
         ids = pl.Series("video_id", json.loads((root / "cooccurrence_ids.json").read_text()), dtype=pl.String)
-        return cls(ids, sparse.load_npz(root / "cooccurrence.npz"))
+        return cls(ids, sparse.load_npz(root / "cooccurrence.npz"), sparse.load_npz(root / "regression.npz"))
+
+
+def item_regression(x: sparse.csr_matrix, most: int, lam: float | None = None) -> sparse.csr_matrix:
+    """EASE weights ``(n, n)`` from a binary users x videos matrix ``x``, over its ``most`` most
+    completed videos (the rest have none): ``P = (X^T X + lambda I)^-1``, ``B = -P / diag(P)``
+    column-wise, zero diagonal; the :data:`EASE_KEEP` largest weights by magnitude per row kept."""
+    n = x.shape[1]
+    per_video = np.asarray(x.sum(axis=0)).ravel()
+    top = np.sort(np.argsort(-per_video, kind="stable")[: min(most, n)])
+    top = top[per_video[top] > 0]
+    if len(top) < 2:
+        return sparse.csr_matrix((n, n), dtype=np.float32)
+    sub = x[:, top]
+    gram = (sub.T @ sub).toarray().astype(np.float64)  # (m, m)
+    diag = np.diag_indices_from(gram)
+    gram[diag] += EASE_LAMBDA_SCALE * float(per_video[top].mean()) if lam is None else lam
+    p = np.linalg.inv(gram)
+    b = p / (-np.diag(p))[None, :]
+    b[diag] = 0.0
+    keep = min(EASE_KEEP, len(top) - 1)
+    cols = np.argpartition(-np.abs(b), keep - 1, axis=1)[:, :keep]  # (m, keep) per row
+    vals = np.take_along_axis(b, cols, axis=1)
+    rows = np.repeat(top, keep)
+    return sparse.csr_matrix((vals.ravel().astype(np.float32), (rows, top[cols].ravel())), shape=(n, n))
 
 
 def similarity_features(
     frame: pl.DataFrame, cooc: CoOccurrence, embeddings: EmbeddingSource | None, recent: int
 ) -> np.ndarray:
-    """float32 ``(n, 4)``: :data:`SIMILARITY_FEATURES` of each row of ``frame`` (user_id, video_id, history).
+    """float32 ``(n, 6)``: :data:`SIMILARITY_FEATURES` of each row of ``frame`` (user_id, video_id, history).
 
     ``history`` lists completed videos, most recent last; the last ``recent`` are used.
     Without ``embeddings`` the two cosine columns are zero.
@@ -166,11 +217,14 @@ def similarity_features(
         h, c = padded[s : s + _CHUNK], cand[s : s + _CHUNK]  # (b, recent), (b,)
         valid = h >= 0
         count = valid.sum(axis=1)
-        co = cooc.values(global_idx[h].ravel(), np.repeat(global_idx[c], h.shape[1])).reshape(h.shape)
+        pairs = global_idx[h].ravel(), np.repeat(global_idx[c], h.shape[1])
+        co = cooc.values(*pairs).reshape(h.shape)
+        ease = cooc.values(*pairs, table=cooc.regression).reshape(h.shape)
         cos = np.einsum("bld,bd->bl", unit[h], unit[c]) if embeddings is not None else np.zeros(h.shape, np.float32)
-        for j, m in enumerate((cos, co)):
+        for j, m in enumerate((cos, co, ease)):
             out[s : s + _CHUNK, 2 * j] = np.where(valid, m, -np.inf).max(axis=1, initial=-np.inf)
-            out[s : s + _CHUNK, 2 * j + 1] = np.where(valid, m, 0.0).sum(axis=1) / np.maximum(count, 1)
+            total = np.where(valid, m, 0.0).sum(axis=1)
+            out[s : s + _CHUNK, 2 * j + 1] = total if j == 2 else total / np.maximum(count, 1)
     out[~np.isfinite(out)] = 0.0
     return out
 
@@ -179,7 +233,7 @@ def request_similarity(
     candidates: list[np.ndarray], histories: list[np.ndarray], unit: np.ndarray | None, cooc: CoOccurrence,
     cooc_rows: np.ndarray, recent: int,
 ) -> np.ndarray:
-    """float32 ``(sum n, 4)``: :data:`SIMILARITY_FEATURES` of each request's catalogue rows
+    """float32 ``(sum n, 6)``: :data:`SIMILARITY_FEATURES` of each request's catalogue rows
     ``candidates[b]`` against its ``histories[b]`` (rows, most recent last), requests stacked in
     order: the same values :func:`similarity_features` gives. ``unit`` holds unit video vectors
     by row (None: no cosine), ``cooc_rows`` each row's index in ``cooc`` (-1 unknown).
@@ -207,18 +261,21 @@ def request_similarity(
         cos = np.take_along_axis(every, cols, axis=1)
     else:
         cos = np.zeros(mine.shape, dtype=np.float32)
-    co = np.zeros(mine.shape, dtype=np.float32)
+    co, ease = np.zeros(mine.shape, dtype=np.float32), np.zeros(mine.shape, dtype=np.float32)
     slot_rows = np.where(valid, cooc_rows[np.where(valid, hist, 0)], -1).ravel()  # (requests * width,)
     known = np.flatnonzero(slot_rows >= 0)
     ci = cooc_rows[cand]
     if len(known) and (ci >= 0).any():
         block = cooc.lookup_pairs(slot_rows, known, seg, ci, width)  # (n, width)
         co = np.where(mine, block, 0.0).astype(np.float32)
+        block = cooc.lookup_pairs(slot_rows, known, seg, ci, width, cooc.regression)
+        ease = np.where(mine, block, 0.0).astype(np.float32)
     count = np.maximum(mine.sum(axis=1), 1)
     has = mine.any(axis=1)
-    for j, m in enumerate((cos, co)):
+    for j, m in enumerate((cos, co, ease)):
         out[:, 2 * j] = np.where(has, np.where(mine, m, -np.inf).max(axis=1), 0.0)
-        out[:, 2 * j + 1] = np.where(mine, m, 0.0).sum(axis=1) / count
+        total = np.where(mine, m, 0.0).sum(axis=1)
+        out[:, 2 * j + 1] = total if j == 2 else total / count
     return out
 
 
