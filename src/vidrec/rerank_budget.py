@@ -135,6 +135,11 @@ def _find_window(pipeline: Pipeline, train: Dataset, derived: pl.DataFrame, conf
         window = None if since is None else validation_window(pipeline, train, derived, since, most, need)
         if window is not None:
             return window, pipeline, {"window": "time", "since": since.isoformat()}
+    if config.budget_window == "auto" and train.events.height > config.budget_retrain_events:
+        log(f"[reranking] no time with {need} users who come back and complete a video, and at "
+            f"{train.events.height:,} events a second training for a per-user carve is over budget_retrain_events "
+            f"({config.budget_retrain_events:,}; budget_window = \"per-user\" forces it)")  # fmt: skip
+        return None
     if config.budget_window in ("auto", "per-user"):
         auto = config.budget_window == "auto"
         why = f"no time with {need} users who come back and complete a video: " if auto else ""

@@ -123,3 +123,14 @@ def test_too_few_held_out_users_keep_the_objectives() -> None:
 def test_budget_window_is_checked() -> None:
     with pytest.raises(ValueError, match="budget_window"):
         ReRankConfig(budget_window="weekly")
+
+
+def test_auto_does_not_train_again_on_a_log_over_the_limit() -> None:
+    ds = two_audiences(n_users=60, n_videos=40, seed=3)
+    config = small_config()
+    rerank = replace(config.rerank, budget_min_users=500, budget_retrain_events=10)  # no time window either
+    lines: list[str] = []
+    rec = Recommender.train(ds, replace(config, rerank=rerank), log=lines.append)
+    assert rec.pipeline.budget == {"budget": 0.02, "users": 0}
+    assert any("over budget_retrain_events" in line for line in lines)
+    assert not any("measuring the budget on each user's last" in line for line in lines)

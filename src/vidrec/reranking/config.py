@@ -93,6 +93,7 @@ class ReRankConfig:
     # where: "time" the latest period with enough returning users; "per-user" each user's last 20% of watches,
     # the pipeline trained again on the rest (a second training); "auto" the period, else the per-user carve
     budget_window: str = "auto"
+    budget_retrain_events: int = 5_000_000  # "auto" trains again for the per-user carve only on logs up to this size
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "rewatch_categories", tuple(self.rewatch_categories))
@@ -159,7 +160,7 @@ class ReRankConfig:
             raise ValueError(f"budget must lie in [0, 1] (1 keeps the soft objectives as set), got {self.budget}")
         if self.budget_window not in BUDGET_WINDOWS:
             raise ValueError(f"budget_window must be one of {BUDGET_WINDOWS}, got {self.budget_window!r}")
-        for name in ("budget_users", "budget_min_users"):
+        for name in ("budget_users", "budget_min_users", "budget_retrain_events"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ValueError(f"{name} must be an integer >= 1, got {value!r}")
