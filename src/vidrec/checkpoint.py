@@ -52,7 +52,10 @@ class Checkpoint:
         if saved.get("key") != self.key:
             _log.warning("%s was written for other data or settings; training from the start", self.path)
             return None
-        _log.info("resuming from %s (epoch %s done)", self.path, saved["state"].get("epoch"))
+        state = saved["state"]
+        loop = state.get("loop")  # the two-tower's loop keeps its own counts
+        epochs = getattr(loop, "epoch", None) if loop is not None else state.get("epoch")
+        _log.info("resuming from %s (%s epochs done)", self.path, "?" if epochs is None else epochs)
         return saved["state"]
 
     def save(self, state: dict[str, Any]) -> None:
