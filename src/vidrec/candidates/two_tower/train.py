@@ -254,7 +254,7 @@ def _train(
 def deterministic_kernels(on: bool) -> Iterator[None]:
     """Torch's deterministic kernels while ``on``: the threaded backward of the embedding tables
     otherwise sums floats in a varying order, so one seed gave different models run to run.
-    They keep every thread busy (measured 1.39x the examples/s of the single thread this
+    They keep every thread busy (measured 1.40x the examples/s of the single thread this
     used to need, on 2 cores); the model still depends on the thread count."""
     before = torch.are_deterministic_algorithms_enabled()
     torch.use_deterministic_algorithms(on or before)
