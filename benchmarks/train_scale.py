@@ -73,8 +73,11 @@ def run(name: str, config: Path | None = None) -> dict:
     load = sum(LOADS) / max(len(LOADS), 1)
     latest = model / (model / "LATEST").read_text().strip()
     timings = json.loads((latest / "timings.json").read_text())
+    memory = latest / "memory.json"  # peak resident GiB after each stage: the stage that set the peak
+    peaks = json.loads(memory.read_text())["peak_gib_after"] if memory.exists() else {}
     return {"platform": name if config is None else f"{name} ({config.stem})", "users": users, "videos": videos, "events": _events(data), "wall_s": wall,
-            "peak_gib": peak, "mean_load": round(load, 2), **{f"{k}_s": v for k, v in timings.items()}}  # fmt: skip
+            "peak_gib": peak, "mean_load": round(load, 2), **{f"{k}_s": v for k, v in timings.items()},
+            **{f"{k}_peak_gib": round(v, 2) for k, v in peaks.items()}}  # fmt: skip
 
 
 def main() -> None:
@@ -88,14 +91,21 @@ def main() -> None:
         rows.append(row)
         print(json.dumps(row), flush=True)
     print("\n| platform | users x videos | events | wall | two-tower retrieval | co-watch | feature two-tower | "
-          "ranker | peak RSS | mean load |")
-    print("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|")
+          "ranker | budget | peak RSS | peak set by | mean load |")
+    print("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---|---:|")
     for r in rows:
         print(f"| {r['platform']} | {r['users']:,} x {r['videos']:,} | {r['events']:,} | {r['wall_s'] / 60:.1f} min | "
               f"{r.get('candidates.two_tower_s', 0):.0f} s | {r.get('candidates.cowatch_s', 0):.0f} s | "
               f"{r.get('scoring.two_tower_features_s', 0):.0f} s | {r.get('scoring.ranker_s', 0):.0f} s | "
-              f"{r['peak_gib']:.2f} GiB | {r['mean_load']:.1f} |")
+              f"{r.get('reranking.budget_s', 0):.0f} s | {r['peak_gib']:.2f} GiB | {_peak_stage(r)} | "
+              f"{r['mean_load']:.1f} |")
 
+
+def _peak_stage(row: dict) -> str:
+    """The first stage after which the process's peak memory was its final peak (memory.json)."""
+    peaks = [(k.removesuffix("_peak_gib"), v) for k, v in row.items() if k.endswith("_peak_gib")]
+    top = max((v for _, v in peaks), default=None)
+    return next((k for k, v in peaks if v == top), "-")
 
 if __name__ == "__main__":
     main()

@@ -20,8 +20,13 @@ def test_train_recommend_evaluate(tmp_path, capsys) -> None:
             "--config", str(tmp_path / "config.json")]  # fmt: skip
     assert main(args) == 0
     version = (tmp_path / "model" / "LATEST").read_text().strip()
-    last = capsys.readouterr().out.strip().splitlines()[-1]
+    printed = capsys.readouterr().out.strip().splitlines()
+    last = printed[-1]
     assert last.startswith("train: trained on ") and f"wrote {tmp_path / 'model' / version}" in last
+    assert any(line.startswith("peak memory after each stage (GiB): data ") for line in printed)
+    peaks = json.loads((tmp_path / "model" / version / "memory.json").read_text())["peak_gib_after"]
+    assert list(peaks)[-3:] == ["scoring.ranker", "reranking.budget", "serving_state"]
+    assert 0 < peaks["data"] and list(peaks.values()) == sorted(peaks.values())  # a running peak only grows
     resolved = json.loads((tmp_path / "model" / version / "config.json").read_text())
     assert resolved["two_tower"]["embedding_dim"] == 16  # the resolved config is saved
     (tmp_path / "users.txt").write_text("u0\nu1\n\nnew-user\n")

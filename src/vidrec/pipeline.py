@@ -35,6 +35,7 @@ from vidrec.config import PipelineConfig
 from vidrec.data.dataset import Dataset
 from vidrec.errors import DataError
 from vidrec.features.live import LiveCounts
+from vidrec.progress import peak_memory_gib
 from vidrec.request import Request
 from vidrec.reranking.config import ReRankConfig
 from vidrec.reranking.reranker import DefaultReRanker
@@ -74,6 +75,7 @@ class Pipeline:
         self.reranker = reranker
         self.feature_model = feature_model
         self.timings: dict[str, float] = {}
+        self.peaks: dict[str, float] = {}  # peak resident GiB of the training process after each stage
         self.budget: dict = {}  # what the re-ranking budget measured at training (rerank_budget.py)
         self.catalogue: Catalogue | None = None
         self.live: LiveCounts | None = None
@@ -95,6 +97,7 @@ class Pipeline:
         now = cast(datetime, train.events["ts"].max()) + timedelta(microseconds=1)
         catalogue = Catalogue(train.videos)
         timings: dict[str, float] = {}
+        peaks = {"data": peak_memory_gib()}
         generators = []
         for name in config.candidates.generators:
             t0 = time.perf_counter()
@@ -107,6 +110,7 @@ class Pipeline:
             gen.fit(train, now, catalogue)
             generators.append(gen)
             timings[f"candidates.{name}"] = time.perf_counter() - t0
+            peaks[f"candidates.{name}"] = peak_memory_gib()
         t0 = time.perf_counter()
         cut = ranker_cut(train.events, config.ranker_period)
         log(f"[scoring] two-tower for ranking features on events before {cut:%Y-%m-%d %H:%M}")
@@ -116,6 +120,7 @@ class Pipeline:
             early, train.videos, feature_config, log, checkpoints=stage_dir("scoring.two_tower_features"), epochs=length
         )
         timings["scoring.two_tower_features"] = time.perf_counter() - t0
+        peaks["scoring.two_tower_features"] = peak_memory_gib()
         embeddings = TwoTowerEmbeddings(feature_model, catalogue)
         log(f"[scoring] training the ranker on examples from {cut:%Y-%m-%d %H:%M}")
         ranker = RANKERS[config.ranker_kind](replace(config.ranker, examples_since=cut)).fit(
@@ -123,8 +128,9 @@ class Pipeline:
         )
         timings["scoring"] = time.perf_counter() - t0
         timings["scoring.ranker"] = timings["scoring"] - timings["scoring.two_tower_features"]
+        peaks["scoring.ranker"] = peak_memory_gib()
         pipe = cls(config, generators, ranker, RERANKERS[config.reranker_kind](config.rerank), feature_model)
-        pipe.timings = timings
+        pipe.timings, pipe.peaks = timings, peaks
         pipe.catalogue = catalogue
         return pipe
 
@@ -204,6 +210,8 @@ class Pipeline:
             (root / "reranking" / "budget.json").write_text(json.dumps(self.budget, indent=2, default=str))
         self.config.save(root / "config.json")
         (root / "timings.json").write_text(json.dumps(self.timings, indent=2))
+        if self.peaks:
+            (root / "memory.json").write_text(json.dumps({"peak_gib_after": self.peaks}, indent=2))
         return root
 
     @classmethod

@@ -8,6 +8,8 @@ shows INFO; ``-q`` hides it. Epoch lines go through the caller's log function.
 from __future__ import annotations
 
 import logging
+import resource
+import sys
 import time
 from collections.abc import Iterable, Iterator
 from typing import TypeVar
@@ -28,6 +30,13 @@ def bar(items: Iterable[T], total: int | None, desc: str, unit: str = "batch") -
         items, total=total, desc=desc, unit=unit, leave=False, mininterval=1.0,
         disable=None if bars_enabled() else True, dynamic_ncols=True,
     )  # fmt: skip
+
+
+def peak_memory_gib() -> float:
+    """This process's peak resident memory so far, GiB. It only grows, so read after each stage
+    of a long job it says which stage set the peak."""
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return peak / 2**30 if sys.platform == "darwin" else peak / 2**20  # bytes on macOS, KiB on Linux
 
 
 def minutes(seconds: float) -> str:

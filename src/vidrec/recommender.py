@@ -44,6 +44,7 @@ from vidrec.features.store.deltas import compute_deltas
 from vidrec.features.store.log import Batch
 from vidrec.features.store.snapshot import VersionState
 from vidrec.pipeline import Pipeline, Stage
+from vidrec.progress import peak_memory_gib
 from vidrec.request import Request, hydrate
 from vidrec.rerank_budget import tune_reranking
 from vidrec.result import Result
@@ -125,7 +126,10 @@ class Recommender:
         t0 = time.perf_counter()
         pipeline.budget = tune_reranking(pipeline, train, log)
         pipeline.timings["reranking.budget"] = time.perf_counter() - t0
+        pipeline.peaks["reranking.budget"] = peak_memory_gib()
         state = VersionState.build(train.events, pipeline.catalogue, train.users, store_config(pipeline.config))
+        pipeline.peaks["serving_state"] = peak_memory_gib()
+        log("peak memory after each stage (GiB): " + ", ".join(f"{k} {v:.2f}" for k, v in pipeline.peaks.items()))
         until = cast(datetime, train.events["ts"].max()) + timedelta(microseconds=1)
         rec = cls(pipeline, pipeline.catalogue, train.users, state, until)
         rec.training_events = train.events

@@ -30,7 +30,7 @@ import polars as pl
 
 from vidrec.data.dataset import Dataset
 from vidrec.data.schema import epoch_us, from_epoch_us, with_derived
-from vidrec.data.splits import SplitConfig, split_events
+from vidrec.data.splits import per_user_cut, split_at_cuts
 from vidrec.features.store.snapshot import VersionState
 from vidrec.pipeline import Pipeline
 from vidrec.reranking.budget import Window, changes, choose_within_budget
@@ -78,9 +78,9 @@ def per_user_window(pipeline: Pipeline, train: Dataset, derived: pl.DataFrame, u
     does, the whole pipeline trained again on the rest with the soft objectives as configured,
     and the held-out users served by it as of the end of the rest. Returns the window and that
     pipeline (the re-ranker is bound to its catalogue and counts), or None with too few users."""
-    carve = SplitConfig("per-user", HELD_OUT)
-    fit, _ = split_events(train.events, carve)
-    _, held = split_events(derived, carve)
+    cuts = per_user_cut(train.events, HELD_OUT)
+    fit, _ = split_at_cuts(train.events, cuts)
+    _, held = split_at_cuts(derived, cuts)
     if held["user_id"].n_unique() < min_users:
         return None
     config = replace(pipeline.config, rerank=replace(pipeline.config.rerank, budget=1.0))

@@ -212,6 +212,31 @@ def test_fit_is_seeded(world) -> None:
     assert a.report == b.report
 
 
+def test_features_built_in_blocks_equal_one_block(world) -> None:
+    emb = FixedEmbeddings(world[0].videos["video_id"], dim=4)
+    whole, _ = MLPRanker(FAST).prepare(world[1], emb)
+    blocks, _ = MLPRanker(replace(FAST, feature_block=997)).prepare(world[1], emb)  # a prime: a ragged last block
+    assert whole.x.shape[0] > 3 * 997 and whole.x.dtype == np.float32
+    np.testing.assert_array_equal(blocks.x, whole.x)
+    with pytest.raises(ValueError, match="feature_block"):
+        RankerConfig(feature_block=0)
+
+
+def test_the_standardiser_matches_numpy_and_works_in_place() -> None:
+    from vidrec.scoring.features import Standardizer
+
+    rng = np.random.default_rng(0)
+    x = (rng.normal(3.0, 2.0, (300_000, 5)) * [1, 10, 0, 1e3, 1]).astype(np.float32)  # > one block of rows
+    scaler = Standardizer().fit(x)
+    np.testing.assert_allclose(scaler.mean, x.mean(axis=0, dtype=np.float64), rtol=1e-9, atol=1e-9)
+    np.testing.assert_allclose(scaler.std, np.where(x.std(axis=0, dtype=np.float64) > 1e-8,
+                                                    x.std(axis=0, dtype=np.float64), 1.0), rtol=1e-9)  # fmt: skip
+    copy = scaler(x)
+    same = scaler(x, out=x)
+    assert same is x and copy is not x
+    np.testing.assert_array_equal(copy, x)
+
+
 def test_an_ensemble_averages_its_members_and_survives_save_load(tmp_path, world) -> None:
     cfg = replace(FAST, architecture="mlp", loss_weights=(1.0, 0.0, 0.0, 0.0), max_epochs=2, max_examples=5_000)
     ens = MLPRanker(replace(cfg, ensemble=3)).fit(world[1], None)

@@ -8,8 +8,11 @@ column name or type is spelled in exactly one place.
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from typing import TypeVar
 
 import polars as pl
+
+Frame = TypeVar("Frame", pl.DataFrame, pl.LazyFrame)
 
 TIMESTAMP = pl.Datetime("us", "UTC")
 
@@ -89,19 +92,17 @@ def completion(watch_seconds: pl.Expr, duration_seconds: pl.Expr) -> pl.Expr:
     return (watch_seconds / duration_seconds).alias("completion")
 
 
-def with_derived(
-    events: pl.DataFrame, videos: pl.DataFrame, threshold: float = COMPLETION_THRESHOLD
-) -> pl.DataFrame:
+def with_derived(events: Frame, videos: pl.DataFrame, threshold: float = COMPLETION_THRESHOLD) -> Frame:
     """Add ``completion``, ``interacted``, ``completed`` and ``disliked`` to each event.
 
     ``interacted`` is any watch or like; ``completed`` is a watch with completion at or
     above ``threshold``; ``disliked`` is a dislike event. Non-watch events have a null
-    completion and ``completed`` false.
+    completion and ``completed`` false. A LazyFrame stays lazy (a query over a large log).
     """
     if not 0.0 < threshold:
         raise ValueError(f"completion threshold must be positive, got {threshold}")
     durations = videos.select("video_id", "duration_seconds")
-    out = events.join(durations, on="video_id", how="left")
+    out = events.join(durations.lazy() if isinstance(events, pl.LazyFrame) else durations, on="video_id", how="left")
     ev = pl.col("event")
     return out.with_columns(
         completion(pl.col("watch_seconds"), pl.col("duration_seconds")),

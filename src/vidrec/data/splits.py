@@ -94,12 +94,15 @@ def split_events(events: pl.DataFrame, config: SplitConfig) -> tuple[pl.DataFram
         cut = config.cut or global_cut(events, config.fraction)
         is_test = pl.col("ts") >= pl.lit(cut)
         return events.filter(~is_test), events.filter(is_test)
-    cuts = per_user_cut(events, config.fraction)
-    tagged = events.join(cuts, on="user_id", how="left", maintain_order="left")
+    return split_at_cuts(events, per_user_cut(events, config.fraction))
+
+
+def split_at_cuts(events: pl.DataFrame, cuts: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """(before, at or after) each user's cut (:func:`per_user_cut`); users without one stay before.
+    The cuts of one log split any table of its events (with derived columns, say) the same way."""
+    tagged = events.join(cuts.select("user_id", "cut"), on="user_id", how="left", maintain_order="left")
     is_test = (pl.col("ts") >= pl.col("cut")).fill_null(False)
-    train = tagged.filter(~is_test).drop("cut")
-    test = tagged.filter(is_test).drop("cut")
-    return train, test
+    return tagged.filter(~is_test).drop("cut"), tagged.filter(is_test).drop("cut")
 
 
 def global_cut(events: pl.DataFrame, fraction: float) -> datetime:

@@ -66,7 +66,7 @@ def cross_tags(videos: pl.DataFrame, title_words: bool = False) -> pl.DataFrame:
     return videos.select("video_id", tags=pl.concat_list(tags.fill_null([]), words))
 
 
-def build_cross_tables(events: pl.DataFrame, videos: pl.DataFrame, title_words: bool = False,
+def build_cross_tables(events: pl.DataFrame | pl.LazyFrame, videos: pl.DataFrame, title_words: bool = False,
                        since: datetime | None = None) -> dict[str, pl.DataFrame]:  # fmt: skip
     """Cumulative impressions, views and completions per (user, tag), tag, (user, language), language.
 
@@ -75,7 +75,7 @@ def build_cross_tables(events: pl.DataFrame, videos: pl.DataFrame, title_words: 
     simply add no rows. ``since``: answer only from then on (see :func:`cumulate`); the
     events x tags join is then never held whole.
     """
-    base = events.filter(pl.col("event").is_in(["impression", "watch"])).select(
+    base = events.lazy().filter(pl.col("event").is_in(["impression", "watch"])).select(
         "user_id", "video_id", "ts", "event", "completed"
     )
     e = pl.col("event")

@@ -109,9 +109,11 @@ class EventTables:
         need), holding one row per key for everything earlier: memory grows with the events
         from ``since`` on, not with the whole log."""
         cfg = config or PointInTimeConfig()
-        ev = with_derived(events, videos, cfg.threshold).with_columns(pl.col("ts").cast(TIMESTAMP))
+        # a query, not a frame: each table streams its own pass over the log, so the joined
+        # events (every column, every row) are never held beside the tables being built
+        ev = with_derived(events.lazy(), videos, cfg.threshold).with_columns(pl.col("ts").cast(TIMESTAMP))
         meta = videos.select("video_id", "category", "creator_id")
-        ev = ev.join(meta, on="video_id", how="left")
+        ev = ev.join(meta.lazy(), on="video_id", how="left")
         e = pl.col("event")
         counts = count_aggs()
         capped = pl.col("completion").clip(0.0, cfg.completion_cap).fill_null(0.0)
@@ -133,6 +135,16 @@ class EventTables:
         tables.update(build_cross_tables(ev, videos, cfg.title_words, since))
         n_cat = max(int(videos["category"].n_unique()), 1)
         return cls(cfg, tables, n_cat, since=since)
+
+    def for_users(self, users: pl.Series) -> EventTables:
+        """The same tables with the per-user ones cut to ``users``: their rows' features are
+        unchanged, and the joins of a block of those users' rows read only their part."""
+        out = {}
+        for name, df in self.tables.items():
+            if "user_id" in _KEYS[name]:
+                df = df.filter(pl.col("user_id").is_in(users.cast(df.schema["user_id"]).implode()))
+            out[name] = df
+        return EventTables(self.config, out, self.n_categories, self.compacted_at, self.since)
 
     def compact(self) -> EventTables:
         """Keep the last row per key: the same answers for every ts after the last event."""

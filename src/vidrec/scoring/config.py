@@ -45,6 +45,7 @@ class RankerConfig:
     device: str = "auto"  # where the networks train: "auto" (a CUDA GPU when present, else the CPU), "cpu", "cuda"
     examples_since: datetime | None = None  # train only on examples at/after this: the two-tower cutoff (see ranker.py)
     max_examples: int | None = None  # keep only the latest this many examples (None: all)
+    feature_block: int = 500_000  # examples whose features are built at once (memory grows with it)
     similarity: bool = True  # item-to-item features: candidate vs recent completions (similarity.py)
     similarity_recent: int = 10  # recent completed videos the similarity features compare with
     cooc_min_count: int = 2  # co-occurrence pairs completed together by fewer users are dropped
@@ -102,7 +103,7 @@ class RankerConfig:
             raise ValueError(f"RankerConfig.ease_videos must be an integer >= 0, got {self.ease_videos!r}")
         if self.ease_lambda is not None and not self.ease_lambda > 0:
             raise ValueError(f"RankerConfig.ease_lambda must be positive or None, got {self.ease_lambda}")
-        for name in ("similarity_recent", "cooc_min_count"):
+        for name in ("similarity_recent", "cooc_min_count", "feature_block"):
             value = getattr(self, name)
             if not isinstance(value, int) or value < 1:
                 raise ValueError(f"RankerConfig.{name} must be a positive integer, got {value!r}")
@@ -157,4 +158,3 @@ def _saved_before(data: dict[str, Any], config_class: type, name: str) -> bool:
     a field existed must keep the behaviour it was trained with, not today's default.
     """
     return {f.name for f in fields(config_class)} - set(data) == {name}
-

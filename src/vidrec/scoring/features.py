@@ -28,6 +28,7 @@ LOG1P_FEATURES: tuple[str, ...] = (
     "uc_views", "creator_views", "duration_seconds", "video_age_days",
 )  # fmt: skip
 """Heavy-tailed counts and times, fed as ``log1p(max(x, 0))``; the rest (rates and log-lifts) as they are."""
+_STAT_ROWS = 262_144  # rows per block of the standardiser's float64 sums
 
 
 def dense_names(embedding_dim: int, similarity: bool = False) -> list[str]:
@@ -83,16 +84,28 @@ class Standardizer:
     std: list[float] = field(default_factory=list)
 
     def fit(self, x: np.ndarray) -> Standardizer:
-        std = x.std(axis=0, dtype=np.float64)
-        self.mean = x.mean(axis=0, dtype=np.float64).tolist()
+        """Column means and deviations in float64, a block of rows at a time (two passes), so
+        a large matrix is never copied whole in double precision."""
+        n = max(len(x), 1)
+        total = np.zeros(x.shape[1], dtype=np.float64)
+        for s in range(0, len(x), _STAT_ROWS):
+            total += x[s : s + _STAT_ROWS].sum(axis=0, dtype=np.float64)
+        mean = total / n
+        square = np.zeros(x.shape[1], dtype=np.float64)
+        for s in range(0, len(x), _STAT_ROWS):
+            square += np.square(x[s : s + _STAT_ROWS].astype(np.float64) - mean).sum(axis=0)
+        std = np.sqrt(square / n)
+        self.mean = mean.tolist()
         self.std = np.where(std > 1e-8, std, 1.0).tolist()
         return self
 
-    def __call__(self, x: np.ndarray) -> np.ndarray:
+    def __call__(self, x: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+        """float32 ``(x - mean) / std``; ``out=x`` standardises a float32 ``x`` in place."""
         if x.shape[1] != len(self.mean):
             raise ValueError(f"expected {len(self.mean)} feature columns, got {x.shape[1]}")
         mean, std = np.asarray(self.mean, np.float32), np.asarray(self.std, np.float32)
-        return ((x - mean) / std).astype(np.float32, copy=False)
+        out = np.subtract(x, mean, out=out, dtype=np.float32)
+        return np.divide(out, std, out=out)
 
     def to_dict(self) -> dict[str, Any]:
         return {"mean": self.mean, "std": self.std}

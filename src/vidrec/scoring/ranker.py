@@ -154,10 +154,13 @@ class MultiTaskRanker(Ranker):
         ``log`` gets one line per epoch."""
         with _threads(self.config.threads):
             data, tables = self.prepare(train, embeddings)
-            self.fit_arrays(data.x, data.y, data.ts, checkpoints, log)
-        self.tables = tables.compact()
-        self.n_categories = tables.n_categories
-        self.report["examples"] = data.examples.height
+            self.tables = tables.compact()  # the full tables are not needed for training: freed first
+            self.n_categories = tables.n_categories
+            del tables
+            n_examples, x, y, ts = data.examples.height, data.x, data.y, data.ts
+            del data
+            self.fit_arrays(x, y, ts, checkpoints, log, overwrite=True)
+        self.report["examples"] = n_examples
         return self
 
     def prepare(self, train: Dataset, embeddings: EmbeddingSource | None = None) -> tuple[TrainingData, EventTables]:
@@ -167,18 +170,43 @@ class MultiTaskRanker(Ranker):
         examples = self._examples(train, tables, embeddings)
         self.embeddings, self.embedding_dim = embeddings, 0 if embeddings is None else int(embeddings.dim)
         self.cooc = self._cooccurrence(train) if cfg.similarity else None
-        feats = point_in_time_features(examples, tables, train.videos, with_history=self._needs_history(embeddings))
-        x = feature_matrix(feats, embeddings, self.cooc, cfg.similarity_recent)  # (n, f)
+        x = self._feature_blocks(examples, tables, train.videos, embeddings)  # (n, f)
         y = examples.select(LABELS).to_numpy().astype(np.float32)  # (n, labels)
         return TrainingData(x, y, examples["ts"].to_numpy(), examples), tables
 
+    def _feature_blocks(self, examples: pl.DataFrame, tables: EventTables, videos: pl.DataFrame,
+                        embeddings: EmbeddingSource | None) -> np.ndarray:  # fmt: skip
+        """The examples' feature matrix, built for about ``feature_block`` examples at a time:
+        the examples of one share of the users (by a hash of the id), against the per-user
+        tables cut to those users, so the as-of joins' working memory grows with the block and
+        not with the log (the largest table, user x tag, is joined a share at a time)."""
+        history = self._needs_history(embeddings)
+        parts = -(-examples.height // self.config.feature_block)
+        share = (examples["user_id"].hash(seed=0) % parts).to_numpy() if parts > 1 else np.zeros(examples.height)
+        x: np.ndarray | None = None
+        for part in range(parts):
+            rows = np.flatnonzero(share == part)  # still in time order
+            if not len(rows):
+                continue
+            block = examples[rows]
+            cut = tables.for_users(block["user_id"].unique()) if parts > 1 else tables
+            feats = point_in_time_features(block, cut, videos, with_history=history)
+            values = feature_matrix(feats, embeddings, self.cooc, self.config.similarity_recent)
+            del feats, cut
+            if x is None:
+                x = np.empty((examples.height, values.shape[1]), dtype=np.float32)
+            x[rows] = values
+        assert x is not None, "examples are checked non-empty"
+        return x
+
     def fit_arrays(self, x: np.ndarray, y: np.ndarray, ts: np.ndarray, checkpoints: str | Path | None = None,
-                   log: Callable[[str], None] | None = None) -> Self:  # fmt: skip
-        """Standardise, train on all but the latest ``val_fraction``, calibrate each head on the rest."""
+                   log: Callable[[str], None] | None = None, overwrite: bool = False) -> Self:  # fmt: skip
+        """Standardise, train on all but the latest ``val_fraction``, calibrate each head on the rest.
+        ``overwrite``: standardise a float32 ``x`` in place (no second copy of a large matrix)."""
         cfg = self.config
         cut = time_split(ts, cfg.val_fraction)
         self.scaler = Standardizer().fit(x[:cut])
-        xs = self.scaler(x)
+        xs = self.scaler(x, out=x if overwrite and x.dtype == np.float32 else None)
         heads = [LABELS.index(t) for t in cfg.tasks]
         if cfg.processes > 1:
             from vidrec.scoring.distributed import train_processes

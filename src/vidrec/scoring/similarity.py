@@ -102,45 +102,31 @@ class CoOccurrence:
         frame = pl.DataFrame({"video_id": pl.Series(video_ids, dtype=pl.String)})
         return frame.join(self._lookup, on="video_id", how="left", maintain_order="left")["_i"].fill_null(-1).to_numpy()
 
-    def lookup(self, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
-        """float32 ``(len(rows), len(cols))`` block of the table: a few rows (a request's history)
-        against many columns, by one sorted search over those rows' stored entries."""
-        m = self.matrix
-        starts, ends = m.indptr[rows], m.indptr[rows + 1]
-        lengths = ends - starts
-        idx = np.repeat(starts - np.concatenate([[0], np.cumsum(lengths)[:-1]]), lengths) + np.arange(lengths.sum())
-        span = np.int64(m.shape[1] + 1)
-        keys = np.repeat(np.arange(len(rows), dtype=np.int64), lengths) * span + m.indices[idx]  # sorted (CSR)
-        out = np.zeros((len(rows), len(cols)), dtype=np.float32)
-        if not len(keys):
-            return out
-        query = np.arange(len(rows), dtype=np.int64)[:, None] * span + cols[None, :]
-        pos = np.minimum(np.searchsorted(keys, query), len(keys) - 1)
-        hit = keys[pos] == query
-        out[hit] = m.data[idx][pos[hit]]
-        return out
-
-    def lookup_pairs(self, slot_rows: np.ndarray, known: np.ndarray, seg: np.ndarray, cols: np.ndarray,
-                     width: int, table: sparse.csr_matrix | None = None) -> np.ndarray:  # fmt: skip
-        """float32 ``(len(cols), width)``: ``C[slot_rows[seg[i] * width + l], cols[i]]`` -- each
-        candidate against the ``width`` history slots of its own request (``known``: the slots
-        whose row is in the table; 0 elsewhere and where ``cols`` is -1). ``table`` as in :meth:`values`."""
-        m = self.matrix if table is None else table
+    def lookup_pairs(self, slot_rows: np.ndarray, known: np.ndarray, seg: np.ndarray,
+                     cols: np.ndarray, width: int) -> tuple[np.ndarray, np.ndarray]:  # fmt: skip
+        """Two float32 ``(len(cols), width)`` blocks, co-occurrence then regression:
+        ``T[slot_rows[seg[i] * width + l], cols[i]]`` -- each candidate against the ``width``
+        history slots of its own request (``known``: the slots whose row is in the table; 0
+        elsewhere and where ``cols`` is -1). One query, one sorted search per table."""
+        n = self.matrix.shape[1]
+        slots = seg[:, None].astype(np.int64) * width + np.arange(width)[None, :]  # (len(cols), width)
+        span = np.int64(n + 1)
+        query = slots * span + np.where(cols >= 0, cols, n)[:, None]  # -1 never matches
         rows = slot_rows[known]
-        starts, ends = m.indptr[rows], m.indptr[rows + 1]
-        lengths = ends - starts
-        idx = np.repeat(starts - np.concatenate([[0], np.cumsum(lengths)[:-1]]), lengths) + np.arange(lengths.sum())
-        out = np.zeros((len(cols), width), dtype=np.float32)
-        if not len(idx):
-            return out
-        span = np.int64(m.shape[1] + 1)
-        keys = np.repeat(known.astype(np.int64), lengths) * span + m.indices[idx]  # sorted: slots, then CSR order
-        slots = seg[:, None].astype(np.int64) * width + np.arange(width)[None, :]  # (n, width)
-        query = slots * span + np.where(cols >= 0, cols, m.shape[1])[:, None]  # -1 never matches
-        pos = np.minimum(np.searchsorted(keys, query), len(keys) - 1)
-        hit = keys[pos] == query
-        out[hit] = m.data[idx][pos[hit]]
-        return out
+        blocks = []
+        for m in (self.matrix, self.regression):
+            starts, ends = m.indptr[rows], m.indptr[rows + 1]
+            lengths = ends - starts
+            out = np.zeros((len(cols), width), dtype=np.float32)
+            blocks.append(out)
+            if not lengths.sum():
+                continue
+            idx = np.repeat(starts - np.concatenate([[0], np.cumsum(lengths)[:-1]]), lengths) + np.arange(lengths.sum())
+            keys = np.repeat(known.astype(np.int64), lengths) * span + m.indices[idx]  # sorted: slots, then CSR order
+            pos = np.minimum(np.searchsorted(keys, query), len(keys) - 1)
+            hit = keys[pos] == query
+            out[hit] = m.data[idx][pos[hit]]
+        return blocks[0], blocks[1]
 
     def values(self, rows: np.ndarray, cols: np.ndarray, table: sparse.csr_matrix | None = None) -> np.ndarray:
         """``C[rows, cols]`` elementwise (0 where either index is -1); ``table``: another table
@@ -266,10 +252,8 @@ def request_similarity(
     known = np.flatnonzero(slot_rows >= 0)
     ci = cooc_rows[cand]
     if len(known) and (ci >= 0).any():
-        block = cooc.lookup_pairs(slot_rows, known, seg, ci, width)  # (n, width)
-        co = np.where(mine, block, 0.0).astype(np.float32)
-        block = cooc.lookup_pairs(slot_rows, known, seg, ci, width, cooc.regression)
-        ease = np.where(mine, block, 0.0).astype(np.float32)
+        co_block, ease_block = cooc.lookup_pairs(slot_rows, known, seg, ci, width)  # (n, width) each
+        co, ease = np.where(mine, co_block, 0.0), np.where(mine, ease_block, 0.0)
     count = np.maximum(mine.sum(axis=1), 1)
     has = mine.any(axis=1)
     for j, m in enumerate((cos, co, ease)):
