@@ -23,6 +23,7 @@ def cumulate(
     are summed into one row per key (at that key's last earlier ts), so the table grows with
     the events from ``since`` on, not with the whole log. The sums run on Polars' streaming
     engine, so the events before ``since`` (a lazy join, for example) are never all held.
+    String keys come back as ``pl.Categorical`` and per-user integer counts as Int32.
     """
     lazy = ev.lazy()
     schema = lazy.collect_schema()
@@ -40,7 +41,7 @@ def cumulate(
         cols = [*keys, "ts", *aggs]
         parts = [q.select(cols).collect(engine="streaming") for q in (head, tail)]
         per_ts = pl.concat(parts).filter(pl.col("ts").is_not_null())
-    if "user_id" in keys:  # one user's counts fit 32 bits; a global count (a tag's views) may not
+    if "user_id" in keys:  # one user's running totals fit 32 bits; a global one (a tag's views) may not
         per_ts = per_ts.with_columns(pl.col(c).cast(pl.Int32) for c in aggs if per_ts.schema[c] == pl.Int64)
     # one sort by time, then running sums within each key in that order: a sort by the keys
     # first would hold another copy of the largest table (user x tag) at once
