@@ -92,6 +92,18 @@ def test_item_similarity_exact_cosine():
     assert sorted(zip(lift["video_id"], lift["neighbour_id"])) == [("a", "b"), ("b", "a")]
 
 
+@pytest.mark.parametrize("min_support", [1, 2])
+def test_item_similarity_in_blocks_equals_one_block(min_support):
+    rng = np.random.default_rng(7)
+    pairs = pl.DataFrame({"user_id": rng.integers(0, 60, 900).astype(str), "video_id": rng.integers(0, 40, 900).astype(str),
+                          "w": rng.choice([0.5, 1.0, 2.0], 900)}).unique(["user_id", "video_id"])  # fmt: skip
+    cfg = CoWatchConfig(neighbours=5, min_support=min_support)
+    whole = item_similarity(pairs, cfg, block_products=10**12)
+    for budget in (1, 37, 500):
+        assert item_similarity(pairs, cfg, block_products=budget).equals(whole)
+    assert whole.group_by("video_id").len()["len"].max() == 5
+
+
 def test_cowatch_recency_weights_the_last_completed_most():
     sim = pl.DataFrame({"video_id": ["old", "new"], "neighbour_id": ["x", "y"], "sim": [1.0, 1.0]})
     gen = CoWatchGenerator(CoWatchConfig(signal="completed", recency_decay=0.5))

@@ -65,10 +65,16 @@ class CoWatchConfig:
             raise ValueError(f"cowatch.half_life_days must be positive or None, got {self.half_life_days}")
 
 
-def item_similarity(pairs: pl.DataFrame, config: CoWatchConfig) -> pl.DataFrame:
+BLOCK_PRODUCTS = 10_000_000  # user-level co-watch products per block of videos: bounds the fit's memory
+
+
+def item_similarity(pairs: pl.DataFrame, config: CoWatchConfig, block_products: int = BLOCK_PRODUCTS) -> pl.DataFrame:
     """``video_id, neighbour_id, sim`` from weighted ``user_id, video_id, w`` pairs.
 
     Top ``config.neighbours`` per video, best first; a video is never its own neighbour.
+    The co-watch counts ``X^T X`` are formed for a block of videos at a time and cut to their
+    top neighbours at once, so memory follows ``block_products`` (the users' co-watch products
+    one block makes), not the square of the catalogue.
     """
     users = pairs["user_id"].unique().sort()
     items = pairs["video_id"].unique().sort()
@@ -82,29 +88,46 @@ def item_similarity(pairs: pl.DataFrame, config: CoWatchConfig) -> pl.DataFrame:
     )
     shape = (users.len(), items.len())
     X = csr_matrix((codes["w"].to_numpy(), (codes["u"].to_numpy(), codes["i"].to_numpy())), shape=shape)
-    gram = (X.T @ X).tocsr()  # (videos, videos) weighted co-watch counts
-    n = gram.diagonal()  # each video's own (weighted) audience
-    counts = coo_matrix(gram)
-    i, j, c = counts.row, counts.col, counts.data
-    keep = (i != j) & (c > 0)
-    if config.min_support > 1:
-        B = (X > 0).astype(np.float64)
-        keep &= np.asarray((B.T @ B).tocsr()[i, j]).ravel() >= config.min_support
-    i, j, c = i[keep], j[keep], c[keep]
-    top = (
-        pl.DataFrame({"i": i, "j": j, "sim": _normalise(c, n[i], n[j], config)})
-        .sort(["i", "sim", "j"], descending=[False, True, False])
-        .filter(pl.int_range(pl.len()).over("i") < config.neighbours)
-    )
-    if top.height == 0:
+    XT = X.T.tocsr()  # (videos, users)
+    n = np.asarray(X.multiply(X).sum(axis=0)).ravel()  # each video's own (weighted) audience: diag(X^T X)
+    B = csr_matrix((np.ones(X.nnz), X.indices, X.indptr), shape=shape)  # who watched what
+    BT = B.T.tocsr()
+    work = BT @ np.diff(X.indptr).astype(np.float64)  # products each video's row of X^T X costs
+    blocks = []
+    for a, b in _blocks(work, block_products):
+        gram = coo_matrix(XT[a:b] @ X)  # rows a..b of the (videos, videos) weighted co-watch counts
+        i, j, c = gram.row, gram.col, gram.data
+        keep = (i + a != j) & (c > 0)
+        if config.min_support > 1:
+            support = (BT[a:b] @ B).tocsr()
+            keep &= np.asarray(support[i, j]).ravel() >= config.min_support
+        i, j, c = i[keep] + a, j[keep], c[keep]
+        blocks.append(_top(i, j, _normalise(c, n[i], n[j], config), config.neighbours))
+    i, j, sim = (np.concatenate(parts) for parts in zip(*blocks))
+    if len(i) == 0:
         return empty
-    return pl.DataFrame(
-        {
-            "video_id": items.gather(top["i"].to_numpy()),
-            "neighbour_id": items.gather(top["j"].to_numpy()),
-            "sim": top["sim"],
-        }
-    )
+    return pl.DataFrame({"video_id": items.gather(i), "neighbour_id": items.gather(j), "sim": sim})
+
+
+def _blocks(work: np.ndarray, budget: int) -> list[tuple[int, int]]:
+    """Consecutive row ranges whose summed ``work`` stays near ``budget`` (at least one row each)."""
+    total = np.cumsum(work)
+    cuts = [0]
+    while cuts[-1] < len(work):
+        a = cuts[-1]
+        base = total[a - 1] if a else 0.0
+        cuts.append(max(a + 1, int(np.searchsorted(total, base + budget, side="right"))))
+    return list(zip(cuts[:-1], cuts[1:]))
+
+
+def _top(i: np.ndarray, j: np.ndarray, sim: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Each row's ``k`` best ``(j, sim)``, rows ascending, best first, ties to the lower ``j``."""
+    order = np.lexsort((j, -sim, i))
+    i, j, sim = i[order], j[order], sim[order]
+    starts = np.flatnonzero(np.r_[True, i[1:] != i[:-1]]) if len(i) else np.zeros(0, dtype=np.int64)
+    rank = np.arange(len(i)) - np.repeat(starts, np.diff(np.r_[starts, len(i)]))
+    keep = rank < k
+    return i[keep], j[keep], sim[keep]
 
 
 def _normalise(c: np.ndarray, ni: np.ndarray, nj: np.ndarray, config: CoWatchConfig) -> np.ndarray:
