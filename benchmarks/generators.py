@@ -22,6 +22,7 @@ from vidrec.candidates.base import CandidateGenerator
 from vidrec.candidates.cowatch import CoWatchConfig, CoWatchGenerator
 from vidrec.candidates.creators import CreatorsGenerator
 from vidrec.candidates.demographic import DemographicConfig, DemographicGenerator
+from vidrec.candidates.ease import EaseGenerator
 from vidrec.candidates.fresh import FreshGenerator
 from vidrec.candidates.generators import TrendingGenerator, TwoTowerGenerator
 from vidrec.candidates.merge import merge_candidates
@@ -71,6 +72,7 @@ def build(ds: Dataset, cowatch: CoWatchConfig, demographic: DemographicConfig, t
     gens |= {
         "trending": TrendingGenerator(),
         "cowatch": CoWatchGenerator(cowatch),
+        "ease": EaseGenerator(),
         "fresh": FreshGenerator(),
         "creators": CreatorsGenerator(),
         "demographic": DemographicGenerator(demographic),

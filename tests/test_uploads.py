@@ -15,7 +15,7 @@ from vidrec.data.schema import TIMESTAMP
 from vidrec.errors import DataError
 from vidrec.recommender import Recommender
 
-ALL = ["two_tower", "cowatch", "trending", "fresh", "creators", "demographic"]
+ALL = ["two_tower", "cowatch", "ease", "trending", "fresh", "creators", "demographic"]
 EVEN = [f"u{i}" for i in range(0, 40, 2)]
 ODD = [f"u{i}" for i in range(1, 40, 2)]
 

@@ -1,4 +1,4 @@
-"""Contract and known answers of the co-watch, fresh, creators and demographic generators."""
+"""Contract and known answers of the co-watch, EASE, fresh, creators and demographic generators."""
 
 from __future__ import annotations
 
@@ -8,11 +8,12 @@ import numpy as np
 import polars as pl
 import pytest
 
-from tests.candidates.conftest import T0, cluster_of, with_rule_cases
+from tests.candidates.conftest import T0, cluster_of, make_clustered, with_rule_cases
 from tests.candidates.test_generators import check_candidates
 from vidrec.candidates.cowatch import CoWatchConfig, CoWatchGenerator, item_similarity
 from vidrec.candidates.creators import CreatorsConfig, CreatorsGenerator
 from vidrec.candidates.demographic import DemographicConfig, DemographicGenerator
+from vidrec.candidates.ease import EaseConfig, EaseGenerator
 from vidrec.candidates.fresh import FreshConfig, FreshGenerator
 from vidrec.catalogue import Catalogue
 from vidrec.data.dataset import Dataset
@@ -22,6 +23,7 @@ from vidrec.features.user_state import empty_user_state
 
 FACTORIES = {
     "cowatch": lambda: CoWatchGenerator(CoWatchConfig(signal="completed", history=10)),
+    "ease": lambda: EaseGenerator(EaseConfig(videos=40, neighbours=20)),
     "fresh": lambda: FreshGenerator(FreshConfig(window_days=30.0)),
     "creators": lambda: CreatorsGenerator(CreatorsConfig(top_creators=3)),
     "demographic": lambda: DemographicGenerator(DemographicConfig(max_history=None)),
@@ -75,7 +77,7 @@ def test_unfitted_generators_say_so():
 def test_cowatch_and_creators_stay_in_the_users_cluster(platform):
     ds, now = platform
     state = build_user_state(ds.events, ds.videos)
-    for gen in (CoWatchGenerator(CoWatchConfig(signal="completed")), CreatorsGenerator()):
+    for gen in (CoWatchGenerator(CoWatchConfig(signal="completed")), EaseGenerator(), CreatorsGenerator()):
         out = gen.fit(ds, now).generate(state, 5, now)
         own = cluster_of(out["user_id"]) == cluster_of(out["video_id"])
         assert own.mean() >= 0.95, gen.name
@@ -102,6 +104,41 @@ def test_item_similarity_in_blocks_equals_one_block(min_support):
     for budget in (1, 37, 500):
         assert item_similarity(pairs, cfg, block_products=budget).equals(whole)
     assert whole.group_by("video_id").len()["len"].max() == 5
+
+
+@pytest.mark.parametrize("signal", ["watched", "completed"])
+def test_ease_generator_scores_are_the_ease_baselines(signal):
+    # Oracle: EASE in closed form on the same binary users x videos matrix, x_u B for unseen videos.
+    ds, now = make_clustered(n_users=14, n_videos=12, per_user=4, seed=3)
+    lam = 1.5
+    gen = EaseGenerator(EaseConfig(signal=signal, lambda_=lam)).fit(ds, now)
+    kept = ds.events if signal == "watched" else ds.events.filter(pl.col("watch_seconds") >= 80)
+    users, items = sorted(kept["user_id"].unique()), sorted(kept["video_id"].unique())
+    x = np.zeros((len(users), len(items)))
+    for u, v in zip(kept["user_id"], kept["video_id"]):
+        x[users.index(u), items.index(v)] = 1.0
+    p = np.linalg.inv(x.T @ x + lam * np.eye(len(items)))
+    b = p / -np.diag(p)[None, :]
+    np.fill_diagonal(b, 0.0)
+    state = build_user_state(ds.events, ds.videos)
+    out = gen.generate(state, len(items), now)
+    seen = {u: set(vs) for u, vs in ds.events.group_by("user_id").agg("video_id").iter_rows()}
+    checked = 0
+    for u in users:
+        want = {v: s for v, s in zip(items, x[users.index(u)] @ b) if s > 0 and v not in seen[u]}
+        got = out.filter(pl.col("user_id") == u)
+        assert dict(zip(got["video_id"], got["score"])) == pytest.approx(want, rel=1e-4, abs=1e-6)
+        assert got["score"].is_sorted(descending=True)
+        checked += len(want)
+    assert checked > 10
+
+
+def test_ease_covers_only_the_most_watched_videos():
+    ds, now = make_clustered(n_users=20, n_videos=16, per_user=5, seed=1)
+    gen = EaseGenerator(EaseConfig(videos=4)).fit(ds, now)
+    top = ds.events.group_by("video_id").len().sort(["len", "video_id"], descending=[True, False])
+    most = set(top["video_id"].head(4))  # ties at the cut go to the lower id, as in the regression
+    assert set(gen._sim["video_id"]) == most and set(gen._sim["neighbour_id"]) <= most
 
 
 def test_cowatch_recency_weights_the_last_completed_most():

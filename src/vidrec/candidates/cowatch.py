@@ -10,30 +10,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from pathlib import Path
-from typing import Self
 
 import numpy as np
 import polars as pl
 from scipy.sparse import coo_matrix, csr_matrix
 
-from vidrec.candidates.base import CandidateGenerator, Nominations, check_k
-from vidrec.candidates.common import (
-    age_days,
-    decay,
-    finish,
-    load_state,
-    not_fitted,
-    recency_weights,
-    save_state,
-    sum_by_row,
-    watches_before,
-)
-from vidrec.catalogue import Catalogue
+from vidrec.candidates.common import age_days, decay, watches_before
+from vidrec.candidates.neighbours import EMPTY, SIGNALS, NeighbourGenerator, top_per_row
 from vidrec.data.dataset import Dataset
-from vidrec.request import Request
 
-SIGNALS = ("completed", "watched")
 NORMALISATIONS = ("cosine", "lift", "conditional", "count")
 
 
@@ -78,9 +63,8 @@ def item_similarity(pairs: pl.DataFrame, config: CoWatchConfig, block_products: 
     """
     users = pairs["user_id"].unique().sort()
     items = pairs["video_id"].unique().sort()
-    empty = pl.DataFrame(schema={"video_id": pl.String, "neighbour_id": pl.String, "sim": pl.Float64})
     if items.len() == 0:
-        return empty
+        return EMPTY
     codes = pairs.select(
         u=pl.col("user_id").cast(pl.Enum(users)).to_physical(),
         i=pl.col("video_id").cast(pl.Enum(items)).to_physical(),
@@ -102,10 +86,10 @@ def item_similarity(pairs: pl.DataFrame, config: CoWatchConfig, block_products: 
             support = (BT[a:b] @ B).tocsr()
             keep &= np.asarray(support[i, j]).ravel() >= config.min_support
         i, j, c = i[keep] + a, j[keep], c[keep]
-        blocks.append(_top(i, j, _normalise(c, n[i], n[j], config), config.neighbours))
+        blocks.append(top_per_row(i, j, _normalise(c, n[i], n[j], config), config.neighbours))
     i, j, sim = (np.concatenate(parts) for parts in zip(*blocks))
     if len(i) == 0:
-        return empty
+        return EMPTY
     return pl.DataFrame({"video_id": items.gather(i), "neighbour_id": items.gather(j), "sim": sim})
 
 
@@ -120,16 +104,6 @@ def _blocks(work: np.ndarray, budget: int) -> list[tuple[int, int]]:
     return list(zip(cuts[:-1], cuts[1:]))
 
 
-def _top(i: np.ndarray, j: np.ndarray, sim: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Each row's ``k`` best ``(j, sim)``, rows ascending, best first, ties to the lower ``j``."""
-    order = np.lexsort((j, -sim, i))
-    i, j, sim = i[order], j[order], sim[order]
-    starts = np.flatnonzero(np.r_[True, i[1:] != i[:-1]]) if len(i) else np.zeros(0, dtype=np.int64)
-    rank = np.arange(len(i)) - np.repeat(starts, np.diff(np.r_[starts, len(i)]))
-    keep = rank < k
-    return i[keep], j[keep], sim[keep]
-
-
 def _normalise(c: np.ndarray, ni: np.ndarray, nj: np.ndarray, config: CoWatchConfig) -> np.ndarray:
     shrink = config.shrinkage
     if config.normalisation == "cosine":
@@ -141,69 +115,17 @@ def _normalise(c: np.ndarray, ni: np.ndarray, nj: np.ndarray, config: CoWatchCon
     return c.astype(np.float64)
 
 
-class CoWatchGenerator(CandidateGenerator):
+class CoWatchGenerator(NeighbourGenerator):
     """Neighbours of the user's last completed videos in the co-completion graph."""
 
     name = "cowatch"
+    config_type = CoWatchConfig
 
-    def __init__(self, config: CoWatchConfig | None = None) -> None:
-        self.config = config or CoWatchConfig()
-        self._sim: pl.DataFrame | None = None  # video_id, neighbour_id, sim
-        self._fitted_at: datetime | None = None
-
-    def fit(self, train: Dataset, now: datetime, catalogue: Catalogue | None = None) -> Self:
+    def similarity(self, train: Dataset, now: datetime) -> pl.DataFrame:
         cfg = self.config
         ev = watches_before(train.events, train.videos, now)
         if cfg.signal == "completed":
             ev = ev.filter(pl.col("completed"))
         w = pl.lit(1.0) if cfg.half_life_days is None else decay(age_days("ts", now), cfg.half_life_days)
         pairs = ev.group_by("user_id", "video_id").agg(w=w.max())
-        self._sim = item_similarity(pairs, cfg)
-        self._fitted_at = now
-        return self.bind(catalogue or Catalogue(train.videos))
-
-    def bind(self, catalogue: Catalogue) -> Self:
-        """Serve from ``catalogue``: each row's neighbours as rows (CSR, best first)."""
-        if self._sim is None:
-            raise not_fitted("CoWatchGenerator")
-        src, dst = catalogue.rows_of(self._sim["video_id"]), catalogue.rows_of(self._sim["neighbour_id"])
-        keep = (src >= 0) & (dst >= 0)
-        src, dst, sim = src[keep], dst[keep], self._sim["sim"].to_numpy()[keep].astype(np.float64)
-        order = np.argsort(src, kind="stable")  # the table is sorted per video already: keep that order
-        counts = np.bincount(src, minlength=len(catalogue))
-        self._offsets = np.concatenate([[0], np.cumsum(counts)])
-        self._neighbours, self._sims = dst[order], sim[order]
-        self.catalogue = catalogue
-        catalogue.subscribe(self._on_upload)
-        return self
-
-    def _on_upload(self, rows: np.ndarray, videos: pl.DataFrame) -> None:
-        """New rows have no co-watches yet: empty neighbour lists."""
-        self._offsets = np.concatenate([self._offsets, np.full(len(rows), self._offsets[-1])])
-
-    def nominate(self, request: Request, k: int) -> Nominations:
-        check_k(k)
-        catalogue = self.require_catalogue()
-        cfg = self.config
-        history = request.recent_completed if cfg.signal == "completed" else request.recent_watched
-        rows, weights = recency_weights(history, cfg.history, cfg.recency_decay)
-        if len(rows) == 0:
-            return Nominations.empty()
-        starts, ends = self._offsets[rows], self._offsets[rows + 1]
-        lengths = ends - starts
-        idx = np.repeat(starts - np.concatenate([[0], np.cumsum(lengths)[:-1]]), lengths) + np.arange(lengths.sum())
-        votes = np.repeat(weights, lengths) * self._sims[idx]
-        cand, score = sum_by_row(self._neighbours[idx], votes)
-        return finish(cand, score, request, catalogue, k)
-
-    def save(self, directory: str | Path) -> Path:
-        if self._sim is None or self._fitted_at is None:
-            raise not_fitted("CoWatchGenerator")
-        return save_state(Path(directory), self.config, self._fitted_at, {"similarity": self._sim})
-
-    @classmethod
-    def load(cls, directory: str | Path) -> Self:
-        config, fitted_at, frames = load_state(Path(directory))
-        gen = cls(CoWatchConfig(**config))
-        gen._sim, gen._fitted_at = frames["similarity"], fitted_at
-        return gen
+        return item_similarity(pairs, cfg)

@@ -16,6 +16,7 @@ from vidrec.candidates.base import CandidateGenerator
 from vidrec.candidates.cowatch import CoWatchConfig, CoWatchGenerator
 from vidrec.candidates.creators import CreatorsConfig, CreatorsGenerator
 from vidrec.candidates.demographic import DemographicConfig, DemographicGenerator
+from vidrec.candidates.ease import EaseConfig, EaseGenerator
 from vidrec.candidates.fresh import FreshConfig, FreshGenerator
 from vidrec.candidates.generators import TrendingConfig, TrendingGenerator, TwoTowerGenerator
 from vidrec.candidates.index import IndexConfig
@@ -51,6 +52,7 @@ GENERATORS: dict[str, GeneratorEntry] = {
                                 lambda cfg, index, log: TwoTowerGenerator(cfg, index, log=log)),
     "trending": GeneratorEntry(TrendingGenerator, TrendingConfig, lambda cfg, index, log: TrendingGenerator(cfg)),
     "cowatch": GeneratorEntry(CoWatchGenerator, CoWatchConfig, lambda cfg, index, log: CoWatchGenerator(cfg)),
+    "ease": GeneratorEntry(EaseGenerator, EaseConfig, lambda cfg, index, log: EaseGenerator(cfg)),
     "fresh": GeneratorEntry(FreshGenerator, FreshConfig, lambda cfg, index, log: FreshGenerator(cfg)),
     "creators": GeneratorEntry(CreatorsGenerator, CreatorsConfig, lambda cfg, index, log: CreatorsGenerator(cfg)),
     "demographic": GeneratorEntry(DemographicGenerator, DemographicConfig,

@@ -27,16 +27,13 @@ import numpy as np
 import polars as pl
 from scipy import sparse
 
+from vidrec.candidates.ease import item_regression
 from vidrec.data.schema import COMPLETION_THRESHOLD, TIMESTAMP, with_derived
 from vidrec.scoring.base import EmbeddingSource
 
 SIMILARITY_FEATURES: tuple[str, ...] = (
     "hist_cos_max", "hist_cos_mean", "cooc_max", "cooc_mean", "ease_max", "ease_sum",
 )  # fmt: skip
-EASE_LAMBDA_SCALE = 5.0
-"""The regression's L2 penalty as a multiple of the mean completions of its videos (the Gram
-diagonal), so it scales with the log: 5 x gives about the lambda tuned EASE picks on ML-100K."""
-EASE_KEEP = 256  # largest weights (by magnitude) kept per video: the sparse table serving reads
 _CHUNK = 16_384  # rows per block: (chunk, recent, d) floats at most
 
 
@@ -74,7 +71,7 @@ class CoOccurrence:
         Pairs completed together by fewer than ``min_count`` users are dropped: they are
         noise and they are most of a large catalogue's pairs. The regression covers the
         ``ease_videos`` most completed videos (0: none; its dense solve grows with their
-        square), penalised by ``ease_lambda`` (None: :data:`EASE_LAMBDA_SCALE` x their mean
+        square), penalised by ``ease_lambda`` (None: :data:`vidrec.candidates.ease.EASE_LAMBDA_SCALE` x their mean
         completions).
         """
         ids = videos["video_id"].unique(maintain_order=True)
@@ -150,30 +147,6 @@ class CoOccurrence:
         root = Path(directory)
         ids = pl.Series("video_id", json.loads((root / "cooccurrence_ids.json").read_text()), dtype=pl.String)
         return cls(ids, sparse.load_npz(root / "cooccurrence.npz"), sparse.load_npz(root / "regression.npz"))
-
-
-def item_regression(x: sparse.csr_matrix, most: int, lam: float | None = None) -> sparse.csr_matrix:
-    """EASE weights ``(n, n)`` from a binary users x videos matrix ``x``, over its ``most`` most
-    completed videos (the rest have none): ``P = (X^T X + lambda I)^-1``, ``B = -P / diag(P)``
-    column-wise, zero diagonal; the :data:`EASE_KEEP` largest weights by magnitude per row kept."""
-    n = x.shape[1]
-    per_video = np.asarray(x.sum(axis=0)).ravel()
-    top = np.sort(np.argsort(-per_video, kind="stable")[: min(most, n)])
-    top = top[per_video[top] > 0]
-    if len(top) < 2:
-        return sparse.csr_matrix((n, n), dtype=np.float32)
-    sub = x[:, top]
-    gram = (sub.T @ sub).toarray().astype(np.float64)  # (m, m)
-    diag = np.diag_indices_from(gram)
-    gram[diag] += EASE_LAMBDA_SCALE * float(per_video[top].mean()) if lam is None else lam
-    p = np.linalg.inv(gram)
-    b = p / (-np.diag(p))[None, :]
-    b[diag] = 0.0
-    keep = min(EASE_KEEP, len(top) - 1)
-    cols = np.argpartition(-np.abs(b), keep - 1, axis=1)[:, :keep]  # (m, keep) per row
-    vals = np.take_along_axis(b, cols, axis=1)
-    rows = np.repeat(top, keep)
-    return sparse.csr_matrix((vals.ravel().astype(np.float32), (rows, top[cols].ravel())), shape=(n, n))
 
 
 def similarity_features(
