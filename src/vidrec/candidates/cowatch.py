@@ -15,8 +15,8 @@ import numpy as np
 import polars as pl
 from scipy.sparse import coo_matrix, csr_matrix
 
-from vidrec.candidates.common import age_days, decay, watches_before
-from vidrec.candidates.neighbours import EMPTY, SIGNALS, NeighbourGenerator, top_per_row
+from vidrec.candidates.common import age_days, decay
+from vidrec.candidates.neighbours import EMPTY, SIGNALS, NeighbourGenerator, pair_matrix, top_per_row
 from vidrec.data.dataset import Dataset
 
 NORMALISATIONS = ("cosine", "lift", "conditional", "count")
@@ -61,17 +61,10 @@ def item_similarity(pairs: pl.DataFrame, config: CoWatchConfig, block_products: 
     top neighbours at once, so memory follows ``block_products`` (the users' co-watch products
     one block makes), not the square of the catalogue.
     """
-    users = pairs["user_id"].unique().sort()
-    items = pairs["video_id"].unique().sort()
-    if items.len() == 0:
+    if pairs.height == 0:
         return EMPTY
-    codes = pairs.select(
-        u=pl.col("user_id").cast(pl.Enum(users)).to_physical(),
-        i=pl.col("video_id").cast(pl.Enum(items)).to_physical(),
-        w=pl.col("w").cast(pl.Float64),
-    )
-    shape = (users.len(), items.len())
-    X = csr_matrix((codes["w"].to_numpy(), (codes["u"].to_numpy(), codes["i"].to_numpy())), shape=shape)
+    items, X = pair_matrix(pairs)
+    shape = X.shape
     XT = X.T.tocsr()  # (videos, users)
     n = np.asarray(X.multiply(X).sum(axis=0)).ravel()  # each video's own (weighted) audience: diag(X^T X)
     B = csr_matrix((np.ones(X.nnz), X.indices, X.indptr), shape=shape)  # who watched what
@@ -123,9 +116,7 @@ class CoWatchGenerator(NeighbourGenerator):
 
     def similarity(self, train: Dataset, now: datetime) -> pl.DataFrame:
         cfg = self.config
-        ev = watches_before(train.events, train.videos, now)
-        if cfg.signal == "completed":
-            ev = ev.filter(pl.col("completed"))
+        ev = self.signal_watches(train, now)
         w = pl.lit(1.0) if cfg.half_life_days is None else decay(age_days("ts", now), cfg.half_life_days)
         pairs = ev.group_by("user_id", "video_id").agg(w=w.max())
         return item_similarity(pairs, cfg)

@@ -19,8 +19,7 @@ import numpy as np
 import polars as pl
 from scipy import sparse
 
-from vidrec.candidates.common import watches_before
-from vidrec.candidates.neighbours import EMPTY, SIGNALS, NeighbourGenerator, top_per_row
+from vidrec.candidates.neighbours import EMPTY, SIGNALS, NeighbourGenerator, pair_matrix, top_per_row
 from vidrec.data.dataset import Dataset
 
 EASE_LAMBDA_SCALE = 5.0
@@ -85,16 +84,10 @@ class EaseGenerator(NeighbourGenerator):
 
     def similarity(self, train: Dataset, now: datetime) -> pl.DataFrame:
         cfg = self.config
-        ev = watches_before(train.events, train.videos, now)
-        if cfg.signal == "completed":
-            ev = ev.filter(pl.col("completed"))
-        pairs = ev.select("user_id", "video_id").unique()
+        pairs = self.signal_watches(train, now).select("user_id", "video_id").unique().with_columns(w=pl.lit(1.0))
         if pairs.height == 0:
             return EMPTY
-        items = pairs["video_id"].unique().sort()
-        u = pairs["user_id"].rank("dense").cast(pl.Int64).to_numpy() - 1
-        i = pairs["video_id"].cast(pl.Enum(items)).to_physical().to_numpy()
-        x = sparse.csr_matrix((np.ones(len(u), dtype=np.float32), (u, i)), shape=(int(u.max()) + 1, items.len()))
+        items, x = pair_matrix(pairs)
         weights = item_regression(x, cfg.videos, cfg.lambda_, cfg.neighbours).tocoo()
         src, dst, sim = top_per_row(weights.row.astype(np.int64), weights.col.astype(np.int64),
                                     weights.data.astype(np.float64), cfg.neighbours)  # fmt: skip

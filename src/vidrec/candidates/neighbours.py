@@ -16,9 +16,18 @@ from typing import Any, ClassVar, Self
 
 import numpy as np
 import polars as pl
+from scipy.sparse import csr_matrix
 
 from vidrec.candidates.base import CandidateGenerator, Nominations, check_k
-from vidrec.candidates.common import finish, load_state, not_fitted, recency_weights, save_state, sum_by_row
+from vidrec.candidates.common import (
+    finish,
+    load_state,
+    not_fitted,
+    recency_weights,
+    save_state,
+    sum_by_row,
+    watches_before,
+)
 from vidrec.catalogue import Catalogue
 from vidrec.data.dataset import Dataset
 from vidrec.request import Request
@@ -26,6 +35,19 @@ from vidrec.request import Request
 SIGNALS = ("completed", "watched")
 EMPTY = pl.DataFrame(schema={"video_id": pl.String, "neighbour_id": pl.String, "sim": pl.Float64})
 """A neighbour table with no rows."""
+
+
+def pair_matrix(pairs: pl.DataFrame) -> tuple[pl.Series, csr_matrix]:
+    """(sorted video ids, users x videos matrix of ``w``) from ``user_id, video_id, w`` pairs."""
+    users = pairs["user_id"].unique().sort()
+    items = pairs["video_id"].unique().sort()
+    codes = pairs.select(
+        u=pl.col("user_id").cast(pl.Enum(users)).to_physical(),
+        i=pl.col("video_id").cast(pl.Enum(items)).to_physical(),
+        w=pl.col("w").cast(pl.Float64),
+    )
+    shape = (users.len(), items.len())
+    return items, csr_matrix((codes["w"].to_numpy(), (codes["u"].to_numpy(), codes["i"].to_numpy())), shape=shape)
 
 
 def top_per_row(i: np.ndarray, j: np.ndarray, sim: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -55,6 +77,11 @@ class NeighbourGenerator(CandidateGenerator):
     @abstractmethod
     def similarity(self, train: Dataset, now: datetime) -> pl.DataFrame:
         """``video_id, neighbour_id, sim`` learnt from the events before ``now``, each video's best first."""
+
+    def signal_watches(self, train: Dataset, now: datetime) -> pl.DataFrame:
+        """The watches before ``now`` the table learns from: every one, or completions only."""
+        ev = watches_before(train.events, train.videos, now)
+        return ev.filter(pl.col("completed")) if self.config.signal == "completed" else ev
 
     def fit(self, train: Dataset, now: datetime, catalogue: Catalogue | None = None) -> Self:
         self._sim = self.similarity(train, now)
