@@ -86,6 +86,23 @@ def test_training_is_repeatable(clustered):
         assert torch.equal(pa, pb), name
 
 
+def test_the_refit_continues_from_the_search_best(clustered):
+    from vidrec.candidates.two_tower.train import carve_validation, recall_at_k, validation_state
+
+    ds, _ = clustered
+    cfg = TwoTowerConfig(**{**FAST, "epochs": 6, "val_fraction": 0.2, "patience": 2, "eval_k": 10,
+                            "refit_warm_epochs": 0.25})  # fmt: skip
+    seen: list[str] = []
+    warm, report = fit_two_tower(ds.events, ds.videos, cfg, log=seen.append)
+    assert any("from the search's best" in line for line in seen) and report.refit_seconds > 0
+    fit, truth = carve_validation(ds.events, cfg.val_fraction, cfg.val_min_interactions)
+    state = validation_state(fit, ds.videos, truth, cfg.history_len).with_columns(request_ts=fit["ts"].max())
+    fresh, _ = fit_two_tower(ds.events, ds.videos, cfg, log=lambda _: None, epochs=0.25)
+    # a quarter of a pass keeps what the search learnt; the same quarter from scratch has not learnt it
+    assert recall_at_k(warm, state, truth, 10) >= 0.9 * report.best_recall
+    assert recall_at_k(fresh, state, truth, 10) < 0.6 * report.best_recall
+
+
 def test_early_stopping_and_refit_report(clustered):
     ds, _ = clustered
     cfg = TwoTowerConfig(**{**FAST, "epochs": 4, "val_fraction": 0.2, "patience": 1, "eval_k": 10})

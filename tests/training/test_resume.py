@@ -44,14 +44,17 @@ def _stop_after(lines: int, prefix: str = "epoch"):
     return log
 
 
-@pytest.mark.parametrize("during", ["search", "refit", "inside an epoch"])
+@pytest.mark.parametrize("during", ["search", "refit", "refit from scratch", "inside an epoch"])
 def test_two_tower_resumes_to_the_same_model(data, tmp_path: Path, during: str) -> None:
-    # "inside an epoch": three validation rounds per epoch, stopped after the second
-    config = TwoTowerConfig(**SETTINGS | ({"eval_every": 600} if during == "inside an epoch" else {}))
+    # "inside an epoch": three validation rounds per epoch, stopped after the second;
+    # "refit": two passes from the search's best, stopped in the second
+    extra = {"inside an epoch": {"eval_every": 600}, "refit": {"refit_warm_epochs": 2},
+             "refit from scratch": {"refit_warm_epochs": 0}}.get(during, {})  # fmt: skip
+    config = TwoTowerConfig(**SETTINGS | extra)
     whole_lines: list[str] = []
     whole, whole_report = fit_two_tower(data.events, data.videos, config, log=whole_lines.append)
     assert whole_report.best_epoch > 1 and len(whole_report.epochs) >= 3  # a refit after the first round
-    interrupt_at = len(whole_report.epochs) + 2 if during == "refit" else 2
+    interrupt_at = len(whole_report.epochs) + 2 if during.startswith("refit") else 2
     with pytest.raises(Interrupted):
         fit_two_tower(data.events, data.videos, config, log=_stop_after(interrupt_at), checkpoints=tmp_path)
     assert list(tmp_path.glob("*.pt"))
@@ -115,9 +118,9 @@ def test_rounds_split_epochs_evenly() -> None:
     assert _round_ends(29, 1800, 0) == [29]
 
 
-def test_rounds_choose_a_fraction_of_an_epoch_and_the_refit_trains_that_long(data) -> None:
+def test_rounds_choose_a_fraction_of_an_epoch_and_the_refit_from_scratch_trains_that_long(data) -> None:
     lines: list[str] = []
-    config = TwoTowerConfig(**SETTINGS | {"eval_every": 600})
+    config = TwoTowerConfig(**SETTINGS | {"eval_every": 600, "refit_warm_epochs": 0})
     _, report = fit_two_tower(data.events, data.videos, config, log=lines.append)
     fractions = [r["epoch"] for r in report.epochs]
     assert fractions == sorted(set(fractions)) and any(not float(f).is_integer() for f in fractions)

@@ -76,7 +76,10 @@ class TwoTowerConfig:
     # evenly over an epoch, at least one and at most four per epoch: a large log stops after a few rounds, not a
     # few epochs
     eval_every: int = 200_000
-    refit_full: bool = True  # retrain on all data for the best number of epochs
+    refit_full: bool = True  # after the search, train on all events (the carved interactions too)
+    # the refit continues from the search's best weights and optimizer state for this many passes over all
+    # events; 0: retrain from a fresh initialisation for as many epochs as the search chose
+    refit_warm_epochs: float = 1.0
     threads: int = 0  # torch intra-op threads; 0 leaves torch's default
     processes: int = 1  # training processes (DDP under torchrun, see distributed.py); 1 trains in this process
     deterministic: bool = True  # torch's deterministic kernels in the gradient steps: a seed (and thread count)
@@ -122,6 +125,8 @@ class TwoTowerConfig:
             raise ValueError("TwoTowerConfig.weight_decay and popularity_exponent must be >= 0")
         if not isinstance(self.processes, int) or isinstance(self.processes, bool) or self.processes < 1:
             raise ValueError(f"TwoTowerConfig.processes must be an integer >= 1, got {self.processes!r}")
+        if not self.refit_warm_epochs >= 0.0:
+            raise ValueError(f"TwoTowerConfig.refit_warm_epochs must be >= 0, got {self.refit_warm_epochs}")
         if self.val_min_interactions < 2 or self.threads < 0:
             raise ValueError("TwoTowerConfig.val_min_interactions must be >= 2 and threads >= 0")
 

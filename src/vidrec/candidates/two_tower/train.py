@@ -157,9 +157,11 @@ def _train(
     users: pl.DataFrame | None = None,
     catalogue: dict[str, torch.Tensor] | None = None,
     checkpoint: str | Path | None = None,
-) -> tuple[TwoTowerModel, list[dict[str, float]], float]:
-    """Train from a fresh seeded initialisation for at most ``epochs`` (fractions allowed);
-    returns the model, one row per round and the epochs trained by the kept model.
+    start: dict | None = None,
+) -> tuple[TwoTowerModel, _Loop]:
+    """Train from a fresh seeded initialisation (or from ``start``: :func:`_warm_start` of an
+    earlier loop) for at most ``epochs`` (fractions allowed); returns the model and the loop,
+    whose ``stats`` hold one row per round and ``best_epoch`` the epochs behind the kept model.
 
     A round ends every ``config.eval_every`` examples (evenly within an epoch, at least once
     per epoch): with ``evaluate`` it measures validation recall, keeps the best round's
@@ -189,6 +191,10 @@ def _train(
     loop = _Loop(epochs=epochs)
     saved = _checkpoint(checkpoint, parallel, config, epochs, ex)
     state = saved.load()
+    if start is not None and state is None:
+        model.load_state_dict(start["model"])
+        opt.load_state_dict(start["opt"])
+        task.load_state_dict(start["task"])
     if state is not None:
         loop = state["loop"]
         model.load_state_dict(state["model"])
@@ -234,8 +240,9 @@ def _train(
                 if i + 1 not in stops:
                     continue
                 loop.epoch, loop.batch = (epoch, 0) if i + 1 == n_batches else (epoch - 1, i + 1)
-                _end_round(loop, epoch - 1 + (i + 1) / n_batches, (total, weight, seen), parallel, clock, evaluate,
-                           model, config, log)  # fmt: skip
+                if _end_round(loop, epoch - 1 + (i + 1) / n_batches, (total, weight, seen), parallel, clock,
+                              evaluate, model, config, log):  # fmt: skip
+                    loop.best_opt, loop.best_task = copy.deepcopy(opt.state_dict()), copy.deepcopy(task.state_dict())
                 loop.arrays = (neg, valid, order) if loop.batch else None
                 saved.save({"loop": loop, "model": model.state_dict(), "opt": opt.state_dict(),
                             "task": task.state_dict(), "rng": rng_state(rng), "torch_rng": torch.get_rng_state()})
@@ -247,7 +254,15 @@ def _train(
     if loop.best_state is not None:
         model.load_state_dict(loop.best_state)
     model.eval()
-    return model, loop.stats, loop.best_epoch
+    return model, loop
+
+
+def _warm_start(loop: _Loop, config: TwoTowerConfig) -> dict:
+    """What a refit continues from: the best round's weights and optimizer state, and the
+    streaming log-q estimate (the hard-negative pools and exact counts belong to the search's
+    examples, so the refit builds its own)."""
+    frequency = (loop.best_task or {}).get("frequency") if config.logq_correction == "streaming" else None
+    return {"model": loop.best_state, "opt": loop.best_opt, "task": {"miner": None, "frequency": frequency}}
 
 
 @contextlib.contextmanager
@@ -280,8 +295,8 @@ def _round_ends(n_batches: int, n_examples: int, every: int) -> list[int]:
 def _end_round(
     loop: _Loop, epochs_done: float, sums: tuple[float, float, int], parallel: Parallel, clock: EpochClock,
     evaluate: Callable[[TwoTowerModel], float] | None, model: TwoTowerModel, config: TwoTowerConfig, log: Logger,
-) -> None:
-    """A round's figures, its log line and the early-stopping decision."""
+) -> bool:
+    """A round's figures, its log line and the early-stopping decision; True when the round is the best yet."""
     total, weight = parallel.total(*sums[:2])
     loop.rounds += 1
     secs = clock.stop(loop.rounds)
@@ -295,15 +310,16 @@ def _end_round(
         + (f"  val recall@{config.eval_k} {row['val_recall']:.4f}" if evaluate else "") + clock.left()
     )
     if evaluate is None:
-        return
+        return False
     if row["val_recall"] > loop.best:
         loop.best, loop.best_epoch, loop.stale = row["val_recall"], epochs_done, 0
         loop.best_state = copy.deepcopy(model.state_dict())
-    else:
-        loop.stale += 1
-        if loop.stale >= config.patience:
-            log(f"early stop: no improvement in {config.patience} rounds (best at epoch {_epochs(loop.best_epoch)})")
-            loop.stopped = True
+        return True
+    loop.stale += 1
+    if loop.stale >= config.patience:
+        log(f"early stop: no improvement in {config.patience} rounds (best at epoch {_epochs(loop.best_epoch)})")
+        loop.stopped = True
+    return False
 
 
 def _epochs(value: float) -> str:
@@ -324,6 +340,8 @@ class _Loop:
     best: float = -1.0
     best_epoch: float = 0.0
     best_state: dict[str, torch.Tensor] | None = None
+    best_opt: dict | None = None  # the optimizer and task state of the best round: where a warm refit starts
+    best_task: dict | None = None
     stale: int = 0
     stopped: bool = False
     arrays: tuple | None = None  # the epoch's negatives and order, when a checkpoint falls inside it
@@ -358,8 +376,10 @@ def fit_two_tower(
     """Train a two-tower model on an event log and the videos table.
 
     With ``val_fraction > 0`` the epoch count is chosen by recall@``eval_k`` on each user's
-    last interactions, then (``refit_full``) the model is retrained on all events for
-    that many epochs, so the most recent interactions are not lost to validation.
+    last interactions, then (``refit_full``) the model trains on all events, so the most recent
+    interactions are not lost to validation: ``refit_warm_epochs`` more passes from the search's
+    best round, or, with 0, as
+    many epochs as the search chose from a fresh initialisation.
     ``parallel`` runs one shard per process under torchrun (see ``distributed.py``).
     ``users`` (the users table) feeds the demographics when ``config.user_demographics``.
     ``checkpoints``: a directory for the loops' checkpoints; a rerun with the same inputs resumes.
@@ -411,23 +431,28 @@ def _fit(
         # Richer user inputs: demographics, and requests at the end of the fit period (as served).
         state = join_demographics(state, users, vocab.user_fields).with_columns(request_ts=fit["ts"].max())
         evaluate = lambda m: parallel.recall(m, state, truth, config.eval_k)  # noqa: E731
-        model, report.epochs, report.best_epoch = _train(
+        model, search = _train(
             fit, videos, vocab, config, config.epochs, evaluate, log, parallel, users, catalogue, where("search")
         )
+        report.epochs, report.best_epoch = search.stats, search.best_epoch
         report.best_recall = max(r["val_recall"] for r in report.epochs)
         report.seconds = time.perf_counter() - t0
         if config.refit_full:
             t1 = time.perf_counter()
-            log(f"refit on all events for {report.best_epoch:g} epochs")
-            model, _, _ = _train(
-                events, videos, vocab, config, report.best_epoch, None, log, parallel, users, catalogue,
-                where("refit"),
+            warm = config.refit_warm_epochs > 0
+            refit_len = config.refit_warm_epochs if warm else report.best_epoch
+            log(f"refit on all events for {refit_len:g} epoch{'' if refit_len == 1 else 's'}"
+                + (f" from the search's best (epoch {_epochs(report.best_epoch)})" if warm else ""))  # fmt: skip
+            model, _ = _train(
+                events, videos, vocab, config, refit_len, None, log, parallel, users, catalogue,
+                where("refit"), _warm_start(search, config) if warm else None,
             )
             report.refit_seconds = time.perf_counter() - t1
     else:
-        model, report.epochs, report.best_epoch = _train(
+        model, run = _train(
             events, videos, vocab, config, length or config.epochs, None, log, parallel, users, catalogue,
             where("train"),
         )
+        report.epochs, report.best_epoch = run.stats, run.best_epoch
         report.seconds = time.perf_counter() - t0
     return model, report
