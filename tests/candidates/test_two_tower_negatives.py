@@ -1,6 +1,8 @@
 import numpy as np
 import pytest
 import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from tests.candidates.conftest import cluster_of
 from vidrec.candidates.two_tower import (
@@ -11,7 +13,7 @@ from vidrec.candidates.two_tower import (
     user_embeddings,
     video_embeddings,
 )
-from vidrec.candidates.two_tower.data import build_examples, is_interacted
+from vidrec.candidates.two_tower.data import build_examples, interacted_block, is_interacted, user_offsets
 from vidrec.candidates.two_tower.hard_negatives import HardNegativeMiner, latest_rows
 from vidrec.candidates.two_tower.tasks import SoftmaxTask
 from vidrec.features import build_user_state
@@ -134,3 +136,17 @@ def test_config_rejects_bad_objective_settings(bad):
 def test_config_round_trips_the_new_fields():
     cfg = TwoTowerConfig(objective="sampled_softmax", uniform_negatives=32, hard_negatives=1)
     assert TwoTowerConfig.from_dict(cfg.to_dict()) == cfg
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    pairs=st.lists(st.tuples(st.integers(0, 12), st.integers(1, 9)), max_size=60),
+    users=st.lists(st.integers(0, 15), min_size=1, max_size=8),
+    videos=st.lists(st.integers(1, 9), min_size=1, max_size=12),
+)
+def test_interacted_block_is_the_outer_lookup(pairs, users, videos) -> None:
+    n = 9
+    keys = np.unique(np.array([u * (n + 1) + v for u, v in pairs], dtype=np.int64))
+    u, v = np.array(users), np.array(videos)  # users past the last with pairs, repeated videos
+    want = is_interacted(keys, n, u[:, None], v[None, :])
+    assert np.array_equal(interacted_block(keys, user_offsets(keys, n), n, u, v), want)

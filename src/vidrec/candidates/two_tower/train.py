@@ -90,7 +90,8 @@ def recall_at_k(
         index.add(ids.numpy(), model.catalogue_tower(ids).numpy())
     seen = Exclusions(*shifted_index_lists(state["seen"], model.vocab.videos))
     _, top = index.search(user_embeddings(model, state), k, seen)
-    got = pl.DataFrame({"user_id": state["user_id"], "video": pl.Series(top.tolist())}).explode("video")
+    got = pl.DataFrame({"user_id": state["user_id"].gather(np.repeat(np.arange(len(top)), top.shape[1])),
+                        "video": top.ravel()})  # fmt: skip
     truth_idx = truth.with_columns(video=pl.Series(model.vocab.video_index(truth["video_id"])))
     hits = truth_idx.join(got, on=["user_id", "video"], how="left", coalesce=False)
     per_user = hits.group_by("user_id").agg(rec=pl.col("video_right").is_not_null().sum() / pl.len())
