@@ -13,6 +13,7 @@ import pytest
 from tests.tiny_platform import small_config, two_audiences
 from vidrec import DataError, Recommender, __version__
 from vidrec.data.dataset import write_dataset
+from vidrec.errors import VidrecError
 
 
 def test_import_vidrec_is_light_and_names_the_api() -> None:
@@ -39,6 +40,17 @@ def test_train_takes_a_data_directory_and_sets_invalid_rows_aside(trained) -> No
     rec, ds = trained
     assert rec.training_events is not None and rec.training_events.height == ds.events.height
     assert len(rec.recommend("u1", k=5)) == 5
+
+
+def test_a_model_trained_without_a_store_saves_the_same_model(trained, tmp_path) -> None:
+    rec, ds = trained
+    quiet = Recommender.train(ds, small_config(), log=lambda m: None, serve=False)
+    assert quiet.store is None and quiet.now == rec.now
+    with pytest.raises(VidrecError, match="no online store"):
+        quiet.recommend("u1", k=5)
+    a, b = Recommender.load(rec.save(tmp_path / "a")), Recommender.load(quiet.save(tmp_path / "b"))
+    assert all(a.recommend(u, k=5).equals(b.recommend(u, k=5)) for u in ("u1", "u7"))
+    a.close(), b.close()
 
 
 def test_train_on_a_directory_without_valid_events_is_one_data_error(tmp_path) -> None:

@@ -29,7 +29,7 @@ def input_key(config: dict[str, Any], *arrays: np.ndarray | torch.Tensor) -> str
     for array in arrays:
         a = array.numpy() if isinstance(array, torch.Tensor) else np.asarray(array)
         digest.update(str((a.shape, a.dtype.str)).encode())
-        digest.update(np.ascontiguousarray(a).tobytes())
+        digest.update(memoryview(np.ascontiguousarray(a)).cast("B"))  # no copy of a large matrix
     return digest.hexdigest()
 
 

@@ -149,7 +149,7 @@ def _train(args: argparse.Namespace) -> int:
         raise VidrecError(f"{args.two_tower}: not a two-tower model folder (no config.json)",
                           "pass the --out folder of `vidrec train-two-tower`")  # fmt: skip
     rec = Recommender.train(data, config, log=lambda msg: print(msg, flush=True), checkpoints=checkpoints,
-                            two_tower=args.two_tower)  # fmt: skip
+                            two_tower=args.two_tower, serve=False)  # fmt: skip
     path = rec.save(args.out)
     if checkpoints is not None:
         shutil.rmtree(checkpoints, ignore_errors=True)  # the model is saved: nothing left to resume

@@ -109,12 +109,14 @@ class Recommender:
     @classmethod
     def train(cls, train: Dataset | str | Path, config: PipelineConfig | None = None,
               log: Callable[[str], None] = log.info, checkpoints: str | Path | None = None,
-              two_tower: str | Path | None = None) -> Recommender:  # fmt: skip
+              two_tower: str | Path | None = None, serve: bool = True) -> Recommender:  # fmt: skip
         """Train all stages on ``train``: a validated :class:`Dataset`, or a data directory, read
         and validated as ``vidrec train`` does (invalid rows set aside with a warning). Serves
         from an in-memory store until :meth:`save`. With ``checkpoints`` (a directory) the
         training loops save their state every epoch, and training again resumes from it.
-        ``two_tower``: a retrieval two-tower trained separately (its folder), used as is."""
+        ``two_tower``: a retrieval two-tower trained separately (its folder), used as is.
+        ``serve=False``: no store is attached (loading one costs seconds per million events),
+        for a process that only saves the model; :meth:`attach` makes it serve."""
         if isinstance(train, str | Path):
             result = read_valid(train)
             if not result.ok:
@@ -133,7 +135,8 @@ class Recommender:
         until = cast(datetime, train.events["ts"].max()) + timedelta(microseconds=1)
         rec = cls(pipeline, pipeline.catalogue, train.users, state, until)
         rec.training_events = train.events
-        rec.attach(":memory:")
+        if serve:
+            rec.attach(":memory:")
         return rec
 
     def save(self, model_dir: str | Path) -> Path:

@@ -130,7 +130,8 @@ class SoftmaxTask(Task):
 
     def _uniform_mask(self, video: torch.Tensor, user: torch.Tensor, uniform: torch.Tensor) -> torch.Tensor:
         """(B, M) True where a uniform sample is the row's positive or any video its user interacted with."""
-        hit = interacted_block(self.examples.interacted_keys, self.offsets, self.n_videos, user.numpy(), uniform.numpy())
+        keys = self.examples.interacted_keys
+        hit = interacted_block(keys, self.offsets, self.n_videos, user.numpy(), uniform.numpy())
         return torch.from_numpy(hit) | (uniform[None, :] == video[:, None])
 
 
