@@ -17,6 +17,7 @@ import argparse
 import json
 import tempfile
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -60,13 +61,19 @@ def main() -> None:
     parser.add_argument("--coarse-creators", action="store_true",
                         help="ml100k only: creator = the movie's first genre (coarse channels) instead of one per movie")
     parser.add_argument("--config", type=Path, default=None, help="a vidrec TOML config (default: the defaults)")
+    parser.add_argument("--ndcg-budget", action="store_true",
+                        help="sim only: the re-ranking budget on validation NDCG@10, not on the simulator's true "
+                             "expected completions")
     args = parser.parse_args()
     root = args.out or Path(tempfile.mkdtemp(prefix=f"vidrec-{args.dataset}-"))
     data_dir = prepare(args.dataset, root, args.ml100k, args.creators, args.coarse_creators)
     write_split(read_dataset(data_dir), root / "split", SplitConfig())
     train = read_dataset(root / "split" / "train")
     start = time.perf_counter()
-    rec = Recommender.train(train, load_config(args.config), log=lambda m: None)
+    config = load_config(args.config)
+    if args.dataset == "sim" and not args.ndcg_budget and config.rerank.budget_truth is None:
+        config = replace(config, rerank=replace(config.rerank, budget_truth=str(root / "platform")))
+    rec = Recommender.train(train, config, log=lambda m: None)
     train_seconds = time.perf_counter() - start
     rec.save(root / "model")
     data = EvaluationData.from_split(root / "split")

@@ -1,6 +1,6 @@
 """Where vidrec loses expected completions against the simulator's oracle, stage by stage.
 
-    .venv/bin/python benchmarks/oracle_breakdown.py [--days 28] [--impressions 4] [--out DIR]
+    .venv/bin/python benchmarks/oracle_breakdown.py [--days 28] [--impressions 4] [--out DIR] [--config FILE]
 
 Trains vidrec (default config) on the per-user temporal split of a simulated platform
 and scores, with the simulator's true P(complete >= 80% | shown) at the model's clock,
@@ -41,6 +41,7 @@ import polars as pl
 import torch
 
 from stage_frames import stage_frames, training_events, video_vectors
+from vidrec.config import load_config
 from vidrec.data.dataset import read_dataset
 from vidrec.data.ingest import ingest_tables
 from vidrec.data.simulator import GroundTruth, SimulatorConfig, simulate
@@ -92,6 +93,10 @@ def main() -> None:
                         help="mean impressions per user per day (more = more evidence per user)")
     parser.add_argument("--out", type=Path, default=None, help="keep the artifacts here")
     parser.add_argument("--no-bound", action="store_true", help="skip the log-informed oracle (a few minutes)")
+    parser.add_argument("--config", type=Path, default=None, help="a vidrec TOML config (default: the defaults)")
+    parser.add_argument("--ndcg-budget", action="store_true",
+                        help="the re-ranking budget on validation NDCG@10, not on the simulator's true expected "
+                             "completions")
     args = parser.parse_args()
     torch.set_num_threads(1)
     root = args.out or Path(tempfile.mkdtemp(prefix="vidrec-oracle-"))
@@ -102,7 +107,10 @@ def main() -> None:
     write_split(read_dataset(root / "data"), root / "split", SplitConfig())
     train = read_dataset(root / "split" / "train")
     start = time.perf_counter()
-    rec = Recommender.train(train, log=lambda m: None)
+    config = load_config(args.config)
+    if not args.ndcg_budget and config.rerank.budget_truth is None:
+        config = replace(config, rerank=replace(config.rerank, budget_truth=str(root / "platform")))
+    rec = Recommender.train(train, config, log=lambda m: None)
     rec.save(root / "model")
     print(f"simulated platform: {cfg.users} users, {cfg.videos} videos, {cfg.days} days, "
           f"{cfg.impressions_per_user_day} impressions per user-day; {train.events.height:,} training events; "

@@ -35,6 +35,7 @@ from vidrec.catalogue import Catalogue
 from vidrec.config import PipelineConfig
 from vidrec.data.dataset import Dataset, read_table
 from vidrec.data.schema import TIMESTAMP, epoch_us, from_epoch_us
+from vidrec.data.simulator import GroundTruth
 from vidrec.data.validation import check_new_events, read_valid
 from vidrec.errors import DataError, VidrecError
 from vidrec.features.live import LiveCounts
@@ -123,6 +124,8 @@ class Recommender:
                 warnings.warn(f"{train}: {result.quarantine.height:,} invalid rows set aside; training on the "
                               f"valid ones\n{result.summary()}", stacklevel=2)  # fmt: skip
             train = result.dataset
+        if config is not None and config.rerank.budget_truth is not None:
+            GroundTruth.load(config.rerank.budget_truth)  # a wrong path fails now, not after the training
         pipeline = Pipeline.fit(train, config, log, checkpoints, two_tower)
         assert pipeline.catalogue is not None
         t0 = time.perf_counter()

@@ -28,8 +28,10 @@ from typing import Any, cast
 import numpy as np
 import polars as pl
 
+from vidrec.catalogue import Catalogue
 from vidrec.data.dataset import Dataset
 from vidrec.data.schema import epoch_us, from_epoch_us, with_derived
+from vidrec.data.simulator import GroundTruth
 from vidrec.data.splits import per_user_cut, split_at_cuts
 from vidrec.features.store.snapshot import VersionState
 from vidrec.pipeline import Pipeline
@@ -165,20 +167,40 @@ def tune_reranking(pipeline: Pipeline, train: Dataset, log: Callable[[str], None
             "had not seen: the soft objectives are kept as configured")
         return {"budget": config.budget, "users": 0}
     window, scored_by, where = found
-    evaluate = window.evaluator(cast(Any, scored_by.catalogue), scored_by.live, scored_by.video_vectors())
+    catalogue = cast(Catalogue, scored_by.catalogue)
+    measure = None if config.budget_truth is None else truth_measure(config.budget_truth, window, catalogue)
+    what = f"NDCG@{window.k}" if measure is None else f"true expected completions per {window.k}"
+    evaluate = window.evaluator(catalogue, scored_by.live, scored_by.video_vectors(), measure)
     chosen, trace = choose_within_budget(evaluate, config, config.budget)
     turned = changes(config, chosen)
     reference, kept = trace[0]["ndcg"], next(r for r in reversed(trace) if r["kept"])
-    log(f"[reranking] budget {config.budget:.0%} of NDCG@{window.k} on {len(window.requests):,} validation users "
+    log(f"[reranking] budget {config.budget:.0%} of {what} on {len(window.requests):,} validation users "
         f"({_where(where)}): soft objectives off {reference:.4f}, as configured {trace[1]['ndcg']:.4f} "
         f"(cost {trace[1]['cost']:.1%}), chosen {kept['ndcg']:.4f} (cost {kept['cost']:.1%})")  # fmt: skip
     for knob, (was, now) in turned.items():
         log(f"[reranking]   {knob}: {was} -> {now}")
     pipeline.config = replace(pipeline.config, rerank=chosen)
     pipeline.reranker = DefaultReRanker(chosen)
-    return {"budget": config.budget, "users": len(window.requests), **where, "k": window.k,
+    return {"budget": config.budget, "users": len(window.requests), **where, "k": window.k, "measure": what,
             "configured": {k: was for k, (was, _) in turned.items()}, "chosen": {k: v for k, (_, v) in turned.items()},
             "trace": trace}  # fmt: skip
+
+
+def truth_measure(platform: str, window: Window, catalogue: Catalogue) -> Callable[[list[np.ndarray]], float]:
+    """The simulator's true expected completions per slate, as of the window start: what a
+    simulated platform's users would complete if shown the slates (``platform``: the directory
+    `vidrec simulate` wrote; its ground truth must cover the catalogue's videos and the users)."""
+    truth = GroundTruth.load(platform)
+    users = np.array([r.user_id for r in window.requests], dtype=object)
+    at = from_epoch_us(window.requests[0].now_us)
+    ids = np.asarray(catalogue.ids, dtype=object)
+
+    def measure(slates: list[np.ndarray]) -> float:
+        rows = np.concatenate(slates) if slates else np.zeros(0, np.int64)
+        who = np.repeat(users, [len(s) for s in slates])
+        return float(truth.p_complete(who.tolist(), ids[rows].tolist(), at).sum()) / max(len(slates), 1)
+
+    return measure
 
 
 def _where(where: dict[str, Any]) -> str:

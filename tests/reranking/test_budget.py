@@ -10,8 +10,15 @@ import polars as pl
 import pytest
 
 from tests.tiny_platform import small_config, two_audiences
+from vidrec.catalogue import Catalogue
+from vidrec.data.dataset import read_dataset
+from vidrec.data.schema import epoch_us
+from vidrec.data.simulator import GroundTruth, SimulatorConfig, simulate
+from vidrec.errors import DataError
 from vidrec.recommender import Recommender
-from vidrec.reranking.budget import KNOBS, changes, choose_within_budget, ladder, ndcg, neutral
+from vidrec.request import Request
+from vidrec.rerank_budget import truth_measure
+from vidrec.reranking.budget import KNOBS, Window, changes, choose_within_budget, ladder, ndcg, neutral
 from vidrec.reranking.config import ReRankConfig
 
 
@@ -134,3 +141,46 @@ def test_auto_does_not_train_again_on_a_log_over_the_limit() -> None:
     assert rec.pipeline.budget == {"budget": 0.02, "users": 0}
     assert any("over budget_retrain_events" in line for line in lines)
     assert not any("measuring the budget on each user's last" in line for line in lines)
+
+
+@pytest.fixture(scope="module")
+def simulated(tmp_path_factory: pytest.TempPathFactory):
+    """A small simulated platform, with the ground truth the budget may measure on."""
+    root = tmp_path_factory.mktemp("budget-sim")
+    simulate(SimulatorConfig(users=300, videos=150, days=10, seed=4), root)
+    return root
+
+
+def test_truth_measure_is_the_simulators_expected_completions_per_slate(simulated) -> None:
+    ds = read_dataset(simulated)
+    catalogue, truth = Catalogue(ds.videos), GroundTruth.load(simulated)
+    at = ds.events["ts"].max()
+    users = ds.users["user_id"].head(2).to_list()
+    window = Window([Request(u, epoch_us(at), 10) for u in users], [], [], [])
+    slates = [np.array([0, 1, 2]), np.array([5])]
+    ids = catalogue.ids
+    expected = (truth.p_complete([users[0]] * 3, ids[:3], at).sum() + truth.p_complete([users[1]], [ids[5]], at)[0]) / 2
+    assert truth_measure(str(simulated), window, catalogue)(slates) == pytest.approx(expected)
+
+
+def test_on_a_simulated_platform_the_budget_measures_true_expected_completions(simulated) -> None:
+    config = small_config()
+    # a strong diversity weight: the simulator's users have no taste for variety, so it costs completions
+    rerank = replace(config.rerank, diversity="dpp", diversity_weight=0.9, creator_cap=None, min_fresh=0,
+                     fresh_boost=0.0, budget_min_users=30, budget_truth=str(simulated))  # fmt: skip
+    lines: list[str] = []
+    rec = Recommender.train(read_dataset(simulated), replace(config, rerank=rerank), log=lines.append)
+    budget = rec.pipeline.budget
+    assert budget["measure"] == "true expected completions per 10"
+    assert any("of true expected completions per 10" in line for line in lines)
+    assert budget["trace"][0]["ndcg"] > 1.0  # completions per slate of ten, not an NDCG
+    assert budget["trace"][1]["cost"] > 0.02
+    assert rec.pipeline.config.rerank.diversity_weight < 0.9
+    assert next(r for r in reversed(budget["trace"]) if r["kept"])["cost"] <= 0.02
+
+
+def test_a_budget_truth_without_ground_truth_fails_before_training(tmp_path) -> None:
+    config = small_config()
+    config = replace(config, rerank=replace(config.rerank, budget_truth=str(tmp_path)))
+    with pytest.raises(DataError, match="no ground truth"):
+        Recommender.train(two_audiences(), config, log=lambda m: None)

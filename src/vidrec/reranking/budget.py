@@ -1,5 +1,6 @@
 """Re-ranking within an accuracy budget: the soft objectives are turned down until, together,
-they cost at most a share of validation NDCG@k.
+they cost at most a share of validation NDCG@k (or, on a simulated platform, of the slates'
+true expected completions).
 
 The soft objectives (fresh boost and minimum, diversity, creator cap, calibration, the
 fairness minimum) trade accuracy for slate qualities, and what they cost depends on the
@@ -78,15 +79,19 @@ class Window:
     truth: list[np.ndarray]  # catalogue rows each user completed in the window
     k: int = 10
 
-    def evaluator(self, catalogue: Catalogue, live: LiveCounts | None,
-                  vectors: RowVectors | None) -> Callable[[ReRankConfig], float]:  # fmt: skip
-        """NDCG@k of the slates a config gives, the re-ranker bound as it serves."""
+    def evaluator(
+        self, catalogue: Catalogue, live: LiveCounts | None, vectors: RowVectors | None,
+        measure: Callable[[list[np.ndarray]], float] | None = None,
+    ) -> Callable[[ReRankConfig], float]:  # fmt: skip
+        """``measure`` of the slates a config gives (their catalogue rows, one array per request;
+        default: NDCG@k against :attr:`truth`), the re-ranker bound as it serves."""
+        judge = measure or (lambda slates: ndcg(slates, self.truth, self.k))
 
         def evaluate(config: ReRankConfig) -> float:
             reranker = DefaultReRanker(config).bind(catalogue, live, vectors)
             ks = [self.k] * len(self.requests)
             slates = reranker.rerank_requests(self.requests, self.rows, self.scores, ks)
-            return ndcg([rows[s.order] for rows, s in zip(self.rows, slates)], self.truth, self.k)
+            return judge([rows[s.order] for rows, s in zip(self.rows, slates)])
 
         return evaluate
 

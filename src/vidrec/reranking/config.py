@@ -94,6 +94,9 @@ class ReRankConfig:
     # the pipeline trained again on the rest (a second training); "auto" the period, else the per-user carve
     budget_window: str = "auto"
     budget_retrain_events: int = 5_000_000  # "auto" trains again for the per-user carve only on logs up to this size
+    # a simulated platform's directory (`vidrec simulate --out`): the budget is then a share of the slates' true
+    # expected completions (the simulator's P(complete | shown) as of the window start) instead of NDCG@10
+    budget_truth: str | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "rewatch_categories", tuple(self.rewatch_categories))
