@@ -108,6 +108,8 @@ class Pipeline:
             if name == "two_tower" and two_tower is not None:
                 cast(TwoTowerGenerator, gen).pretrained = Path(two_tower)
             gen.fit(train, now, catalogue)
+            if name == "two_tower":  # the settings its validation search chose are the pipeline's from now on
+                config = replace(config, sections={**config.sections, name: cast(TwoTowerGenerator, gen).config})
             generators.append(gen)
             timings[f"candidates.{name}"] = time.perf_counter() - t0
             peaks[f"candidates.{name}"] = peak_memory_gib()
@@ -230,8 +232,9 @@ class Pipeline:
 def _feature_config(
     config: PipelineConfig, generators: list[CandidateGenerator]
 ) -> tuple[TwoTowerConfig, float | None]:
-    """The ranker's feature two-tower trains as long as early stopping chose for retrieval
-    (None: the retrieval model did not validate, so the configured epochs)."""
+    """The ranker's feature two-tower trains with the settings (``config.two_tower``, as the
+    retrieval model's search chose them) and as long as its validation chose (None: the
+    retrieval model did not validate, so the configured epochs)."""
     for gen in generators:
         report = getattr(gen, "report", None)
         if gen.name == "two_tower" and report is not None and report.best_epoch:

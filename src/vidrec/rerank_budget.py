@@ -85,7 +85,9 @@ def per_user_window(pipeline: Pipeline, train: Dataset, derived: pl.DataFrame, u
     _, held = split_at_cuts(derived, cuts)
     if held["user_id"].n_unique() < min_users:
         return None
-    config = replace(pipeline.config, rerank=replace(pipeline.config.rerank, budget=1.0))
+    # the settings the first training chose, without choosing them again
+    sections = {**pipeline.config.sections, "two_tower": replace(pipeline.config.two_tower, search_seconds=0.0)}
+    config = replace(pipeline.config, rerank=replace(pipeline.config.rerank, budget=1.0), sections=sections)
     shadow = Pipeline.fit(Dataset(fit, train.videos, train.users), config, log=log.debug)
     since = cast(datetime, fit["ts"].max()) + timedelta(microseconds=1)
     window = _served(shadow, train.users, fit, held, since, users_max, min_users, seed, k)

@@ -80,6 +80,7 @@ class TwoTowerGenerator(CandidateGenerator):
             self.model, self.report = fit_two_tower(
                 events, train.videos, self.config, self.log, users=train.users, checkpoints=self.checkpoints
             )
+            self.config = self.model.config  # with the values a hyperparameter search chose
         self._demographics = _demographic_table(self.model, train.users)
         self.catalogue_keys = None
         self.index_videos(train.videos)

@@ -3,13 +3,18 @@
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
 OBJECTIVES = ("binary", "sampled_softmax")
 HISTORY_POOLINGS = ("mean", "weighted", "attention", "transformer")
 LOGQ_CORRECTIONS = ("streaming", "counts", "none")
+SEARCH_EXCLUDED = frozenset({
+    "search", "search_seconds", "val_fraction", "val_min_interactions", "val_max_users", "eval_k", "refit_full",
+    "threads", "processes", "deterministic", "extra", "seed",
+})  # fmt: skip
+"""Settings the validation search may not vary: the carve and its measure, where and how it runs."""
 
 
 @dataclass
@@ -76,6 +81,12 @@ class TwoTowerConfig:
     # evenly over an epoch, at least one and at most four per epoch: a large log stops after a few rounds, not a
     # few epochs
     eval_every: int = 200_000
+    # hyperparameters chosen on the validation carve within a time budget: after the configured model, each
+    # value of each key (e.g. {"temperature": [0.05, 0.2], "lr": [1e-3]}; one key at a time, from the best so
+    # far) trains on the carve with early stopping and the best validation recall is kept; no trial starts
+    # after search_seconds (0: no search)
+    search: dict[str, list[Any]] = field(default_factory=dict)
+    search_seconds: float = 0.0
     refit_full: bool = True  # after the search, train on all events (the carved interactions too)
     # the refit continues from the search's best weights and optimizer state for this many passes over all
     # events; 0: retrain from a fresh initialisation for as many epochs as the search chose
@@ -125,10 +136,23 @@ class TwoTowerConfig:
             raise ValueError("TwoTowerConfig.weight_decay and popularity_exponent must be >= 0")
         if not isinstance(self.processes, int) or isinstance(self.processes, bool) or self.processes < 1:
             raise ValueError(f"TwoTowerConfig.processes must be an integer >= 1, got {self.processes!r}")
+        self._validate_search()
         if not self.refit_warm_epochs >= 0.0:
             raise ValueError(f"TwoTowerConfig.refit_warm_epochs must be >= 0, got {self.refit_warm_epochs}")
         if self.val_min_interactions < 2 or self.threads < 0:
             raise ValueError("TwoTowerConfig.val_min_interactions must be >= 2 and threads >= 0")
+
+    def _validate_search(self) -> None:
+        if not self.search_seconds >= 0.0:
+            raise ValueError(f"TwoTowerConfig.search_seconds must be >= 0, got {self.search_seconds}")
+        names = {f.name for f in fields(self)} - SEARCH_EXCLUDED
+        for key, values in self.search.items():
+            if key not in names:
+                raise ValueError(f"TwoTowerConfig.search: {key!r} is not a searchable setting (one of {sorted(names)})")
+            if not isinstance(values, list) or not values:
+                raise ValueError(f"TwoTowerConfig.search[{key!r}] must be a non-empty list of values, got {values!r}")
+            for value in values:
+                replace(self, search={}, **{key: value})  # each trial's config is checked before any training
 
     def _validate_objective(self) -> None:
         if self.objective not in OBJECTIVES:

@@ -239,7 +239,7 @@ def read_report(directory: Path) -> TrainReport:
     """The :class:`TrainReport` a ``train-two-tower`` run wrote beside its model."""
     saved = json.loads((directory / REPORT_FILE).read_text())
     return TrainReport(saved["epochs"], saved["best_epoch"], saved["best_recall"], saved["train_seconds"],
-                       saved["refit_seconds"])  # fmt: skip
+                       saved["refit_seconds"], saved["search"])  # fmt: skip
 
 
 def parse_overrides(pairs: Sequence[str]) -> dict[str, object]:
@@ -272,6 +272,7 @@ def _write(
         "refit_seconds": report.refit_seconds,
         "wall_seconds": seconds,
         "epochs": report.epochs,
+        "search": report.search,
     }
     (out / REPORT_FILE).write_text(json.dumps(summary, indent=2))
 

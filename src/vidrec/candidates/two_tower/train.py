@@ -12,6 +12,7 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import polars as pl
@@ -52,6 +53,7 @@ class TrainReport:
     best_recall: float = float("nan")
     seconds: float = 0.0
     refit_seconds: float = 0.0
+    search: list[dict[str, Any]] = field(default_factory=list)  # the hyperparameter trials, in order (search)
 
 
 def carve_validation(
@@ -404,6 +406,51 @@ def fit_two_tower(
         torch.set_num_threads(previous_threads)
 
 
+def _best_recall(loop: _Loop) -> float:
+    return max((r["val_recall"] for r in loop.stats), default=float("-inf"))
+
+
+def _hyper_search(
+    config: TwoTowerConfig, trial: Callable[[TwoTowerConfig, str], tuple[TwoTowerModel, _Loop]],
+    parallel: Parallel, log: Logger,
+) -> tuple[TwoTowerConfig, TwoTowerModel, _Loop, list[dict[str, Any]]]:
+    """The configured model, then ``config.search``'s values one key at a time from the best so
+    far, each trained on the carve with early stopping; the best validation recall wins. No
+    trial starts once ``search_seconds`` have passed since the first ended. Returns the chosen
+    config, its model and loop (a warm refit continues from them) and one row per trial."""
+    t0 = time.perf_counter()
+    model, loop = trial(config, "search")
+    best = _best_recall(loop)
+    rows: list[dict[str, Any]] = [{"setting": None, "value": None, "val_recall": best,
+                                   "seconds": time.perf_counter() - t0, "kept": True}]  # fmt: skip
+    if not config.search or config.search_seconds <= 0:
+        return config, model, loop, rows
+    if parallel.world_size > 1:  # every process would have to agree on the clock
+        log("hyperparameter search skipped: it runs in one process only (processes = 1)")
+        return config, model, loop, rows
+    start = time.perf_counter()
+    for key, values in config.search.items():
+        for value in values:
+            if value == getattr(config, key):
+                continue
+            if time.perf_counter() - start > config.search_seconds:
+                log(f"hyperparameter search: time budget of {config.search_seconds:g} s spent")
+                return config, model, loop, rows
+            cfg = replace(config, **{key: value})
+            log(f"hyperparameter search: {key} = {value!r} (best so far recall@{config.eval_k} {best:.4f})")
+            t1 = time.perf_counter()
+            m, run = trial(cfg, f"search-{key}-{value}")
+            recall = _best_recall(run)
+            rows.append({"setting": key, "value": value, "val_recall": recall,
+                         "seconds": time.perf_counter() - t1, "kept": recall > best})  # fmt: skip
+            if recall > best:
+                config, model, loop, best = cfg, m, run, recall
+    chosen = {r["setting"]: r["value"] for r in rows if r["kept"] and r["setting"] is not None}
+    log(f"hyperparameter search: {len(rows)} trials, chosen {chosen or 'the configured values'} "
+        f"(recall@{config.eval_k} {best:.4f})")  # fmt: skip
+    return config, model, loop, rows
+
+
 def _sample_users(truth: pl.DataFrame, most: int, seed: int) -> pl.DataFrame:
     """``truth`` of at most ``most`` of its users, a seeded sample: validation recall is an
     estimate, and its cost (every validation user against the whole catalogue) must not grow
@@ -432,9 +479,11 @@ def _fit(
         # Richer user inputs: demographics, and requests at the end of the fit period (as served).
         state = join_demographics(state, users, vocab.user_fields).with_columns(request_ts=fit["ts"].max())
         evaluate = lambda m: parallel.recall(m, state, truth, config.eval_k)  # noqa: E731
-        model, search = _train(
-            fit, videos, vocab, config, config.epochs, evaluate, log, parallel, users, catalogue, where("search")
-        )
+
+        def trial(cfg: TwoTowerConfig, name: str) -> tuple[TwoTowerModel, _Loop]:
+            return _train(fit, videos, vocab, cfg, cfg.epochs, evaluate, log, parallel, users, catalogue, where(name))
+
+        config, model, search, report.search = _hyper_search(config, trial, parallel, log)
         report.epochs, report.best_epoch = search.stats, search.best_epoch
         report.best_recall = max(r["val_recall"] for r in report.epochs)
         report.seconds = time.perf_counter() - t0
