@@ -1,5 +1,6 @@
 """Hyperparameters chosen on the validation carve within a time budget."""
 
+import json
 from dataclasses import replace
 
 import pytest
@@ -62,3 +63,5 @@ def test_the_pipeline_trains_and_saves_the_chosen_settings(tmp_path):
     assert pipe.feature_model.config.lr == 1e-2
     pipe.save(tmp_path / "model")
     assert Pipeline.load(tmp_path / "model").config.two_tower.lr == 1e-2
+    saved = json.loads((tmp_path / "model" / "candidates" / "two_tower" / "generator.json").read_text())
+    assert [(t["setting"], t["kept"]) for t in saved["training"]["search"]] == [(None, True), ("lr", True)]

@@ -187,7 +187,10 @@ class TwoTowerGenerator(CandidateGenerator):
         self._keys().save(root)
         if self._demographics is not None:
             self._demographics.write_parquet(root / DEMOGRAPHICS_FILE)
-        meta = {"exact": self.exact, "index": asdict(self.index_config)}
+        meta: dict = {"exact": self.exact, "index": asdict(self.index_config)}
+        if self.report is not None:  # what validation chose: the epochs and any hyperparameter search's trials
+            meta["training"] = {"best_epoch": self.report.best_epoch, "best_recall": self.report.best_recall,
+                                "search": self.report.search}  # fmt: skip
         (root / "generator.json").write_text(json.dumps(meta))
         return root
 
