@@ -175,10 +175,10 @@ def tune_reranking(pipeline: Pipeline, train: Dataset, log: Callable[[str], None
     evaluate = window.evaluator(catalogue, scored_by.live, scored_by.video_vectors(), measure)
     chosen, trace = choose_within_budget(evaluate, config, config.budget)
     turned = changes(config, chosen)
-    reference, kept = trace[0]["ndcg"], next(r for r in reversed(trace) if r["kept"])
+    reference, kept = trace[0]["measured"], next(r for r in reversed(trace) if r["kept"])
     log(f"[reranking] budget {config.budget:.0%} of {what} on {len(window.requests):,} validation users "
-        f"({_where(where)}): soft objectives off {reference:.4f}, as configured {trace[1]['ndcg']:.4f} "
-        f"(cost {trace[1]['cost']:.1%}), chosen {kept['ndcg']:.4f} (cost {kept['cost']:.1%})")  # fmt: skip
+        f"({_where(where)}): soft objectives off {reference:.4f}, as configured {trace[1]['measured']:.4f} "
+        f"(cost {trace[1]['cost']:.1%}), chosen {kept['measured']:.4f} (cost {kept['cost']:.1%})")  # fmt: skip
     for knob, (was, now) in turned.items():
         log(f"[reranking]   {knob}: {was} -> {now}")
     pipeline.config = replace(pipeline.config, rerank=chosen)

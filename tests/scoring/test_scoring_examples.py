@@ -8,7 +8,7 @@ import polars as pl
 import pytest
 
 from vidrec.data.schema import TIMESTAMP
-from vidrec.scoring.examples import LABELS, ExampleConfig, build_examples
+from vidrec.scoring.examples import LABELS, ExampleConfig, build_examples, example_mode, shown_share
 
 T0 = datetime(2025, 1, 1, tzinfo=UTC)
 
@@ -157,9 +157,23 @@ def test_popularity_negatives_favour_watched_videos() -> None:
 
 
 def test_auto_mode_follows_the_log() -> None:
-    with_imp = log(WATCH_LOG + [("u1", "c", m(50), "impression", None)])
-    assert build_examples(with_imp, videos()).height == 1
+    # every watch shown a minute before, plus one impression never watched: one example per impression
+    shown = [(u, v, ts - timedelta(minutes=1), "impression", None) for u, v, ts, e, _ in WATCH_LOG if e == "watch"]
+    with_imp = log(WATCH_LOG + shown + [("u1", "c", m(50), "impression", None)])
+    assert shown_share(with_imp, timedelta(hours=1)) == 1.0
+    assert build_examples(with_imp, videos()).height == 5
     assert build_examples(with_imp, videos(), ExampleConfig(mode="watches", negatives_per_watch=0)).height == 4
+
+
+def test_auto_mode_builds_from_watches_where_impressions_explain_none() -> None:
+    # the impressions come a day after the watches (a log whose clock means nothing): labels from
+    # them would all be 0, so "auto" builds from the watches, as "watches" does
+    late = [(u, v, ts + timedelta(days=1), "impression", None) for u, v, ts, e, _ in WATCH_LOG if e == "watch"]
+    events = log(WATCH_LOG + late)
+    assert shown_share(events, timedelta(hours=1)) == 0.0
+    cfg = ExampleConfig(negatives_per_watch=0)
+    assert example_mode(events, cfg) == "watches"
+    assert labels(build_examples(events, videos(), cfg)) == labels(build_examples(log(WATCH_LOG), videos(), cfg))
 
 
 @pytest.mark.parametrize("kwargs", [

@@ -105,18 +105,19 @@ def choose_within_budget(
     budget, every knob not yet off takes its next step down and the step that recovers the
     most accuracy is kept (the others stay as they are), so the objectives that cost the
     most give way first and the cheap ones stay on. Returns the chosen config and one row
-    per config tried (``knob``, ``value``, ``ndcg``, ``cost``, ``kept``)."""
+    per config tried (``knob``, ``value``, ``measured``: what ``evaluate`` returned, ``cost``,
+    ``kept``)."""
     if not 0.0 <= budget <= 1.0:
         raise ValueError(f"the re-ranking budget must lie in [0, 1], got {budget}")
     reference = evaluate(neutral(config))
-    trace: list[dict[str, Any]] = [{"knob": "(all soft objectives off)", "value": None, "ndcg": reference,
+    trace: list[dict[str, Any]] = [{"knob": "(all soft objectives off)", "value": None, "measured": reference,
                                     "cost": 0.0, "kept": False}]  # fmt: skip
     current, value = config, evaluate(config)
 
     def cost(v: float) -> float:
         return 1.0 - v / reference if reference > 0 else 0.0
 
-    trace.append({"knob": "(as configured)", "value": None, "ndcg": value, "cost": cost(value), "kept": True})
+    trace.append({"knob": "(as configured)", "value": None, "measured": value, "cost": cost(value), "kept": True})
     while cost(value) > budget:
         steps = []
         for knob in KNOBS:
@@ -126,14 +127,14 @@ def choose_within_budget(
                 steps.append((knob, values[at + 1]))
         if not steps:
             break
-        tried = [{"knob": knob, "value": step, "ndcg": evaluate(replace(current, **{knob: step})), "kept": False}
+        tried = [{"knob": knob, "value": step, "measured": evaluate(replace(current, **{knob: step})), "kept": False}
                  for knob, step in steps]  # fmt: skip
         for row in tried:
-            row["cost"] = cost(row["ndcg"])
-        best = max(tried, key=lambda row: row["ndcg"])  # max keeps the first of equals: KNOBS order
+            row["cost"] = cost(row["measured"])
+        best = max(tried, key=lambda row: row["measured"])  # max keeps the first of equals: KNOBS order
         best["kept"] = True
         trace += tried
-        current, value = replace(current, **{best["knob"]: best["value"]}), best["ndcg"]
+        current, value = replace(current, **{best["knob"]: best["value"]}), best["measured"]
     return current, trace
 
 

@@ -29,6 +29,7 @@ strictly before ``ts``.
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -37,7 +38,10 @@ import polars as pl
 
 from vidrec.data.schema import COMPLETION_THRESHOLD, TIMESTAMP, with_derived
 
+log = logging.getLogger(__name__)
 MODES = ("auto", "impressions", "watches")
+MIN_SHOWN_SHARE = 0.5
+"""Fewest watches answered by an impression for "auto" to build examples from impressions."""
 EXAMPLE_SCHEMA: dict[str, pl.DataType] = {
     "user_id": pl.String(),
     "video_id": pl.String(),
@@ -94,10 +98,36 @@ def build_examples(events: pl.DataFrame, videos: pl.DataFrame, config: ExampleCo
 
 
 def example_mode(events: pl.DataFrame, config: ExampleConfig) -> str:
-    """The construction ``build_examples`` uses on ``events``: "impressions" or "watches"."""
+    """The construction ``build_examples`` uses on ``events``: "impressions" or "watches".
+
+    "auto" builds from impressions only where they explain the watches: at least
+    :data:`MIN_SHOWN_SHARE` of watches follow an impression of the same video within
+    ``session_window``. A log whose times carry no order (exports stamped at load time,
+    shuffled or coarse clocks) pairs impressions with nothing, and impression examples would
+    label almost every one 0."""
     if config.mode != "auto":
         return config.mode
-    return "impressions" if bool((events["event"] == "impression").any()) else "watches"
+    if not bool((events["event"] == "impression").any()):
+        return "watches"
+    share = shown_share(events, config.session_window)
+    if share < MIN_SHOWN_SHARE:
+        log.warning("ranker examples from watches, not impressions: only %.0f%% of watches follow an impression "
+                    "of the same video within %s (the log's times may not be in order)", 100 * share,
+                    config.session_window)  # fmt: skip
+        return "watches"
+    return "impressions"
+
+
+def shown_share(events: pl.DataFrame, window: timedelta) -> float:
+    """Share of watches that follow an impression of the same (user, video) by less than ``window``."""
+    cols = ("user_id", "video_id", pl.col("ts").cast(TIMESTAMP))
+    watches = events.filter(pl.col("event") == "watch").select(*cols).sort("ts")
+    if watches.is_empty():
+        return 1.0
+    shown = events.filter(pl.col("event") == "impression").select(*cols, _shown=pl.col("ts").cast(TIMESTAMP))
+    matched = watches.join_asof(shown.sort("ts"), on="ts", by=["user_id", "video_id"], strategy="backward",
+                                tolerance=window, check_sortedness=False)  # fmt: skip
+    return float(matched["_shown"].is_not_null().mean() or 0.0)
 
 
 def impression_examples(events: pl.DataFrame, videos: pl.DataFrame, cfg: ExampleConfig) -> pl.DataFrame:
