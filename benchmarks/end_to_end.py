@@ -32,21 +32,24 @@ from vidrec.data.simulator import GroundTruth, SimulatorConfig, simulate
 from vidrec.data.splits import SplitConfig, write_split
 from vidrec.evaluation.protocol import EvaluationData
 from vidrec.evaluation.report import print_report
+from vidrec.evaluation.shapes import SHAPES
 from vidrec.evaluation.system import evaluate_all, run_stages
 from vidrec.recommender import Recommender
 from vidrec.report.figures import candidate_matrix, oracle_breakdown
 
 
-def prepare(dataset: str, root: Path, ml100k: Path, creators: int | None = None, coarse: bool = False) -> Path:
+def prepare(dataset: str, root: Path, ml100k: Path, creators: int | None = None, coarse: bool = False,
+            shape: str = "as-logged") -> Path:  # fmt: skip
     """Write the validated data directory and return it (``creators``: the simulated platform's, None: default;
-    ``coarse``: MovieLens with creator = first genre, 19 channels of up to hundreds of movies each)."""
+    ``coarse``: MovieLens with creator = first genre, 19 channels of up to hundreds of movies each;
+    ``shape``: the simulated log with one kind of information taken away, ``vidrec.evaluation.shapes``)."""
     if dataset == "ml100k":
         raw = load_source("movielens", ml100k)
         videos = raw.videos.with_columns(creator_id=pl.lit("genre-") + pl.col("category")) if coarse else raw.videos
         ingest_tables(raw.events, videos, raw.users, root / "data", sources=raw.sources)
     else:
         simulate(SimulatorConfig(creators=creators), root / "platform")
-        ds = read_dataset(root / "platform")
+        ds = SHAPES[shape](read_dataset(root / "platform"))
         ingest_tables(ds.events, ds.videos, ds.users, root / "data")
     return root / "data"
 
@@ -61,12 +64,14 @@ def main() -> None:
     parser.add_argument("--coarse-creators", action="store_true",
                         help="ml100k only: creator = the movie's first genre (coarse channels) instead of one per movie")
     parser.add_argument("--config", type=Path, default=None, help="a vidrec TOML config (default: the defaults)")
+    parser.add_argument("--shape", choices=list(SHAPES), default="as-logged",
+                        help="sim only: the log with one kind of information taken away (vidrec.evaluation.shapes)")
     parser.add_argument("--ndcg-budget", action="store_true",
                         help="sim only: the re-ranking budget on validation NDCG@10, not on the simulator's true "
                              "expected completions")
     args = parser.parse_args()
     root = args.out or Path(tempfile.mkdtemp(prefix=f"vidrec-{args.dataset}-"))
-    data_dir = prepare(args.dataset, root, args.ml100k, args.creators, args.coarse_creators)
+    data_dir = prepare(args.dataset, root, args.ml100k, args.creators, args.coarse_creators, args.shape)
     write_split(read_dataset(data_dir), root / "split", SplitConfig())
     train = read_dataset(root / "split" / "train")
     start = time.perf_counter()

@@ -1,10 +1,10 @@
-"""Defaults that hold across the shapes real logs come in: the whole pipeline trained on a
-simulated log with likes, impressions, demographics, categories, creators or time order taken
-away, each judged on held-out watches against most-popular trained on the same split."""
+"""Defaults that hold across the shapes real logs come in (:mod:`vidrec.evaluation.shapes`): the
+whole pipeline trained on a simulated log with likes, impressions, demographics, categories,
+creators or time order taken away, each judged on held-out watches against most-popular
+trained on the same split."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import replace
 
 import polars as pl
@@ -15,33 +15,9 @@ from vidrec.data.dataset import Dataset, read_dataset
 from vidrec.data.simulator import SimulatorConfig, simulate
 from vidrec.data.splits import SplitConfig, split_events
 from vidrec.evaluation.protocol import EvaluationData, default_baselines, evaluate_baselines
+from vidrec.evaluation.shapes import SHAPES
 from vidrec.evaluation.system import evaluate_stages
 from vidrec.recommender import Recommender
-
-
-def _events(ds: Dataset, keep: pl.Expr) -> Dataset:
-    return replace(ds, events=ds.events.filter(keep))
-
-
-def _videos(ds: Dataset, **columns: pl.Expr) -> Dataset:
-    return replace(ds, videos=ds.videos.with_columns(**columns))
-
-
-def _shuffled_times(ds: Dataset) -> Dataset:
-    """Every event keeps its user and video, but its time is another event's: no order means anything."""
-    return replace(ds, events=ds.events.with_columns(pl.col("ts").shuffle(seed=0)))
-
-
-SHAPES: dict[str, Callable[[Dataset], Dataset]] = {
-    "as simulated": lambda ds: ds,
-    "no likes or dislikes": lambda ds: _events(ds, ~pl.col("event").is_in(["like", "dislike"])),
-    "no impressions": lambda ds: _events(ds, pl.col("event") != "impression"),
-    "no demographics": lambda ds: replace(ds, users=ds.users.select("user_id")),
-    "one category": lambda ds: _videos(ds, category=pl.lit("all")),
-    "coarse creators": lambda ds: _videos(ds, creator_id=pl.col("category")),
-    "one creator": lambda ds: _videos(ds, creator_id=pl.lit("everyone")),
-    "no meaningful time order": _shuffled_times,
-}
 
 
 @pytest.fixture(scope="module")
