@@ -11,8 +11,9 @@ Two logs, two constructions:
   (user, video) at ``ts`` is an example, labelled by the outcome events answering it.
   Watches never shown (search, links) make no example: they do not answer the
   question asked of the ranker.
-* **Without impressions** (MovieLens): every watch is an example labelled by its own
-  completion (so low completions are real negatives), ``interacted`` = 1, and
+* **Without impressions** (MovieLens), or with impressions that answer fewer than half
+  of the watches (times without order: :func:`example_mode`): every watch is an example
+  labelled by its own completion (so low completions are real negatives), ``interacted`` = 1, and
   ``liked``/``disliked`` by a like/dislike answering the watch; on top, ``negatives_per_watch``
   videos the user never interacted with are drawn per watch at the watch's ``ts``,
   all labels 0: a share ``popularity_share`` weighted by interaction count ** 0.75,
