@@ -183,3 +183,16 @@ def test_auto_mode_builds_from_watches_where_impressions_explain_none() -> None:
 def test_config_rejects_bad_values(kwargs: dict) -> None:
     with pytest.raises(ValueError, match="ExampleConfig"):
         ExampleConfig(**kwargs)
+
+
+def test_unshown_negatives_are_never_shown_nor_touched() -> None:
+    # u1 is shown a and b and watches a; c..t were never shown to u1: its negatives come from them
+    events = log([("u1", "a", m(0), "impression", None), ("u1", "a", m(5), "watch", 100.0),
+                  ("u1", "b", m(0), "impression", None), ("u2", "c", m(0), "impression", None)])  # fmt: skip
+    cfg = ExampleConfig(unshown_negatives=3)
+    out = build_examples(events, videos(20), cfg)
+    plain = build_examples(events, videos(20))
+    extra = out.join(plain, on=["user_id", "video_id", "ts"], how="anti")
+    assert extra.height == 3 and set(extra["user_id"]) == {"u1"}  # only the watched impression draws them
+    assert not set(extra["video_id"]) & {"a", "b"} and (extra.select(LABELS).to_numpy() == 0).all()
+    assert extra["ts"].to_list() == [m(0)] * 3

@@ -31,7 +31,7 @@ strictly before ``ts``.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import timedelta
 
 import numpy as np
@@ -67,6 +67,9 @@ class ExampleConfig:
     popularity_share: float = 0.5  # share of sampled negatives drawn by popularity ** 0.75
     hard_negatives_per_watch: int = 2  # retrieved negatives per watch (watch mode, needs embeddings; hard_negatives.py)
     hard_pool: int = 300  # drawn among the user's top this many by the two-tower at ts (~ the serving candidate count)
+    # impression mode: videos never shown to nor touched by the user, drawn per watched impression as all-zero
+    # examples (as in watch mode), so the ranker also sees the candidates the logging policy never showed
+    unshown_negatives: int = 0
     seed: int = 0  # negative sampling seed
 
     def __post_init__(self) -> None:
@@ -84,6 +87,8 @@ class ExampleConfig:
             raise ValueError(
                 f"ExampleConfig.hard_negatives_per_watch must be an integer >= 0, got {self.hard_negatives_per_watch!r}"
             )
+        if not isinstance(self.unshown_negatives, int) or self.unshown_negatives < 0:
+            raise ValueError(f"ExampleConfig.unshown_negatives must be an integer >= 0, got {self.unshown_negatives!r}")
         if not isinstance(self.hard_pool, int) or self.hard_pool < 1:
             raise ValueError(f"ExampleConfig.hard_pool must be an integer >= 1, got {self.hard_pool!r}")
         if not 0.0 <= self.popularity_share <= 1.0:
@@ -150,7 +155,12 @@ def impression_examples(events: pl.DataFrame, videos: pl.DataFrame, cfg: Example
     }
     for name, outcome in outcomes.items():
         imp = _answered(imp, outcome, cfg.session_window, name)
-    return imp.sort("_row").select("user_id", "video_id", "ts", *LABELS)
+    out = imp.sort("_row").select("user_id", "video_id", "ts", *LABELS)
+    watched = out.filter(pl.col("interacted") > 0)
+    if cfg.unshown_negatives == 0 or watched.is_empty():
+        return out
+    sample = replace(cfg, negatives_per_watch=cfg.unshown_negatives)
+    return pl.concat([out, sampled_negatives(events, videos, watched, sample, shown_too=True)])
 
 
 def _answered(rows: pl.DataFrame, outcome: pl.DataFrame, window: timedelta, name: str) -> pl.DataFrame:
@@ -192,9 +202,11 @@ def zero_labels(frame: pl.DataFrame) -> pl.DataFrame:
 
 
 def sampled_negatives(
-    events: pl.DataFrame, videos: pl.DataFrame, watches: pl.DataFrame, cfg: ExampleConfig, rounds: int = 8
+    events: pl.DataFrame, videos: pl.DataFrame, watches: pl.DataFrame, cfg: ExampleConfig, rounds: int = 8,
+    shown_too: bool = False,
 ) -> pl.DataFrame:
-    """``negatives_per_watch`` all-zero-label examples per watch: videos the user never touched, already uploaded.
+    """``negatives_per_watch`` all-zero-label examples per watch: videos the user never touched (nor,
+    with ``shown_too``, was shown), already uploaded.
 
     Rejected draws (interacted, or uploaded after ``ts``) are redrawn up to ``rounds``
     times, uniformly after the first two (a heavy user has touched most popular
@@ -206,7 +218,9 @@ def sampled_negatives(
     counts = vids.join(pop, on="video_id", how="left")["len"].fill_null(0).to_numpy().astype(np.float64)
     weights = counts**0.75 if counts.sum() > 0 else np.ones_like(counts)
     p_pop = weights / weights.sum()
-    touched = events.filter(pl.col("event") != "impression").select("user_id", "video_id").unique()
+    touched = (events if shown_too else events.filter(pl.col("event") != "impression")).select(
+        "user_id", "video_id"
+    ).unique()
     want = watches.select("user_id", "ts").with_columns(
         _k=pl.lit(list(range(cfg.negatives_per_watch)), dtype=pl.List(pl.Int32))
     ).explode("_k").drop("_k").with_row_index("_i")
