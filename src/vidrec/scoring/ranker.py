@@ -298,9 +298,9 @@ class MultiTaskRanker(Ranker):
 
     def _examples(self, train: Dataset, tables: EventTables, embeddings: EmbeddingSource | None) -> pl.DataFrame:
         cfg = self.config
-        examples = self._since(build_examples(train.events, train.videos, cfg.examples))
-        ex = cfg.examples
-        if ex.hard_negatives_per_watch and embeddings is not None and example_mode(train.events, ex) == "watches":
+        ex = replace(cfg.examples, mode=example_mode(train.events, cfg.examples))  # decided (and logged) once
+        examples = self._since(build_examples(train.events, train.videos, ex))
+        if ex.hard_negatives_per_watch and embeddings is not None and ex.mode == "watches":
             watches = self._since(watch_examples(train.events, train.videos, replace(ex, negatives_per_watch=0)))
             hard = retrieved_negatives(
                 watches, train.events, train.videos, tables, embeddings,
