@@ -108,7 +108,7 @@ class Pipeline:
             if name == "two_tower" and two_tower is not None:
                 cast(TwoTowerGenerator, gen).pretrained = Path(two_tower)
             gen.fit(train, now, catalogue)
-            if name == "two_tower":  # the settings its validation search chose are the pipeline's from now on
+            if name == "two_tower" and two_tower is None:  # the settings its search chose are the pipeline's now
                 config = replace(config, sections={**config.sections, name: cast(TwoTowerGenerator, gen).config})
             generators.append(gen)
             timings[f"candidates.{name}"] = time.perf_counter() - t0
